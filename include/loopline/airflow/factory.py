@@ -1,0 +1,103 @@
+"""Render pipeline plans into Airflow DAGs: the only place where specs meet Airflow.
+
+Two DAG files use it. ``dags/loopline_pipelines.py`` builds the DAGs of every spec that loads;
+``dags/loopline_spec_check.py`` raises for the specs that do not, so Airflow shows them as an
+import error naming file, field and reason, while the good specs' DAGs keep loading (Airflow
+drops every DAG of a file whose import fails, so the two concerns live in two files).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, Asset, BaseOperator, Param
+
+from loopline.airflow.operators import LandDemoBatchOperator
+from loopline.plan import DagPlan, ParamPlan, TaskKind, TaskPlan, plan_pipeline
+from loopline.spec import describe_errors, load_specs
+
+log = logging.getLogger(__name__)
+
+PIPELINES_ENV = "LOOPLINE_PIPELINES_DIR"
+
+# Every task kind a plan may name, and the operator that carries it out.
+OPERATORS: dict[TaskKind, type[BaseOperator]] = {
+    TaskKind.LAND_DEMO_BATCH: LandDemoBatchOperator,
+}
+
+
+class PipelineSpecsInvalid(Exception):
+    """One or more pipeline specs cannot be turned into DAGs."""
+
+
+def pipelines_folder(default: Path) -> Path:
+    """The spec folder: ``$LOOPLINE_PIPELINES_DIR`` if set, else `default`."""
+    return Path(os.environ.get(PIPELINES_ENV) or default)
+
+
+def build_dags(folder: Path) -> dict[str, DAG]:
+    """The DAGs of every spec in `folder` that loads; bad specs are skipped and logged."""
+    spec_set = load_specs(folder)
+    for error in spec_set.errors:
+        log.warning("skipping pipeline spec: %s", error)
+    plans = [plan for spec in spec_set.specs.values() for plan in plan_pipeline(spec)]
+    return {plan.dag_id: render(plan) for plan in plans}
+
+
+def raise_for_bad_specs(folder: Path) -> None:
+    """Raise one error describing every bad spec in `folder`; return quietly if all load."""
+    spec_set = load_specs(folder)
+    if spec_set.errors:
+        raise PipelineSpecsInvalid(
+            f"{len(spec_set.errors)} of {len(spec_set.errors) + len(spec_set.specs)} pipeline "
+            f"specs in {folder} cannot be loaded; their DAGs are not built.\n\n"
+            + describe_errors(spec_set.errors)
+        )
+
+
+def render(plan: DagPlan) -> DAG:
+    """One DAG from its plan; the same plan always renders the same DAG."""
+    with DAG(
+        dag_id=plan.dag_id,
+        description=plan.description,
+        doc_md=plan.doc_md,
+        schedule=plan.schedule,
+        start_date=plan.start_date,
+        catchup=False,
+        max_active_runs=plan.max_active_runs,
+        tags=set(plan.tags),
+        params={param.name: _param(param) for param in plan.params},
+        default_args={
+            "owner": plan.owner,
+            "retries": plan.retries,
+            "retry_delay": timedelta(seconds=30),
+            "retry_exponential_backoff": 2.0,
+        },
+        # Params render to their JSON types (an int stays an int) in templated arguments.
+        render_template_as_native_obj=True,
+    ) as dag:
+        tasks = {task.task_id: _operator(task) for task in plan.tasks}
+        for task in plan.tasks:
+            for upstream in task.upstream:
+                tasks[upstream] >> tasks[task.task_id]
+    return dag
+
+
+def _operator(task: TaskPlan) -> BaseOperator:
+    outlets = [Asset(name=asset.name, uri=asset.uri) for asset in task.outlets]
+    return OPERATORS[task.kind](
+        task_id=task.task_id, outlets=outlets, doc_md=task.doc_md or None, **task.arguments
+    )
+
+
+def _param(param: ParamPlan) -> Param:
+    return Param(
+        param.default,
+        title=param.title,
+        description=param.description,
+        section=param.section,
+        **param.schema,
+    )

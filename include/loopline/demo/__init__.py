@@ -1,0 +1,1 @@
+"""Synthetic demo data: a seeded card-transactions feed with drift knobs."""

@@ -1,0 +1,187 @@
+"""A neutral plan between specs and Airflow: which DAGs a pipeline has, and their tasks.
+
+Nothing here imports Airflow. A task is an id, a kind and its arguments; one small function in
+``loopline.airflow.factory`` renders plans into DAGs. Each stage of the loop adds a planner
+below; the factory picks them all up, so adding a model is a new spec, not new Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from loopline.spec.model import FileFormat, PipelineSpec
+
+START_DATE = datetime(2026, 1, 1)
+
+
+class TaskKind(StrEnum):
+    LAND_DEMO_BATCH = "land_demo_batch"
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    name: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    """A run parameter with its JSON schema; Airflow validates it and draws the trigger form."""
+
+    name: str
+    default: Any
+    schema: Mapping[str, Any]
+    title: str
+    description: str
+    section: str = "Run parameters"
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task_id: str
+    kind: TaskKind
+    arguments: Mapping[str, Any]
+    upstream: tuple[str, ...] = ()
+    outlets: tuple[AssetRef, ...] = ()
+    doc_md: str = ""
+
+
+@dataclass(frozen=True)
+class DagPlan:
+    dag_id: str
+    pipeline: str
+    stage: str
+    description: str
+    schedule: str | None
+    owner: str
+    retries: int
+    tags: tuple[str, ...]
+    tasks: tuple[TaskPlan, ...]
+    params: tuple[ParamPlan, ...] = ()
+    doc_md: str = ""
+    max_active_runs: int = 1
+    start_date: datetime = START_DATE
+
+
+def dag_id(spec: PipelineSpec, stage: str) -> str:
+    return f"{spec.name}.{stage}"
+
+
+def landing_asset(spec: PipelineSpec) -> AssetRef:
+    """The asset whose events say "a batch landed"; the validation stage listens to it."""
+    return AssetRef(
+        name=f"{spec.name}.landing",
+        uri=f"s3://{spec.data.bucket}/{spec.data.landing_prefix.rstrip('/')}",
+    )
+
+
+def plan_demo_feed(spec: PipelineSpec) -> DagPlan | None:
+    """A DAG that lands seeded synthetic batches, with drift knobs in its trigger form."""
+    if spec.demo is None:
+        return None
+    demo = spec.demo
+    params = (
+        ParamPlan(
+            "rows",
+            demo.rows,
+            {"type": "integer", "minimum": 1, "maximum": 5_000_000},
+            "Rows",
+            "How many transactions the batch holds.",
+            "Batch",
+        ),
+        ParamPlan(
+            "file_format",
+            str(spec.data.format),
+            {"type": "string", "enum": [str(f) for f in FileFormat]},
+            "File format",
+            "Format of the landed file.",
+            "Batch",
+        ),
+        ParamPlan(
+            "seed",
+            None,
+            {"type": ["null", "integer"]},
+            "Seed",
+            "Leave empty to derive it from the run id: a retry lands identical bytes.",
+            "Batch",
+        ),
+        ParamPlan(
+            "mean_shift",
+            0.0,
+            {"type": "number", "minimum": -10, "maximum": 10},
+            "Mean shift (std devs)",
+            "Added to the first N numeric features.",
+            "Drift knobs",
+        ),
+        ParamPlan(
+            "drifted_features",
+            0,
+            {"type": "integer", "minimum": 0, "maximum": 30},
+            "Drifted features (N)",
+            "How many numeric features get the mean shift.",
+            "Drift knobs",
+        ),
+        ParamPlan(
+            "new_category_share",
+            0.0,
+            {"type": "number", "minimum": 0, "maximum": 1},
+            "New category share",
+            "Share of rows whose merchant category is unseen.",
+            "Drift knobs",
+        ),
+        ParamPlan(
+            "label_shift",
+            0.0,
+            {"type": "number", "minimum": -0.5, "maximum": 0.5},
+            "Label shift",
+            "Added to the base fraud rate.",
+            "Drift knobs",
+        ),
+    )
+    batch = {name: f"{{{{ params.{name} }}}}" for name in (p.name for p in params)}
+    land = TaskPlan(
+        task_id="land_batch",
+        kind=TaskKind.LAND_DEMO_BATCH,
+        arguments={
+            "pipeline": spec.name,
+            "bucket": spec.data.bucket,
+            "landing_prefix": spec.data.landing_prefix,
+            "base_seed": demo.seed,
+            "fraud_rate": demo.fraud_rate,
+            "batch": batch,
+        },
+        outlets=(landing_asset(spec),),
+        doc_md="Generates one seeded batch and writes it create-only to the landing prefix.",
+    )
+    return DagPlan(
+        dag_id=dag_id(spec, "demo_feed"),
+        pipeline=spec.name,
+        stage="demo_feed",
+        description=f"Lands synthetic batches for {spec.name} in "
+        f"s3://{spec.data.bucket}/{spec.data.landing_prefix}",
+        schedule=demo.schedule,
+        owner=spec.owner,
+        retries=spec.retries,
+        tags=(*spec.all_tags, "stage:demo_feed"),
+        tasks=(land,),
+        params=params,
+        doc_md=(
+            f"### {spec.name}: demo feed\n"
+            f"Lands a seeded batch of synthetic card transactions in "
+            f"`s3://{spec.data.bucket}/{spec.data.landing_prefix}` every run "
+            f"(schedule `{demo.schedule}`). Trigger it with the form to choose the row count, "
+            "the file format and drift knobs (shifted means, new categories, label shift)."
+        ),
+    )
+
+
+# Every stage's planner; a stage that does not apply to a spec returns None.
+PLANNERS: tuple[Callable[[PipelineSpec], DagPlan | None], ...] = (plan_demo_feed,)
+
+
+def plan_pipeline(spec: PipelineSpec) -> list[DagPlan]:
+    return [plan for planner in PLANNERS if (plan := planner(spec)) is not None]

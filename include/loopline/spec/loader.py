@@ -1,0 +1,194 @@
+"""Load pipeline specs from YAML and report every problem with its file, field and line."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from loopline.spec.model import FieldPath, PipelineSpec, Problem, SpecProblems
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+class SpecError(Exception):
+    """A spec file that cannot be used, with every problem found in it."""
+
+    def __init__(self, path: Path, problems: list[Problem], lines: dict[FieldPath, int]) -> None:
+        self.path = path
+        self.problems = problems
+        self.lines = lines
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        count = len(self.problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in {self.path}"
+        return "\n".join([header, *(f"  {self._located(p)}" for p in self.problems)])
+
+    def _located(self, problem: Problem) -> str:
+        line = _line_for(problem.path, self.lines)
+        where = f"{problem.dotted_path} (line {line})" if line else problem.dotted_path
+        return f"{where}: {problem.message}"
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """The specs of a folder: the ones that loaded, and the errors of the others."""
+
+    specs: dict[str, PipelineSpec]
+    errors: list[SpecError]
+
+
+def load_spec(path: Path) -> PipelineSpec:
+    """Parse and validate one spec file; raise SpecError naming every problem at once."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, [Problem((), f"cannot read the file: {exc}")], {}) from exc
+    try:
+        document = yaml.safe_load(text)
+        lines = _line_numbers(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, [Problem((), f"not valid YAML{where}: {reason}")], {}) from exc
+    if not isinstance(document, dict):
+        got = type(document).__name__ if document is not None else "an empty file"
+        raise SpecError(path, [Problem((), f"expected a mapping of sections, got {got}")], {})
+    problems = _validate(document)
+    if not problems and document.get("name") != path.stem:
+        problems = [
+            Problem(
+                ("name",),
+                f"{document.get('name')!r} must match the file name "
+                f"{path.stem!r}, so that each pipeline has one file",
+            )
+        ]
+    if problems:
+        raise SpecError(path, problems, lines)
+    return PipelineSpec.model_validate(document)
+
+
+def load_specs(folder: Path) -> SpecSet:
+    """Load every spec of a folder; a bad spec is recorded, never stops the others."""
+    specs: dict[str, PipelineSpec] = {}
+    errors: list[SpecError] = []
+    for path in spec_files(folder):
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            errors.append(exc)
+            continue
+        specs[spec.name] = spec
+    return SpecSet(specs=specs, errors=errors)
+
+
+def spec_files(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"pipeline spec folder {folder} does not exist")
+    return sorted(p for p in folder.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+
+
+def _validate(document: dict[str, Any]) -> list[Problem]:
+    try:
+        PipelineSpec.model_validate(document)
+    except SpecProblems as exc:
+        return exc.problems
+    except ValidationError as exc:
+        return [_problem_from_pydantic(error) for error in exc.errors()]
+    return []
+
+
+def _problem_from_pydantic(error: Any) -> Problem:
+    path: FieldPath = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return Problem(path, _unknown_field_message(path))
+    if kind == "missing":
+        return Problem(path, "is required but missing")
+    message = error["msg"]
+    if kind.startswith("value_error"):
+        message = message.removeprefix("Value error, ")
+        return Problem(path, message)
+    return Problem(path, f"got {_show(error.get('input'))}, expected {_lowercase(message)}")
+
+
+def _unknown_field_message(path: FieldPath) -> str:
+    name = str(path[-1])
+    allowed = _allowed_fields(path[:-1])
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+    return f"unknown field {name!r}{hint}"
+
+
+def _allowed_fields(parent: FieldPath) -> list[str]:
+    """The field names of the model found at `parent`, following the spec's nesting."""
+    model: type[BaseModel] | None = PipelineSpec
+    for part in parent:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_in(field.annotation) if field else None
+    return sorted(model.model_fields) if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict | list):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return repr(value)
+
+
+def _lowercase(message: str) -> str:
+    message = message.removeprefix("Input should be ").removeprefix("Input ")
+    return message[:1].lower() + message[1:]
+
+
+def _line_numbers(node: yaml.Node | None, path: FieldPath = ()) -> dict[FieldPath, int]:
+    """Map every key path of a YAML document to its 1-based line."""
+    lines: dict[FieldPath, int] = {}
+    if node is None:
+        return lines
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines.update(_line_numbers(value, child))
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.update(_line_numbers(item, (*path, index)))
+    return lines
+
+
+def _line_for(path: FieldPath, lines: dict[FieldPath, int]) -> int | None:
+    """The line of `path`, or of its closest ancestor that exists (missing fields)."""
+    for end in range(len(path), 0, -1):
+        key = tuple(str(p) if not isinstance(p, int) else p for p in path[:end])
+        if key in lines:
+            return lines[key]
+    return None
+
+
+def describe_errors(errors: Iterable[SpecError]) -> str:
+    """One message for several bad specs, as shown in Airflow's import errors."""
+    errors = list(errors)
+    return "\n\n".join(error.render() for error in errors)

@@ -1,0 +1,347 @@
+"""Typed pipeline specs: one YAML file per model, parsed into these frozen pydantic models.
+
+Every section is strict (`extra="forbid"`), so a typo is an error with a hint, never a
+silently ignored key. Cross-section rules (a feature must be a schema column, the promotion
+metric must be a training metric, ...) live in `PipelineSpec`'s validators.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+S3_PREFIX_PATTERN = r"^([A-Za-z0-9!_.*'()-]+/)+$"
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+class ColumnType(StrEnum):
+    STRING = "string"
+    INT64 = "int64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    BOOL = "bool"
+    TIMESTAMP = "timestamp"
+
+
+class Column(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    type: ColumnType
+    nullable: bool = False
+    description: str = ""
+
+
+class DataSpec(StrictModel):
+    """Where batches land and what they must look like."""
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    landing_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
+    validated_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
+    quarantine_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
+    format: FileFormat = FileFormat.PARQUET
+    key: str
+    timestamp: str
+    columns: list[Column] = Field(min_length=1)
+    expectation_suite: str = Field(pattern=NAME_PATTERN)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+
+class Features(StrictModel):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class Architecture(StrictModel):
+    kind: Literal["mlp"] = "mlp"
+    hidden_units: list[PositiveInt] = Field(default=[64, 32], min_length=1)
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    embedding_dim: PositiveInt = 8
+
+
+class HyperParameters(StrictModel):
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    batch_size: PositiveInt = 1024
+    epochs: PositiveInt = 20
+
+
+class Metric(StrEnum):
+    AUC = "auc"
+    LOGLOSS = "logloss"
+    ACCURACY = "accuracy"
+    PRECISION = "precision"
+    RECALL = "recall"
+
+
+class ModelSpec(StrictModel):
+    task: Literal["binary_classification"] = "binary_classification"
+    features: Features
+    label: str
+    architecture: Architecture = Architecture()
+    hyperparameters: HyperParameters = HyperParameters()
+
+
+class TrainingSpec(StrictModel):
+    schedule: str | None = "@weekly"
+    window_days: PositiveInt = 30
+    holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    seed: int = 42
+    early_stopping_patience: PositiveInt = 3
+    metrics: list[Metric] = Field(default=[Metric.AUC, Metric.LOGLOSS], min_length=1)
+    use_gpu_if_available: bool = True
+
+
+class BatchInferenceSpec(StrictModel):
+    schedule: str | None = "@daily"
+    output_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
+    rows_per_batch: PositiveInt = 65_536
+
+
+class PromotionSpec(StrictModel):
+    metric: Metric = Metric.AUC
+    min_improvement: Annotated[float, Field(ge=0.0)] = 0.0
+    guard_tolerances: dict[Metric, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    absolute_thresholds: dict[Metric, float] = Field(default_factory=dict)
+    max_p99_latency_ms: Annotated[float, Field(gt=0.0)] = 50.0
+    max_model_size_mb: Annotated[float, Field(gt=0.0)] = 100.0
+    require_approval: bool = False
+
+
+class DriftSpec(StrictModel):
+    schedule: str | None = "@daily"
+    reference_window_days: PositiveInt = 7
+    feature_drift_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+    drifted_share_to_retrain: Fraction = 0.3
+
+
+class Replicas(StrictModel):
+    min: PositiveInt = 1
+    max: PositiveInt = 4
+
+
+class StreamingSpec(StrictModel):
+    input_topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    output_topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    consumer_group: str = Field(min_length=1)
+    partitions: PositiveInt = 4
+    replicas: Replicas = Replicas()
+    p99_latency_ms: Annotated[float, Field(gt=0.0)] = 250.0
+    max_lag: PositiveInt = 10_000
+
+
+class DemoSpec(StrictModel):
+    """A synthetic feed for the pipeline, for local runs and demos."""
+
+    generator: Literal["card_transactions"] = "card_transactions"
+    schedule: str | None = "@hourly"
+    rows: Annotated[int, Field(ge=1, le=5_000_000)] = 5_000
+    seed: int = 7
+    fraud_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+
+
+class PipelineSpec(StrictModel):
+    """One model's whole loop, from landing data to streaming scores."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    owner: str = Field(default="loopline", min_length=1)
+    tags: list[str] = Field(default_factory=list)
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    data: DataSpec
+    model: ModelSpec
+    training: TrainingSpec = TrainingSpec()
+    batch_inference: BatchInferenceSpec | None = None
+    promotion: PromotionSpec = PromotionSpec()
+    drift: DriftSpec = DriftSpec()
+    streaming: StreamingSpec | None = None
+    demo: DemoSpec | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_are_slugs(cls, tags: list[str]) -> list[str]:
+        bad = [tag for tag in tags if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", tag)]
+        if bad:
+            raise ValueError(f"tags {bad} must be 1-100 letters, digits, '_', '.' or '-'")
+        return tags
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> PipelineSpec:
+        problems = cross_section_problems(self)
+        if problems:
+            raise SpecProblems(problems)
+        return self
+
+    @property
+    def all_tags(self) -> list[str]:
+        return sorted({"loopline", f"pipeline:{self.name}", *self.tags})
+
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec: where (a dotted path into the YAML) and why."""
+
+    path: FieldPath
+    message: str
+
+    @property
+    def dotted_path(self) -> str:
+        text = ""
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        return text.lstrip(".") or "(top level)"
+
+
+class SpecProblems(Exception):
+    """Raised from inside validation so that pydantic does not flatten paths.
+
+    pydantic wraps ValueError into an error located at the model; any other exception passes
+    through untouched, so cross-section problems keep their own precise paths.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.dotted_path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def cross_section_problems(spec: PipelineSpec) -> list[Problem]:
+    """Rules that span fields or sections, each reported at the field a user should edit."""
+    return [
+        *_data_problems(spec.data),
+        *_model_problems(spec),
+        *_promotion_problems(spec),
+        *_streaming_problems(spec.streaming),
+    ]
+
+
+def _data_problems(data: DataSpec) -> list[Problem]:
+    problems = []
+    prefixes = ("landing_prefix", "validated_prefix", "quarantine_prefix")
+    for i, outer in enumerate(prefixes):
+        for inner in prefixes[i + 1 :]:
+            a, b = getattr(data, outer), getattr(data, inner)
+            if a.startswith(b) or b.startswith(a):
+                problems.append(
+                    Problem(
+                        ("data", inner),
+                        f"{b!r} overlaps data.{outer} {a!r}; landing, validated and quarantine "
+                        "prefixes must be disjoint so that a file is in exactly one of them",
+                    )
+                )
+    names = data.column_names
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            problems.append(
+                Problem(
+                    ("data", "columns", index, "name"),
+                    f"column {name!r} is declared more than once",
+                )
+            )
+    for role in ("key", "timestamp"):
+        if getattr(data, role) not in names:
+            problems.append(
+                Problem(
+                    ("data", role),
+                    f"{getattr(data, role)!r} is not a declared column; expected one of {names}",
+                )
+            )
+    return problems
+
+
+def _model_problems(spec: PipelineSpec) -> list[Problem]:
+    names = spec.data.column_names
+    features = spec.model.features
+    problems = []
+    for group in ("numeric", "categorical"):
+        for index, feature in enumerate(getattr(features, group)):
+            if feature not in names:
+                problems.append(
+                    Problem(
+                        ("model", "features", group, index),
+                        f"{feature!r} is not a column of data.columns",
+                    )
+                )
+    if not features.all:
+        problems.append(Problem(("model", "features"), "lists no numeric or categorical feature"))
+    if spec.model.label not in names:
+        problems.append(
+            Problem(("model", "label"), f"{spec.model.label!r} is not a column of data.columns")
+        )
+    elif spec.model.label in features.all:
+        problems.append(
+            Problem(("model", "label"), f"{spec.model.label!r} is also listed as a feature")
+        )
+    return problems
+
+
+def _promotion_problems(spec: PipelineSpec) -> list[Problem]:
+    known = [str(metric) for metric in spec.training.metrics]
+    promotion = spec.promotion
+    used: list[tuple[FieldPath, Metric]] = [(("promotion", "metric"), promotion.metric)]
+    used += [(("promotion", "guard_tolerances", str(m)), m) for m in promotion.guard_tolerances]
+    used += [
+        (("promotion", "absolute_thresholds", str(m)), m) for m in promotion.absolute_thresholds
+    ]
+    return [
+        Problem(
+            path,
+            f"{str(metric)!r} is not among training.metrics {known}; "
+            "hint: add it there or pick one of those",
+        )
+        for path, metric in used
+        if str(metric) not in known
+    ]
+
+
+def _streaming_problems(streaming: StreamingSpec | None) -> list[Problem]:
+    if streaming is None:
+        return []
+    problems = []
+    if streaming.replicas.min > streaming.replicas.max:
+        problems.append(
+            Problem(
+                ("streaming", "replicas", "min"),
+                f"{streaming.replicas.min} is greater than replicas.max ({streaming.replicas.max})",
+            )
+        )
+    if streaming.replicas.max > streaming.partitions:
+        problems.append(
+            Problem(
+                ("streaming", "replicas", "max"),
+                f"{streaming.replicas.max} exceeds partitions "
+                f"({streaming.partitions}); a consumer group cannot use more "
+                "replicas than partitions",
+            )
+        )
+    if streaming.input_topic == streaming.output_topic:
+        problems.append(
+            Problem(
+                ("streaming", "output_topic"),
+                "must differ from input_topic, or scores feed back as input",
+            )
+        )
+    return problems

@@ -1,0 +1,123 @@
+"""A small, explicit object store over a boto3 S3 client.
+
+Writes are create-only by default (``If-None-Match: *``): a key is written once, a retry that
+brings the same bytes is a no-op, and different bytes for an existing key are an error rather
+than a silent overwrite. A single PUT is atomic on S3: readers see all of an object or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+log = logging.getLogger(__name__)
+
+CHECKSUM_METADATA_KEY = "sha256"
+
+
+class ObjectConflictError(Exception):
+    """A key already holds different bytes than the ones being written."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    key: str
+    size: int
+    sha256: str
+    created: bool  # False when an identical object was already there (an idempotent retry)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ObjectStore:
+    """S3 operations Loopline relies on, with errors that name the bucket and key."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def ensure_bucket(self, bucket: str) -> bool:
+        """Create `bucket` if missing; return True when it was created."""
+        try:
+            self.client.head_bucket(Bucket=bucket)
+            return False
+        except ClientError as exc:
+            if _status(exc) not in (404, 400):
+                raise
+        try:
+            self.client.create_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+            return False
+        return True
+
+    def put_new(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+    ) -> StoredObject:
+        """Create `key` with `data`; an identical existing object counts as success."""
+        checksum = sha256_hex(data)
+        try:
+            self.client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                Metadata={**(metadata or {}), CHECKSUM_METADATA_KEY: checksum},
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _status(exc) != 412:
+                raise
+            existing = self.checksum(bucket, key)
+            if existing != checksum:
+                raise ObjectConflictError(
+                    f"s3://{bucket}/{key} already exists with sha256 {existing}, "
+                    f"refusing to replace it with different bytes (sha256 {checksum})"
+                ) from exc
+            log.info("s3://%s/%s already holds these exact bytes; nothing to do", bucket, key)
+            return StoredObject(bucket, key, len(data), checksum, created=False)
+        return StoredObject(bucket, key, len(data), checksum, created=True)
+
+    def checksum(self, bucket: str, key: str) -> str:
+        """The object's sha256: from its metadata when Loopline wrote it, else by reading it."""
+        head = self.client.head_object(Bucket=bucket, Key=key)
+        recorded = head.get("Metadata", {}).get(CHECKSUM_METADATA_KEY)
+        return recorded or sha256_hex(self.get(bucket, key))
+
+    def get(self, bucket: str, key: str) -> bytes:
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def metadata(self, bucket: str, key: str) -> dict[str, str]:
+        return self.client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+
+    def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+
+def _status(exc: ClientError) -> int | None:
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
