@@ -1,0 +1,74 @@
+"""The ``loopline`` command: run the local stack and check pipeline specs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=Path.cwd(),
+        help="project root (default: the current folder)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    stack = commands.add_parser("stack", help="the embedded local stack")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--no-demo-data", action="store_true", help="do not land a first demo batch")
+
+    spec = commands.add_parser("spec", help="pipeline specs")
+    spec.add_argument("action", choices=["check"])
+    spec.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="spec files (default: every spec under include/pipelines)",
+    )
+
+    args = parser.parse_args(argv)
+    if args.command == "stack":
+        return _stack(args)
+    return _check_specs(args)
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from loopline.stack.config import load_config
+    from loopline.stack.local import LocalStack
+
+    local = LocalStack(load_config(args.project))
+    if args.action == "up":
+        local.up(seed_demo_data=not args.no_demo_data)
+    elif args.action == "down":
+        local.down()
+    else:
+        for name, pid in local.status().items():
+            print(f"{name:24} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+    return 0
+
+
+def _check_specs(args: argparse.Namespace) -> int:
+    from loopline.plan import plan_pipeline
+    from loopline.spec import SpecError, load_spec
+    from loopline.spec.loader import spec_files
+
+    paths = args.paths or spec_files(args.project / "include" / "pipelines")
+    failed = 0
+    for path in paths:
+        try:
+            spec = load_spec(path)
+        except SpecError as error:
+            failed += 1
+            print(f"FAIL {error}")
+            continue
+        dags = ", ".join(plan.dag_id for plan in plan_pipeline(spec))
+        print(f"ok   {path}: pipeline {spec.name} -> {dags}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Where the local stack keeps its state, which ports it uses, and its generated secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_PORTS = {"airflow": 8080, "s3": 9000, "kafka": 9092}
+PORT_ENV = {
+    "airflow": "LOOPLINE_AIRFLOW_PORT",
+    "s3": "LOOPLINE_S3_PORT",
+    "kafka": "LOOPLINE_KAFKA_PORT",
+}
+HOST = "127.0.0.1"
+ADMIN_USER = "admin"
+S3_ACCESS_KEY = "loopline"
+S3_SECRET_KEY = "loopline-local-secret"
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What must stay the same across restarts: ports and secrets, kept in stack.json."""
+
+    ports: dict[str, int]
+    admin_password: str
+    jwt_secret: str
+    fernet_key: str
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project_root: Path
+    state_dir: Path
+    state: StackState
+    database_url: str | None  # None: SQLite under the state folder
+
+    @property
+    def venv_bin(self) -> Path:
+        return Path(sys.executable).parent
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def s3_snapshot_dir(self) -> Path:
+        return self.state_dir / "s3"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{HOST}:{self.state.ports['airflow']}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{HOST}:{self.state.ports['s3']}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{HOST}:{self.state.ports['kafka']}"
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        return self.database_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+
+    def placeholders(self) -> dict[str, str]:
+        """Values that airflow_settings.yaml may refer to as ``${NAME}``."""
+        return {
+            "LOOPLINE_S3_ENDPOINT": self.s3_endpoint,
+            "LOOPLINE_S3_ACCESS_KEY": S3_ACCESS_KEY,
+            "LOOPLINE_S3_SECRET_KEY": S3_SECRET_KEY,
+            "LOOPLINE_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "LOOPLINE_STATE_DIR": str(self.state_dir),
+        }
+
+
+def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfig:
+    """Read (or create on first use) the stack's state under `state_dir`."""
+    project_root = project_root.resolve()
+    state_dir = (
+        state_dir or Path(os.environ.get("LOOPLINE_STATE_DIR") or project_root / ".loopline")
+    ).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_file = state_dir / "stack.json"
+    if state_file.exists():
+        state = StackState(**json.loads(state_file.read_text()))
+    else:
+        state = StackState(
+            ports=_choose_ports(),
+            admin_password=secrets.token_urlsafe(12),
+            jwt_secret=secrets.token_urlsafe(32),
+            fernet_key=_fernet_key(),
+        )
+        _write_atomically(state_file, json.dumps(asdict(state), indent=2))
+    database_url = os.environ.get("LOOPLINE_DATABASE_URL") or None
+    return StackConfig(project_root, state_dir, state, database_url)
+
+
+def _choose_ports() -> dict[str, int]:
+    """Ports from the environment, else the defaults, else a free one: chosen once, kept."""
+    ports = {}
+    for name, default in DEFAULT_PORTS.items():
+        wanted = os.environ.get(PORT_ENV[name])
+        if wanted:
+            ports[name] = int(wanted)
+        else:
+            ports[name] = default if port_is_free(default) else free_port()
+    return ports
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staging = path.with_suffix(path.suffix + ".tmp")
+    staging.write_text(text)
+    staging.replace(path)
