@@ -19,8 +19,9 @@ CONTENT_TYPES = {
 }
 
 
-def encode(table: pa.Table, file_format: FileFormat) -> bytes:
+def encode(table: pa.Table, file_format: FileFormat | str) -> bytes:
     """Serialise a table; Parquet skips dictionary encoding of floats (1.5x smaller, faster)."""
+    file_format = FileFormat(file_format)
     sink = io.BytesIO()
     if file_format is FileFormat.PARQUET:
         strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
@@ -34,8 +35,9 @@ def encode(table: pa.Table, file_format: FileFormat) -> bytes:
     return sink.getvalue()
 
 
-def decode(data: bytes, file_format: FileFormat) -> pa.Table:
+def decode(data: bytes, file_format: FileFormat | str) -> pa.Table:
     """Parse bytes of the given format into a table; raises pyarrow's error on bad input."""
+    file_format = FileFormat(file_format)
     source = pa.BufferReader(data)
     if file_format is FileFormat.PARQUET:
         return pq.read_table(source)

@@ -1,0 +1,47 @@
+# Loopline: `make run` starts everything, `make test` runs the tests. Both set up what is missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(PYTHON) -m uv
+STAMP  := $(VENV)/.loopline-installed
+
+.PHONY: install run stop status test test-fast lint bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@echo "==> Installing Loopline into $(VENV) (first time: about a minute)"
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	@$(UV) pip install --python $(BIN)/python -r requirements.lock
+	@$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+run: install                ## start S3, Kafka broker and Airflow; seed demo data
+	@$(BIN)/loopline stack up
+
+stop:                       ## stop everything (S3 objects are saved under .loopline/)
+	@if [ -x $(BIN)/loopline ]; then $(BIN)/loopline stack down; fi
+
+status:
+	@$(BIN)/loopline stack status
+
+test: install               ## every test, the real servers included
+	@$(BIN)/pytest
+
+test-fast: install          ## unit tests only, in seconds
+	@$(BIN)/pytest -m "not integration"
+
+lint: install
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+bench: install              ## benchmarks, as ratios against in-run baselines
+	@$(BIN)/python -m bench
+
+lock:                       ## re-resolve requirements.lock from pyproject.toml
+	@$(UV) pip compile pyproject.toml --extra local --extra test --python-version 3.11 \
+		--quiet -o requirements.lock
+
+clean: stop
+	rm -rf .loopline

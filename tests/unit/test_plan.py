@@ -1,0 +1,48 @@
+"""The neutral plan: which DAGs a spec yields, with no Airflow involved."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import PIPELINES
+from loopline.plan import TaskKind, plan_pipeline
+from loopline.spec import load_spec
+
+
+def test_demo_spec_plans_a_feed_dag_with_validated_params() -> None:
+    spec = load_spec(PIPELINES / "card_fraud.yaml")
+    [feed] = plan_pipeline(spec)
+    assert feed.dag_id == "card_fraud.demo_feed"
+    assert feed.schedule == "@hourly"
+    assert {"loopline", "pipeline:card_fraud", "stage:demo_feed"} <= set(feed.tags)
+    [land] = feed.tasks
+    assert land.kind is TaskKind.LAND_DEMO_BATCH
+    assert land.outlets[0].uri == "s3://loopline/card_fraud/landing"
+    params = {p.name: p for p in feed.params}
+    assert params["rows"].default == 5000 and params["rows"].schema["minimum"] == 1
+    assert params["file_format"].schema["enum"] == ["parquet", "csv", "jsonl"]
+
+
+def test_a_spec_without_demo_section_plans_no_feed() -> None:
+    spec = load_spec(PIPELINES / "card_fraud.yaml").model_copy(update={"demo": None})
+    assert plan_pipeline(spec) == []
+
+
+def test_nothing_below_the_airflow_layer_imports_airflow() -> None:
+    modules = [
+        "loopline.plan",
+        "loopline.spec",
+        "loopline.demo.feed",
+        "loopline.storage.objects",
+        "loopline.stack.local",
+        "loopline.cli",
+    ]
+    code = (
+        f"import sys\nfor m in {modules!r}: __import__(m)\n"
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,157 @@
+"""Pipeline specs: the demo spec loads, and every kind of broken spec gets a clear error."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import PIPELINES
+from loopline.spec import PipelineSpec, SpecError, load_spec, load_specs
+
+DEMO = PIPELINES / "card_fraud.yaml"
+
+
+def demo_document() -> dict[str, Any]:
+    return yaml.safe_load(DEMO.read_text())
+
+
+def write_spec(folder: Path, document: Any, name: str = "card_fraud") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+    return path
+
+
+def test_demo_spec_loads_into_typed_sections() -> None:
+    spec = load_spec(DEMO)
+    assert isinstance(spec, PipelineSpec)
+    assert spec.name == "card_fraud"
+    assert len(spec.model.features.numeric) == 30
+    assert spec.model.features.categorical == ["merchant_category", "channel"]
+    assert spec.data.format == "parquet"
+    assert spec.streaming is not None and spec.streaming.replicas.max <= spec.streaming.partitions
+    assert spec.demo is not None and spec.demo.rows == 5000
+
+
+def test_every_shipped_spec_loads() -> None:
+    spec_set = load_specs(PIPELINES)
+    assert spec_set.errors == []
+    assert "card_fraud" in spec_set.specs
+
+
+def mutate(change):
+    def build() -> dict[str, Any]:
+        document = copy.deepcopy(demo_document())
+        change(document)
+        return document
+
+    return build
+
+
+BROKEN = [
+    pytest.param(
+        mutate(lambda d: d["model"]["hyperparameters"].update(epochs="ten")),
+        r"model\.hyperparameters\.epochs \(line \d+\): got 'ten', expected a valid integer",
+        id="wrong-type",
+    ),
+    pytest.param(
+        mutate(lambda d: d["model"]["hyperparameters"].update(epocs=3)),
+        r"model\.hyperparameters\.epocs \(line \d+\): unknown field 'epocs'; "
+        r"did you mean 'epochs'\?",
+        id="typo-gets-a-hint",
+    ),
+    pytest.param(
+        mutate(lambda d: d["promotion"].update(metric="recall")),
+        r"promotion\.metric \(line \d+\): 'recall' is not among training\.metrics "
+        r"\['auc', 'logloss', 'accuracy'\]; hint: add it there",
+        id="promotion-metric-not-trained",
+    ),
+    pytest.param(
+        mutate(lambda d: d["model"]["features"]["numeric"].__setitem__(3, "v99")),
+        r"model\.features\.numeric\[3\] \(line \d+\): 'v99' is not a column of data\.columns",
+        id="feature-not-a-column",
+    ),
+    pytest.param(
+        mutate(lambda d: d.pop("data")),
+        r"data: is required but missing",
+        id="missing-section",
+    ),
+    pytest.param(
+        mutate(lambda d: d["data"].update(validated_prefix="card_fraud/landing/ok/")),
+        r"data\.validated_prefix \(line \d+\): 'card_fraud/landing/ok/' overlaps "
+        r"data\.landing_prefix",
+        id="overlapping-prefixes",
+    ),
+    pytest.param(
+        mutate(lambda d: d["data"].update(landing_prefix="card_fraud/landing")),
+        r"data\.landing_prefix \(line \d+\): got 'card_fraud/landing', expected string "
+        r"should match pattern",
+        id="prefix-without-trailing-slash",
+    ),
+    pytest.param(
+        mutate(lambda d: d["streaming"]["replicas"].update(max=8)),
+        r"streaming\.replicas\.max \(line \d+\): 8 exceeds partitions \(4\)",
+        id="more-replicas-than-partitions",
+    ),
+    pytest.param(
+        mutate(lambda d: d["data"]["columns"][2].update(type="float33")),
+        r"data\.columns\[2\]\.type \(line \d+\): got 'float33', expected 'string', 'int64'",
+        id="unknown-column-type",
+    ),
+    pytest.param(
+        mutate(lambda d: d["model"]["features"]["categorical"].append("is_fraud")),
+        r"model\.label \(line \d+\): 'is_fraud' is also listed as a feature",
+        id="label-is-a-feature",
+    ),
+    pytest.param(
+        mutate(lambda d: d.update(name="another_name")),
+        r"name \(line \d+\): 'another_name' must match the file name 'card_fraud'",
+        id="name-differs-from-file",
+    ),
+    pytest.param(lambda: "", r"expected a mapping of sections, got an empty file", id="empty"),
+    pytest.param(lambda: "- a\n- b\n", r"expected a mapping of sections, got list", id="list"),
+    pytest.param(
+        lambda: "name: card_fraud\ndata: {bucket: [unclosed\n",
+        r"not valid YAML at line 3, column 1",
+        id="yaml-syntax",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "expected"), BROKEN)
+def test_broken_spec_names_file_field_line_and_reason(tmp_path: Path, build, expected: str) -> None:
+    path = write_spec(tmp_path, build())
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert message.splitlines()[0].endswith(f"in {path}"), message
+    assert re.search(expected, message), message
+
+
+def test_every_problem_is_reported_at_once_with_exact_lines(tmp_path: Path) -> None:
+    text = DEMO.read_text()
+    text = text.replace("epochs: 20", "epochs: 0").replace("window_days: 30", "window_days: x")
+    lines = text.splitlines()
+    path = write_spec(tmp_path, text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    assert message.startswith(f"2 problems in {path}")
+    epochs_line = next(i for i, line in enumerate(lines, 1) if "epochs: 0" in line)
+    window_line = next(i for i, line in enumerate(lines, 1) if "window_days: x" in line)
+    assert f"model.hyperparameters.epochs (line {epochs_line}): got 0, expected " in message
+    assert f"training.window_days (line {window_line}): got 'x'" in message
+
+
+def test_a_bad_spec_does_not_stop_the_good_ones(tmp_path: Path) -> None:
+    write_spec(tmp_path, demo_document())
+    broken = mutate(lambda d: d.update(name="broken"))()
+    broken["training"]["metrics"] = ["auc"]
+    write_spec(tmp_path, broken, name="broken")
+    spec_set = load_specs(tmp_path)
+    assert list(spec_set.specs) == ["card_fraud"]
+    assert [error.path.name for error in spec_set.errors] == ["broken.yaml"]
+    assert "promotion.guard_tolerances.logloss" in str(spec_set.errors[0])
