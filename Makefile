@@ -13,7 +13,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@echo "==> Installing Loopline into $(VENV) (first time: about a minute)"
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	@$(UV) pip install --python $(BIN)/python -r requirements.lock
+	@$(UV) pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
 	@$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 

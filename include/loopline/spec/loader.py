@@ -52,8 +52,7 @@ def load_spec(path: Path) -> PipelineSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(path, [Problem((), f"cannot read the file: {exc}")], {}) from exc
     try:
-        document = yaml.safe_load(text)
-        lines = _line_numbers(yaml.compose(text))
+        document, lines = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -160,6 +159,21 @@ def _show(value: Any) -> str:
 def _lowercase(message: str) -> str:
     message = message.removeprefix("Input should be ").removeprefix("Input ")
     return message[:1].lower() + message[1:]
+
+
+# libyaml's C parser when present: ~10x faster than the pure-Python one at DAG-parse time.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str) -> tuple[Any, dict[FieldPath, int]]:
+    """The document and the line of every key path, from one parse."""
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        document = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return document, _line_numbers(node)
 
 
 def _line_numbers(node: yaml.Node | None, path: FieldPath = ()) -> dict[FieldPath, int]:

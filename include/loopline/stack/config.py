@@ -30,6 +30,7 @@ class StackState:
     admin_password: str
     jwt_secret: str
     fernet_key: str
+    database_url: str | None = None  # None: SQLite under the state folder
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,6 @@ class StackConfig:
     project_root: Path
     state_dir: Path
     state: StackState
-    database_url: str | None  # None: SQLite under the state folder
 
     @property
     def venv_bin(self) -> Path:
@@ -73,7 +73,7 @@ class StackConfig:
 
     @property
     def sql_alchemy_conn(self) -> str:
-        return self.database_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+        return self.state.database_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
 
     def placeholders(self) -> dict[str, str]:
         """Values that airflow_settings.yaml may refer to as ``${NAME}``."""
@@ -102,10 +102,12 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
             admin_password=secrets.token_urlsafe(12),
             jwt_secret=secrets.token_urlsafe(32),
             fernet_key=_fernet_key(),
+            # PostgreSQL when configured (e.g. postgresql+psycopg2://user@host/db); kept so
+            # later runs use the same database without the variable.
+            database_url=os.environ.get("LOOPLINE_DATABASE_URL") or None,
         )
         _write_atomically(state_file, json.dumps(asdict(state), indent=2))
-    database_url = os.environ.get("LOOPLINE_DATABASE_URL") or None
-    return StackConfig(project_root, state_dir, state, database_url)
+    return StackConfig(project_root, state_dir, state)
 
 
 def _choose_ports() -> dict[str, int]:

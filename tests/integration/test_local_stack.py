@@ -1,0 +1,191 @@
+"""`make run`'s stack, end to end: real moto, Tansu and Airflow 3 processes on free ports.
+
+Driven the way a user drives it: the `loopline stack` command, then Airflow's REST API.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_ROOT
+from loopline.stack.config import free_port, load_config
+from loopline.stack.local import LocalStack
+from loopline.storage.formats import decode
+from loopline.storage.objects import ObjectStore
+
+pytestmark = pytest.mark.integration
+
+LOOPLINE = str(Path(sys.executable).parent / "loopline")
+LANDING = "card_fraud/landing/"
+
+
+def stack_command(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "LOOPLINE_"))
+    }
+    env["LOOPLINE_STATE_DIR"] = str(state_dir)
+    result = subprocess.run(
+        [LOOPLINE, "stack", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalStack, str]]:
+    """The stack on the default SQLite database, and on PostgreSQL where a server answers."""
+    with metadata_database(request.param) as database_url:
+        state_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+        settings = {
+            "LOOPLINE_AIRFLOW_PORT": free_port(),
+            "LOOPLINE_S3_PORT": free_port(),
+            "LOOPLINE_KAFKA_PORT": free_port(),
+            "LOOPLINE_DATABASE_URL": database_url,
+        }
+        os.environ.update({key: str(value) for key, value in settings.items() if value})
+        try:
+            local = LocalStack(load_config(PROJECT_ROOT, state_dir))  # pins them in stack.json
+        finally:
+            for key in settings:
+                os.environ.pop(key, None)
+        try:
+            output = stack_command(state_dir, "up").stdout
+            yield local, output
+        finally:
+            stack_command(state_dir, "down")
+
+
+@contextmanager
+def metadata_database(kind: str) -> Iterator[str | None]:
+    """None for SQLite; for PostgreSQL a fresh database, dropped afterwards."""
+    if kind == "sqlite":
+        yield None
+        return
+    psycopg2 = pytest.importorskip("psycopg2")
+    server = os.environ.get("LOOPLINE_TEST_POSTGRES", "postgres@127.0.0.1:5432")
+    try:
+        admin = psycopg2.connect(f"postgresql://{server}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {server}: {exc}")
+    admin.autocommit = True
+    name = f"loopline_test_{uuid.uuid4().hex[:8]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+psycopg2://{server}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_up_prints_the_ui_url_and_login(stack) -> None:
+    local, output = stack
+    assert local.config.sql_alchemy_conn in (
+        local.config.state.database_url,
+        f"sqlite:///{local.config.airflow_home / 'airflow.db'}",
+    )
+    assert f"Airflow UI: {local.config.airflow_url}" in output
+    assert f"log in as admin / {local.config.state.admin_password}" in output
+    assert "no DAG import errors" in output
+
+
+def test_airflow_runs_every_component_with_the_settings_loaded(stack) -> None:
+    local, _ = stack
+    api = local.api()
+    assert api.healthy()
+    assert "card_fraud.demo_feed" in api.dag_ids()
+    assert api.import_errors() == []
+    aws = api.call("GET", "/api/v2/connections/aws_default")
+    assert local.config.s3_endpoint in aws["extra"]
+    assert api.call("GET", "/api/v2/connections/spark_default")["host"] == "local[*]"
+    assert api.call("GET", "/api/v2/pools/gpu")["slots"] == 1
+
+
+def test_metadata_lives_in_the_configured_database(stack) -> None:
+    local, _ = stack
+    query = "SELECT dag_id FROM dag WHERE dag_id = 'card_fraud.demo_feed'"
+    url = local.config.state.database_url
+    if url is None:
+        import sqlite3
+
+        with sqlite3.connect(local.config.airflow_home / "airflow.db") as db:
+            rows = db.execute(query).fetchall()
+    else:
+        import psycopg2
+
+        with psycopg2.connect(url.replace("+psycopg2", "")) as db, db.cursor() as cursor:
+            cursor.execute(query)
+            rows = cursor.fetchall()
+    assert rows == [("card_fraud.demo_feed",)]
+
+
+def test_buckets_topics_and_demo_data_exist(stack) -> None:
+    local, _ = stack
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=local.config.kafka_bootstrap)
+    try:
+        assert {"card_fraud.transactions", "card_fraud.scores"} <= set(admin.list_topics())
+    finally:
+        admin.close()
+    keys = list(ObjectStore(local.s3_client()).list_keys("loopline", LANDING))
+    assert keys and all(key.endswith(".parquet") for key in keys)
+
+
+def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
+    local, _ = stack
+    api = local.api()
+    run_id = api.trigger(
+        "card_fraud.demo_feed", {"rows": 123, "file_format": "jsonl", "new_category_share": 0.5}
+    )
+    assert api.wait_for_run("card_fraud.demo_feed", run_id) == "success"
+    store = ObjectStore(local.s3_client())
+    [key] = [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
+    table = decode(store.get("loopline", key), "jsonl")
+    assert table.num_rows == 123
+
+
+def test_rest_trigger_with_invalid_params_is_refused(stack) -> None:
+    local, _ = stack
+    response = local.api().request(
+        "POST",
+        "/api/v2/dags/card_fraud.demo_feed/dagRuns",
+        json={"logical_date": None, "conf": {"rows": -1}},
+    )
+    assert response.status_code == 400
+    assert "rows" in response.text
+
+
+def test_up_again_is_idempotent_and_restart_keeps_s3_objects(stack) -> None:
+    local, _ = stack
+    state_dir = local.config.state_dir
+    again = stack_command(state_dir, "up").stdout
+    assert "already running" in again and "data already present" in again
+
+    store = ObjectStore(local.s3_client())
+    before = sorted(store.list_keys("loopline", LANDING))
+    down = stack_command(state_dir, "down").stdout
+    assert "saved" in down
+    assert not any(local.status().values())
+
+    restarted = stack_command(state_dir, "up", "--no-demo-data").stdout
+    assert "restored" in restarted
+    assert sorted(store.list_keys("loopline", LANDING)) == before
