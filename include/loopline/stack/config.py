@@ -7,10 +7,18 @@ import os
 import secrets
 import socket
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-DEFAULT_PORTS = {"airflow": 8080, "s3": 9000, "kafka": 9092}
+# The log servers of the scheduler's workers and of the triggerer need ports too; two stacks
+# (or another Airflow) on one machine must not share them.
+DEFAULT_PORTS = {
+    "airflow": 8080,
+    "s3": 9000,
+    "kafka": 9092,
+    "worker_logs": 8793,
+    "triggerer_logs": 8794,
+}
 PORT_ENV = {
     "airflow": "LOOPLINE_AIRFLOW_PORT",
     "s3": "LOOPLINE_S3_PORT",
@@ -96,6 +104,11 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
     state_file = state_dir / "stack.json"
     if state_file.exists():
         state = StackState(**json.loads(state_file.read_text()))
+        missing = set(DEFAULT_PORTS) - set(state.ports)
+        if missing:  # a state folder from an older version: pick the new ports once
+            chosen = _choose_ports()
+            state = replace(state, ports={**state.ports, **{p: chosen[p] for p in missing}})
+            _write_atomically(state_file, json.dumps(asdict(state), indent=2))
     else:
         state = StackState(
             ports=_choose_ports(),

@@ -237,6 +237,8 @@ class LocalStack:
             "AIRFLOW__API__BASE_URL": c.airflow_url,
             "AIRFLOW__API_AUTH__JWT_SECRET": c.state.jwt_secret,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": c.sql_alchemy_conn,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(c.state.ports["worker_logs"]),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(c.state.ports["triggerer_logs"]),
             # New spec files show up within half a minute instead of five.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "PYSPARK_PYTHON": str(c.venv_bin / "python"),
