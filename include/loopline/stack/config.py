@@ -19,11 +19,7 @@ DEFAULT_PORTS = {
     "worker_logs": 8793,
     "triggerer_logs": 8794,
 }
-PORT_ENV = {
-    "airflow": "LOOPLINE_AIRFLOW_PORT",
-    "s3": "LOOPLINE_S3_PORT",
-    "kafka": "LOOPLINE_KAFKA_PORT",
-}
+PORT_ENV = {name: f"LOOPLINE_{name.upper()}_PORT" for name in DEFAULT_PORTS}
 HOST = "127.0.0.1"
 ADMIN_USER = "admin"
 S3_ACCESS_KEY = "loopline"

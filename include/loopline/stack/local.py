@@ -276,7 +276,12 @@ class LocalStack:
         for spec in specs:
             if spec.demo is None:
                 continue
-            if next(store.list_keys(spec.data.bucket, f"{spec.name}/"), None):
+            prefixes = (
+                spec.data.landing_prefix,
+                spec.data.validated_prefix,
+                spec.data.quarantine_prefix,
+            )
+            if any(next(store.list_keys(spec.data.bucket, p), None) for p in prefixes):
                 echo(f"    {spec.name}: data already present")
                 continue
             dag_id = f"{spec.name}.demo_feed"
