@@ -1,0 +1,96 @@
+"""Read a landed file strictly into the spec's column types, or say exactly why not."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from loopline.spec.model import Column, ColumnType, FileFormat
+from loopline.storage.formats import decode, format_of_key
+
+ARROW_TYPES = {
+    ColumnType.STRING: pa.string(),
+    ColumnType.INT64: pa.int64(),
+    ColumnType.FLOAT32: pa.float32(),
+    ColumnType.FLOAT64: pa.float64(),
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
+
+
+class UnreadableFile(Exception):
+    """The file cannot be read as a batch; `kind` groups reasons for reports and routing."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def sniff_format(data: bytes) -> FileFormat:
+    """What the bytes are, whatever the name says: Parquet magic, a JSON object, else text."""
+    if data[:4] == b"PAR1":
+        return FileFormat.PARQUET
+    if data.lstrip()[:1] == b"{":
+        return FileFormat.JSONL
+    return FileFormat.CSV
+
+
+def read_batch(data: bytes, key: str, columns: Sequence[Column]) -> pa.Table:
+    """Decode `data` (named `key`) and cast the spec's columns to their declared types.
+
+    Missing or extra columns are left for the suite to judge; everything that stops the file
+    from being read at all raises UnreadableFile with a reason a person can act on.
+    """
+    if not data:
+        raise UnreadableFile("empty", "the object is empty (0 bytes)")
+    try:
+        declared = format_of_key(key)
+    except ValueError as exc:
+        raise UnreadableFile("format", str(exc)) from exc
+    actual = sniff_format(data)
+    if actual is not declared:
+        raise UnreadableFile(
+            "format", f"the name says {declared.value} but the bytes are {actual.value}"
+        )
+    if declared is not FileFormat.PARQUET:
+        _check_utf8(data)
+    try:
+        table = decode(data, declared)
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise UnreadableFile("corrupt", f"cannot parse as {declared.value}: {exc}") from exc
+    if table.num_rows == 0:
+        raise UnreadableFile("empty", "the file holds no rows")
+    return _cast(table, columns)
+
+
+def _check_utf8(data: bytes) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            "encoding", f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        ) from exc
+
+
+def _cast(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
+    problems = []
+    for column in columns:
+        if column.name not in table.column_names:
+            continue
+        index = table.column_names.index(column.name)
+        target = ARROW_TYPES[column.type]
+        current = table.column(index)
+        if current.type == target:
+            continue
+        try:
+            table = table.set_column(index, column.name, current.cast(target))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            problems.append(
+                f"{column.name}: expected {column.type.value}, got {current.type} "
+                f"({str(exc).splitlines()[0]})"
+            )
+    if problems:
+        raise UnreadableFile("types", "wrong column types: " + "; ".join(problems))
+    return table
