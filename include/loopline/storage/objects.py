@@ -102,6 +102,65 @@ class ObjectStore:
         recorded = head.get("Metadata", {}).get(CHECKSUM_METADATA_KEY)
         return recorded or sha256_hex(self.get(bucket, key))
 
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        """Write `key`, replacing it if present: for derived files such as reports."""
+        self.client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=data,
+            ContentType=content_type,
+            Metadata={CHECKSUM_METADATA_KEY: sha256_hex(data)},
+        )
+
+    def head(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """The object's HEAD response, or None when it does not exist."""
+        try:
+            return self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+
+    def move_verified(self, bucket: str, source: str, destination: str, sha256: str) -> bool:
+        """Move `source` to `destination`: copy, verify the copy's bytes, then delete.
+
+        Safe to repeat after a crash at any point: a destination already holding these bytes
+        is kept, a source already gone is fine when the destination holds it. Returns True
+        when this call deleted the source. The source is deleted only if it is still the
+        object that was verified (If-Match on its ETag).
+        """
+        source_head = self.head(bucket, source)
+        if source_head is None:
+            if self._holds(bucket, destination, sha256):
+                return False
+            raise FileNotFoundError(
+                f"s3://{bucket}/{source} is gone and s3://{bucket}/{destination} does not "
+                f"hold its bytes (sha256 {sha256})"
+            )
+        if self.head(bucket, destination) is None:
+            self.client.copy_object(
+                Bucket=bucket,
+                Key=destination,
+                CopySource={"Bucket": bucket, "Key": source},
+                CopySourceIfMatch=source_head["ETag"],
+                MetadataDirective="REPLACE",
+                ContentType=source_head.get("ContentType", "application/octet-stream"),
+                Metadata={**source_head.get("Metadata", {}), CHECKSUM_METADATA_KEY: sha256},
+            )
+        if not self._holds(bucket, destination, sha256):
+            raise ObjectConflictError(
+                f"s3://{bucket}/{destination} does not hold the bytes of s3://{bucket}/{source} "
+                f"(sha256 {sha256}); the source is kept"
+            )
+        self.client.delete_object(Bucket=bucket, Key=source, IfMatch=source_head["ETag"])
+        return True
+
+    def _holds(self, bucket: str, key: str, sha256: str) -> bool:
+        """True when `key` exists and its bytes, read back, hash to `sha256`."""
+        if self.head(bucket, key) is None:
+            return False
+        return sha256_hex(self.get(bucket, key)) == sha256
+
     def get(self, bucket: str, key: str) -> bytes:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
