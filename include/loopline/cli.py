@@ -52,11 +52,12 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _check_specs(args: argparse.Namespace) -> int:
-    from loopline.plan import plan_pipeline
+    from loopline.plan import ProjectPaths, plan_pipeline
     from loopline.spec import SpecError, load_spec
     from loopline.spec.loader import spec_files
 
-    paths = args.paths or spec_files(args.project / "include" / "pipelines")
+    folder = args.project / "include" / "pipelines"
+    paths = args.paths or spec_files(folder)
     failed = 0
     for path in paths:
         try:
@@ -65,7 +66,12 @@ def _check_specs(args: argparse.Namespace) -> int:
             failed += 1
             print(f"FAIL {error}")
             continue
-        dags = ", ".join(plan.dag_id for plan in plan_pipeline(spec))
+        project = ProjectPaths.beside(Path(path).parent)
+        if not project.suite_file(spec).is_file():
+            failed += 1
+            print(f"FAIL {path}: data.expectation_suite: no suite file {project.suite_file(spec)}")
+            continue
+        dags = ", ".join(plan.dag_id for plan in plan_pipeline(spec, project))
         print(f"ok   {path}: pipeline {spec.name} -> {dags}")
     return 1 if failed else 0
 

@@ -7,10 +7,12 @@ below; the factory picks them all up, so adding a model is a new spec, not new P
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from loopline.spec.model import FileFormat, PipelineSpec
@@ -20,6 +22,33 @@ START_DATE = datetime(2026, 1, 1)
 
 class TaskKind(StrEnum):
     LAND_DEMO_BATCH = "land_demo_batch"
+    WAIT_FOR_OBJECTS = "wait_for_objects"
+    LIST_OBJECTS = "list_objects"
+    VALIDATE_BATCH = "validate_batch"
+    PUBLISH_VALIDATED = "publish_validated"
+    VALIDATION_VERDICT = "validation_verdict"
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Where specs and the files they name (expectation suites) live."""
+
+    pipelines: Path
+    expectations: Path
+
+    @classmethod
+    def beside(cls, pipelines: Path) -> ProjectPaths:
+        """Suites in ``$LOOPLINE_EXPECTATIONS_DIR``, else in ``expectations/`` next to specs."""
+        override = os.environ.get("LOOPLINE_EXPECTATIONS_DIR")
+        return cls(
+            Path(pipelines), Path(override) if override else Path(pipelines).parent / "expectations"
+        )
+
+    def spec_file(self, spec: PipelineSpec) -> Path:
+        return self.pipelines / f"{spec.name}.yaml"
+
+    def suite_file(self, spec: PipelineSpec) -> Path:
+        return self.expectations / f"{spec.data.expectation_suite}.json"
 
 
 @dataclass(frozen=True)
@@ -48,6 +77,9 @@ class TaskPlan:
     upstream: tuple[str, ...] = ()
     outlets: tuple[AssetRef, ...] = ()
     doc_md: str = ""
+    # argument name -> upstream task id whose returned list fans this task out, one per item
+    expand: Mapping[str, str] = field(default_factory=dict)
+    trigger_rule: str = "all_success"
 
 
 @dataclass(frozen=True)
@@ -64,6 +96,7 @@ class DagPlan:
     params: tuple[ParamPlan, ...] = ()
     doc_md: str = ""
     max_active_runs: int = 1
+    schedule_assets: tuple[AssetRef, ...] = ()  # runs on these assets' events (or schedule)
     start_date: datetime = START_DATE
 
 
@@ -79,7 +112,15 @@ def landing_asset(spec: PipelineSpec) -> AssetRef:
     )
 
 
-def plan_demo_feed(spec: PipelineSpec) -> DagPlan | None:
+def validated_asset(spec: PipelineSpec) -> AssetRef:
+    """The asset whose events say "new validated data"; batch scoring and drift listen to it."""
+    return AssetRef(
+        name=f"{spec.name}.validated",
+        uri=f"s3://{spec.data.bucket}/{spec.data.validated_prefix.rstrip('/')}",
+    )
+
+
+def plan_demo_feed(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | None:
     """A DAG that lands seeded synthetic batches, with drift knobs in its trigger form."""
     if spec.demo is None:
         return None
@@ -179,9 +220,88 @@ def plan_demo_feed(spec: PipelineSpec) -> DagPlan | None:
     )
 
 
+def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
+    """Wait (deferred) for landed files, validate each, route it, publish, then judge the run."""
+    data, gate = spec.data, spec.validation
+    tasks = (
+        TaskPlan(
+            "wait_for_landing",
+            TaskKind.WAIT_FOR_OBJECTS,
+            {
+                "bucket": data.bucket,
+                "prefix": data.landing_prefix,
+                "timeout_minutes": gate.wait_minutes,
+            },
+            doc_md="Deferred in the triggerer until a file is under the landing prefix.",
+        ),
+        TaskPlan(
+            "list_landed",
+            TaskKind.LIST_OBJECTS,
+            {
+                "bucket": data.bucket,
+                "prefix": data.landing_prefix,
+                "max_keys": gate.max_files_per_run,
+            },
+            upstream=("wait_for_landing",),
+        ),
+        TaskPlan(
+            "validate",
+            TaskKind.VALIDATE_BATCH,
+            {"spec_path": str(paths.spec_file(spec)), "suite_path": str(paths.suite_file(spec))},
+            expand={"key": "list_landed"},
+            doc_md="One file each: validate with Great Expectations, then move it to "
+            "validated/ or quarantine/ (with its report).",
+        ),
+        TaskPlan(
+            "publish_validated",
+            TaskKind.PUBLISH_VALIDATED,
+            {"results_from": "validate"},
+            upstream=("validate",),
+            outlets=(validated_asset(spec),),
+            trigger_rule="all_done",
+            doc_md="One asset event listing the files that passed.",
+        ),
+        TaskPlan(
+            "verdict",
+            TaskKind.VALIDATION_VERDICT,
+            {
+                "results_from": "validate",
+                "keys_from": "list_landed",
+                "fail_on_invalid": gate.fail_run_on_invalid,
+            },
+            upstream=("validate",),
+            trigger_rule="all_done",
+            doc_md="Fails the run naming every quarantined file and why "
+            "(unless validation.fail_run_on_invalid is false).",
+        ),
+    )
+    return DagPlan(
+        dag_id=dag_id(spec, "validate"),
+        pipeline=spec.name,
+        stage="validate",
+        description=f"Validates files landing in s3://{data.bucket}/{data.landing_prefix}",
+        schedule=gate.schedule,
+        schedule_assets=(landing_asset(spec),),
+        owner=spec.owner,
+        retries=spec.retries,
+        tags=(*spec.all_tags, "stage:validate"),
+        tasks=tasks,
+        doc_md=(
+            f"### {spec.name}: validation gate\n"
+            f"Every file under `s3://{data.bucket}/{data.landing_prefix}` is checked with the "
+            f"Great Expectations suite `{data.expectation_suite}` and moved, byte-identical, to "
+            f"`{data.validated_prefix}` or to `{data.quarantine_prefix}` with a JSON report "
+            "beside it. Runs on each landing asset event and on its schedule."
+        ),
+    )
+
+
 # Every stage's planner; a stage that does not apply to a spec returns None.
-PLANNERS: tuple[Callable[[PipelineSpec], DagPlan | None], ...] = (plan_demo_feed,)
+PLANNERS: tuple[Callable[[PipelineSpec, ProjectPaths], DagPlan | None], ...] = (
+    plan_demo_feed,
+    plan_validation,
+)
 
 
-def plan_pipeline(spec: PipelineSpec) -> list[DagPlan]:
-    return [plan for planner in PLANNERS if (plan := planner(spec)) is not None]
+def plan_pipeline(spec: PipelineSpec, paths: ProjectPaths) -> list[DagPlan]:
+    return [plan for planner in PLANNERS if (plan := planner(spec, paths)) is not None]

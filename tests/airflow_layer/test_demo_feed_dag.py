@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow_helpers import asset_events
 from conftest import DAGS_FOLDER
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectStore
@@ -38,27 +39,8 @@ def test_a_run_lands_one_batch_with_the_requested_params(feed_dag, s3) -> None:
     metadata = store.metadata("loopline", key)
     assert metadata["loopline-seed"] == "123"
     assert "mean_shift=1.5" in metadata["loopline-drift"]
-    [event] = landing_events(run.run_id)
+    [event] = asset_events("s3://loopline/card_fraud/landing", run.run_id)
     assert event.extra["key"] == key and event.extra["rows"] == 777
-
-
-def landing_events(run_id: str) -> list:
-    """Asset events of the landing asset emitted by one run (what validation listens to)."""
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = (
-            session.query(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(
-                AssetModel.uri == "s3://loopline/card_fraud/landing",
-                AssetEvent.source_run_id == run_id,
-            )
-            .all()
-        )
-        session.expunge_all()
-    return events
 
 
 def test_defaults_come_from_the_spec(feed_dag, s3) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,25 @@ pytestmark = pytest.mark.integration
 
 LOOPLINE = str(Path(sys.executable).parent / "loopline")
 LANDING = "card_fraud/landing/"
+VALIDATED = "card_fraud/validated/"
+
+
+def data_files(store: ObjectStore) -> dict[str, str]:
+    """Every landed data file, wherever the gate has moved it: name -> sha256."""
+    return {
+        key.rsplit("/", 1)[-1]: store.checksum("loopline", key)
+        for key in store.list_keys("loopline", "card_fraud/")
+        if not key.endswith(".report.json")
+    }
+
+
+def wait_for(check, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(2)
+    raise AssertionError(f"condition not met within {timeout:.0f}s")
 
 
 def stack_command(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -111,7 +131,7 @@ def test_airflow_runs_every_component_with_the_settings_loaded(stack) -> None:
     local, _ = stack
     api = local.api()
     assert api.healthy()
-    assert "card_fraud.demo_feed" in api.dag_ids()
+    assert {"card_fraud.demo_feed", "card_fraud.validate"} <= set(api.dag_ids())
     assert api.import_errors() == []
     aws = api.call("GET", "/api/v2/connections/aws_default")
     assert local.config.s3_endpoint in aws["extra"]
@@ -146,8 +166,8 @@ def test_buckets_topics_and_demo_data_exist(stack) -> None:
         assert {"card_fraud.transactions", "card_fraud.scores"} <= set(admin.list_topics())
     finally:
         admin.close()
-    keys = list(ObjectStore(local.s3_client()).list_keys("loopline", LANDING))
-    assert keys and all(key.endswith(".parquet") for key in keys)
+    files = data_files(ObjectStore(local.s3_client()))
+    assert files and all(name.endswith(".parquet") for name in files)
 
 
 def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
@@ -158,9 +178,13 @@ def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
     )
     assert api.wait_for_run("card_fraud.demo_feed", run_id) == "success"
     store = ObjectStore(local.s3_client())
-    [key] = [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
+    # The landing event starts the validation gate, which moves the file on.
+    [key] = wait_for(
+        lambda: [k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl")]
+    )
     table = decode(store.get("loopline", key), "jsonl")
     assert table.num_rows == 123
+    assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
 
 
 def test_rest_trigger_with_invalid_params_is_refused(stack) -> None:
@@ -181,11 +205,11 @@ def test_up_again_is_idempotent_and_restart_keeps_s3_objects(stack) -> None:
     assert "already running" in again and "data already present" in again
 
     store = ObjectStore(local.s3_client())
-    before = sorted(store.list_keys("loopline", LANDING))
+    before = data_files(store)
     down = stack_command(state_dir, "down").stdout
     assert "saved" in down
     assert not any(local.status().values())
 
     restarted = stack_command(state_dir, "up", "--no-demo-data").stdout
     assert "restored" in restarted
-    assert sorted(store.list_keys("loopline", LANDING)) == before
+    assert data_files(store) == before

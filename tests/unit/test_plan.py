@@ -6,13 +6,15 @@ import subprocess
 import sys
 
 from conftest import PIPELINES
-from loopline.plan import TaskKind, plan_pipeline
+from loopline.plan import ProjectPaths, TaskKind, plan_pipeline
 from loopline.spec import load_spec
+
+PATHS = ProjectPaths.beside(PIPELINES)
 
 
 def test_demo_spec_plans_a_feed_dag_with_validated_params() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml")
-    [feed] = plan_pipeline(spec)
+    [feed, _] = plan_pipeline(spec, PATHS)
     assert feed.dag_id == "card_fraud.demo_feed"
     assert feed.schedule == "@hourly"
     assert {"loopline", "pipeline:card_fraud", "stage:demo_feed"} <= set(feed.tags)
@@ -24,9 +26,22 @@ def test_demo_spec_plans_a_feed_dag_with_validated_params() -> None:
     assert params["file_format"].schema["enum"] == ["parquet", "csv", "jsonl"]
 
 
+def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
+    spec = load_spec(PIPELINES / "card_fraud.yaml")
+    [_, gate] = plan_pipeline(spec, PATHS)
+    assert gate.dag_id == "card_fraud.validate"
+    assert gate.schedule == "*/15 * * * *"
+    assert [a.name for a in gate.schedule_assets] == ["card_fraud.landing"]
+    tasks = {task.task_id: task for task in gate.tasks}
+    assert tasks["validate"].expand == {"key": "list_landed"}
+    assert tasks["validate"].arguments["suite_path"].endswith("expectations/card_fraud.json")
+    assert tasks["verdict"].trigger_rule == "all_done"
+    assert tasks["publish_validated"].outlets[0].uri == "s3://loopline/card_fraud/validated"
+
+
 def test_a_spec_without_demo_section_plans_no_feed() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml").model_copy(update={"demo": None})
-    assert plan_pipeline(spec) == []
+    assert [plan.stage for plan in plan_pipeline(spec, PATHS)] == ["validate"]
 
 
 def test_nothing_below_the_airflow_layer_imports_airflow() -> None:

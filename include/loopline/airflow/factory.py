@@ -12,11 +12,27 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from airflow.sdk import DAG, Asset, BaseOperator, Param
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, BaseOperator, CronTriggerTimetable, Param
 
-from loopline.airflow.operators import LandDemoBatchOperator
-from loopline.plan import DagPlan, ParamPlan, TaskKind, TaskPlan, plan_pipeline
+from loopline.airflow.operators import (
+    LandDemoBatchOperator,
+    ListObjectsOperator,
+    PublishValidatedOperator,
+    ValidateBatchOperator,
+    ValidationVerdictOperator,
+    WaitForLandedFilesSensor,
+)
+from loopline.plan import (
+    AssetRef,
+    DagPlan,
+    ParamPlan,
+    ProjectPaths,
+    TaskKind,
+    TaskPlan,
+    plan_pipeline,
+)
 from loopline.spec import describe_errors, load_specs
 
 log = logging.getLogger(__name__)
@@ -26,6 +42,11 @@ PIPELINES_ENV = "LOOPLINE_PIPELINES_DIR"
 # Every task kind a plan may name, and the operator that carries it out.
 OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.LAND_DEMO_BATCH: LandDemoBatchOperator,
+    TaskKind.WAIT_FOR_OBJECTS: WaitForLandedFilesSensor,
+    TaskKind.LIST_OBJECTS: ListObjectsOperator,
+    TaskKind.VALIDATE_BATCH: ValidateBatchOperator,
+    TaskKind.PUBLISH_VALIDATED: PublishValidatedOperator,
+    TaskKind.VALIDATION_VERDICT: ValidationVerdictOperator,
 }
 
 
@@ -43,7 +64,8 @@ def build_dags(folder: Path) -> dict[str, DAG]:
     spec_set = load_specs(folder)
     for error in spec_set.errors:
         log.warning("skipping pipeline spec: %s", error)
-    plans = [plan for spec in spec_set.specs.values() for plan in plan_pipeline(spec)]
+    paths = ProjectPaths.beside(folder)
+    plans = [plan for spec in spec_set.specs.values() for plan in plan_pipeline(spec, paths)]
     return {plan.dag_id: render(plan) for plan in plans}
 
 
@@ -64,7 +86,7 @@ def render(plan: DagPlan) -> DAG:
         dag_id=plan.dag_id,
         description=plan.description,
         doc_md=plan.doc_md,
-        schedule=plan.schedule,
+        schedule=_schedule(plan),
         start_date=plan.start_date,
         catchup=False,
         max_active_runs=plan.max_active_runs,
@@ -79,18 +101,43 @@ def render(plan: DagPlan) -> DAG:
         # Params render to their JSON types (an int stays an int) in templated arguments.
         render_template_as_native_obj=True,
     ) as dag:
-        tasks = {task.task_id: _operator(task) for task in plan.tasks}
+        tasks: dict[str, Any] = {}
+        for task in plan.tasks:  # plans list a task after the tasks it expands over
+            tasks[task.task_id] = _operator(task, tasks)
         for task in plan.tasks:
             for upstream in task.upstream:
                 tasks[upstream] >> tasks[task.task_id]
     return dag
 
 
-def _operator(task: TaskPlan) -> BaseOperator:
-    outlets = [Asset(name=asset.name, uri=asset.uri) for asset in task.outlets]
-    return OPERATORS[task.kind](
-        task_id=task.task_id, outlets=outlets, doc_md=task.doc_md or None, **task.arguments
+def _schedule(plan: DagPlan) -> Any:
+    """A cron string, asset events, or either of the two."""
+    assets = [_asset(asset) for asset in plan.schedule_assets]
+    if not assets:
+        return plan.schedule
+    if plan.schedule is None:
+        return assets
+    return AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(plan.schedule, timezone="UTC"), assets=assets
     )
+
+
+def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
+    common = {
+        "task_id": task.task_id,
+        "outlets": [_asset(asset) for asset in task.outlets],
+        "doc_md": task.doc_md or None,
+        "trigger_rule": task.trigger_rule,
+    }
+    operator = OPERATORS[task.kind]
+    if not task.expand:
+        return operator(**common, **task.arguments)
+    mapped = {argument: built[source].output for argument, source in task.expand.items()}
+    return operator.partial(**common, **task.arguments).expand(**mapped)
+
+
+def _asset(asset: AssetRef) -> Asset:
+    return Asset(name=asset.name, uri=asset.uri)
 
 
 def _param(param: ParamPlan) -> Param:

@@ -65,6 +65,17 @@ class DataSpec(StrictModel):
         return [column.name for column in self.columns]
 
 
+class ValidationSpec(StrictModel):
+    """How landed batches are gated."""
+
+    # Runs on every landing asset event and on this schedule, to sweep files that landed
+    # by other means than Loopline's own feed.
+    schedule: str | None = "*/15 * * * *"
+    fail_run_on_invalid: bool = True  # False: quarantine and carry on
+    max_files_per_run: PositiveInt = 200
+    wait_minutes: PositiveInt = 30  # how long a run waits, deferred, for a first file
+
+
 class Features(StrictModel):
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
@@ -170,6 +181,7 @@ class PipelineSpec(StrictModel):
     tags: list[str] = Field(default_factory=list)
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     data: DataSpec
+    validation: ValidationSpec = ValidationSpec()
     model: ModelSpec
     training: TrainingSpec = TrainingSpec()
     batch_inference: BatchInferenceSpec | None = None

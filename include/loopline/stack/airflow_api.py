@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 TERMINAL_RUN_STATES = {"success", "failed"}
+SERVER_ERROR_RETRIES = 4
 
 
 class AirflowApiError(RuntimeError):
@@ -43,10 +44,16 @@ class AirflowApi:
     def request(
         self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
-        response = self._send(method, path, headers, **kwargs)
-        if response.status_code == 401:  # token expired: log in again once
-            self._token = None
+        """Send a request; log in again on 401, and retry a server error a few times (a
+        busy SQLite metadata database answers 500 while another component writes)."""
+        for attempt in range(SERVER_ERROR_RETRIES + 1):
             response = self._send(method, path, headers, **kwargs)
+            if response.status_code == 401:  # token expired: log in again once
+                self._token = None
+                response = self._send(method, path, headers, **kwargs)
+            if response.status_code < 500 or attempt == SERVER_ERROR_RETRIES:
+                return response
+            time.sleep(2**attempt)
         return response
 
     def _send(

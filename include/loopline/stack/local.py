@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from loopline.plan import plan_pipeline
+from loopline.plan import ProjectPaths, plan_pipeline
 from loopline.spec import load_specs
 from loopline.stack.airflow_api import AirflowApi
 from loopline.stack.config import (
@@ -77,7 +77,8 @@ class LocalStack:
         try:
             with step("Connections, pools and variables from airflow_settings.yaml"):
                 self._apply_settings(api)
-            expected = [p.dag_id for s in specs.specs.values() for p in plan_pipeline(s)]
+            paths = ProjectPaths.beside(self.config.project_root / "include" / "pipelines")
+            expected = [p.dag_id for s in specs.specs.values() for p in plan_pipeline(s, paths)]
             with step(f"Parsing DAGs ({len(expected)} expected)"):
                 self._wait_for_dags(api, expected)
             self._report_import_errors(api)
@@ -245,6 +246,12 @@ class LocalStack:
             "SPARK_LOCAL_IP": HOST,
             "LOOPLINE_STATE_DIR": str(c.state_dir),
         }
+        if c.state.database_url is None:
+            settings = "loopline.stack.sqlite_settings"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = f"{settings}.CONNECT_ARGS"
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = (
+                f"{settings}.ASYNC_CONNECT_ARGS"
+            )
         return env
 
     def _apply_settings(self, api: AirflowApi) -> None:

@@ -1,0 +1,86 @@
+"""The validation DAG, run whole by Airflow (``dag.test()``) on a real S3 server with real
+Great Expectations: good files move on, bad ones are quarantined with a report, and the run
+fails naming them (or not, as the spec says)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from airflow.dag_processing.dagbag import DagBag
+from airflow_helpers import asset_events
+from conftest import DAGS_FOLDER, PIPELINES, PROJECT_ROOT
+from loopline.demo.card_transactions import generate
+from loopline.storage.formats import encode
+from loopline.storage.objects import ObjectStore
+
+LANDING = "card_fraud/landing/dt=2026-11-23/"
+
+
+def land_three_files(store: ObjectStore) -> None:
+    store.ensure_bucket("loopline")
+    store.put_new("loopline", LANDING + "a.parquet", encode(generate(400, seed=1), "parquet"))
+    store.put_new("loopline", LANDING + "b.csv", encode(generate(300, seed=2), "csv"))
+    bad = generate(100, seed=3).drop_columns(["channel"])
+    store.put_new("loopline", LANDING + "c.parquet", encode(bad, "parquet"))
+
+
+def task_states(run) -> dict[str, list[str]]:
+    states: dict[str, list[str]] = {}
+    for ti in run.get_task_instances():
+        states.setdefault(ti.task_id, []).append(str(ti.state))
+    return states
+
+
+@pytest.fixture
+def store(airflow_db, s3, monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    store = ObjectStore(s3.client())
+    land_three_files(store)
+    return store
+
+
+def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "failed"
+    states = task_states(run)
+    assert states["verdict"] == ["failed"]
+    assert states["publish_validated"] == ["success"]
+    assert sorted(states["validate"]) == ["success"] * 3
+    keys = sorted(store.list_keys("loopline"))
+    assert keys == [
+        "card_fraud/quarantine/dt=2026-11-23/c.parquet",
+        "card_fraud/quarantine/dt=2026-11-23/c.parquet.report.json",
+        "card_fraud/validated/dt=2026-11-23/a.parquet",
+        "card_fraud/validated/dt=2026-11-23/b.csv",
+    ]
+    report = json.loads(store.get("loopline", keys[1]))
+    assert any("channel" in reason for reason in report["reasons"])
+    [event] = asset_events("s3://loopline/card_fraud/validated", run.run_id)
+    assert sorted(event.extra["keys"]) == keys[2:] and event.extra["rows"] == 700
+
+
+def test_quarantine_only_spec_keeps_the_run_green(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    spec["validation"]["fail_run_on_invalid"] = False
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
+    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
+    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+    run = dag.test()
+
+    assert run.state == "success"
+    assert task_states(run)["verdict"] == ["success"]
+    assert "card_fraud/quarantine/dt=2026-11-23/c.parquet" in set(store.list_keys("loopline"))
+    assert not list(store.list_keys("loopline", "card_fraud/landing/"))
