@@ -1,0 +1,77 @@
+"""Validation gate throughput (rows/s) on a 1,000,000-row Parquet batch on a real S3 server.
+
+Candidate: the gate as a task runs it: read the object from S3, decode, cast to the spec's
+types, validate with Great Expectations, write the routing (copy, verify, delete).
+Baselines: the same suite run directly with Great Expectations on the same rows already in
+memory as a pandas DataFrame, (a) as a plain frame (Python string objects, what
+``Table.to_pandas()`` gives) and (b) with Arrow-backed strings, the frame the gate itself
+builds: (b) isolates the gate's own overhead. Goal: throughput ratio >= 0.8.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from bench.common import Comparison
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+
+ROWS = 1_000_000
+
+
+def run(repeats: int = 3) -> list[Comparison]:
+    warnings.filterwarnings("ignore")
+    import pandas as pd
+    import pyarrow as pa
+    from loopline.demo.card_transactions import generate
+    from loopline.spec import load_spec
+    from loopline.storage.formats import encode
+    from loopline.storage.objects import ObjectStore
+    from loopline.validation.gate import validate_and_route
+    from loopline.validation.report import run_suite, validate_table
+    from loopline.validation.suites import load_suite
+    from servers import S3Server
+
+    spec = load_spec(PROJECT_ROOT / "include" / "pipelines" / "card_fraud.yaml")
+    suite = load_suite(PROJECT_ROOT / "include" / "expectations" / "card_fraud.json")
+    table = generate(ROWS, seed=1)
+    data = encode(table, "parquet")
+    plain = table.to_pandas()
+    arrow_strings = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    gate_times: list[float] = []
+    baselines: dict[str, list[float]] = {
+        "GE, plain in-memory frame": [],
+        "GE, Arrow-string frame": [],
+    }
+    with S3Server.start() as server:
+        store = ObjectStore(server.client())
+        store.ensure_bucket(spec.data.bucket)
+        validate_table(table.slice(0, 1000), "warm-up", suite)  # imports, GE start-up
+        for attempt in range(repeats):
+            key = f"{spec.data.landing_prefix}dt=2026-11-23/bench-{attempt}.parquet"
+            store.put_new(spec.data.bucket, key, data)  # landing is not part of the gate
+            started = time.perf_counter()
+            result = validate_and_route(store, spec.data, suite, key)
+            gate_times.append(time.perf_counter() - started)
+            assert result.passed, result.reasons
+            frames = (plain, arrow_strings)
+            for times, frame in zip(baselines.values(), frames, strict=True):
+                started = time.perf_counter()
+                outcome = run_suite(frame, suite)
+                times.append(time.perf_counter() - started)
+                assert outcome.success
+    comparisons = []
+    for name, times in baselines.items():
+        note = (
+            f"{ROWS:,} rows, {len(data) / 2**20:.0f} MiB: gate "
+            f"{ROWS / min(gate_times):,.0f} rows/s, baseline {ROWS / min(times):,.0f} "
+            f"rows/s; throughput ratio {min(times) / min(gate_times):.2f} (goal >= 0.8)"
+        )
+        comparisons.append(
+            Comparison("validation", "gate: S3 read + GE + routing", name, gate_times, times, note)
+        )
+    return comparisons
