@@ -56,14 +56,15 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
     keys = sorted(store.list_keys("loopline"))
     assert keys == [
         "card_fraud/quarantine/dt=2026-11-23/c.parquet",
+        "card_fraud/quarantine/dt=2026-11-23/c.parquet.report.html",
         "card_fraud/quarantine/dt=2026-11-23/c.parquet.report.json",
         "card_fraud/validated/dt=2026-11-23/a.parquet",
         "card_fraud/validated/dt=2026-11-23/b.csv",
     ]
-    report = json.loads(store.get("loopline", keys[1]))
+    report = json.loads(store.get("loopline", keys[2]))
     assert any("channel" in reason for reason in report["reasons"])
     [event] = asset_events("s3://loopline/card_fraud/validated", run.run_id)
-    assert sorted(event.extra["keys"]) == keys[2:] and event.extra["rows"] == 700
+    assert sorted(event.extra["keys"]) == keys[3:] and event.extra["rows"] == 700
 
 
 def test_quarantine_only_spec_keeps_the_run_green(

@@ -33,7 +33,7 @@ def data_files(store: ObjectStore) -> dict[str, str]:
     return {
         key.rsplit("/", 1)[-1]: store.checksum("loopline", key)
         for key in store.list_keys("loopline", "card_fraud/")
-        if not key.endswith(".report.json")
+        if not key.endswith((".report.json", ".report.html"))
     }
 
 

@@ -55,11 +55,17 @@ def test_a_bad_file_is_quarantined_with_its_report(store, suite) -> None:
     result = validate_and_route(store, DATA, suite, BAD_KEY)
     assert not result.passed
     quarantined = "card_fraud/quarantine/dt=2026-11-23/bad.csv"
-    assert everything(store) == [quarantined, quarantined + ".report.json"]
+    assert everything(store) == [
+        quarantined,
+        quarantined + ".report.html",
+        quarantined + ".report.json",
+    ]
     assert sha256_hex(store.get(BUCKET, quarantined)) == checksum
     report = json.loads(store.get(BUCKET, quarantined + ".report.json"))
     assert report["success"] is False
     assert any("expect_table_columns_to_match_set" in reason for reason in report["reasons"])
+    data_docs = store.get(BUCKET, quarantined + ".report.html").decode()
+    assert "Expectation Validation Result" in data_docs and "card_fraud" in data_docs
 
 
 def test_retry_after_copy_before_delete_keeps_one_copy(store, suite) -> None:

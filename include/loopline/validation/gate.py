@@ -18,6 +18,7 @@ from loopline.validation.report import validate_object
 log = logging.getLogger(__name__)
 
 REPORT_SUFFIX = ".report.json"
+DATA_DOCS_SUFFIX = ".report.html"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ def validate_and_route(store: ObjectStore, data_spec: DataSpec, suite: Any, key:
     else:
         report_key = quarantine_key + REPORT_SUFFIX
         store.put(bucket, report_key, report.to_json().encode(), "application/json")
+        if report.data_docs_html:  # none when the file could not even be read
+            store.put(
+                bucket,
+                quarantine_key + DATA_DOCS_SUFFIX,
+                report.data_docs_html.encode(),
+                "text/html; charset=utf-8",
+            )
         store.move_verified(bucket, key, quarantine_key, checksum)
         result = GateResult(
             key,

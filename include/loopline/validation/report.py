@@ -54,6 +54,8 @@ class ValidationReport:
     rows: int | None
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
     unreadable: dict[str, str] | None = None  # {"kind": ..., "reason": ...}
+    # Great Expectations' own Data Docs page of the run, kept for failed batches only.
+    data_docs_html: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def failures(self) -> list[ExpectationOutcome]:
@@ -74,7 +76,8 @@ class ValidationReport:
         return f"{self.key}: FAILED {self.suite}: " + "; ".join(self.reasons())
 
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "reasons": self.reasons()}, indent=2, default=str)
+        summary = {k: v for k, v in asdict(self).items() if k != "data_docs_html"}
+        return json.dumps({**summary, "reasons": self.reasons()}, indent=2, default=str)
 
 
 def validate_object(
@@ -97,7 +100,18 @@ def validate_table(table: pa.Table, key: str, suite: Any) -> ValidationReport:
     result = run_suite(frame, suite)
     outcomes = [_outcome(item) for item in result.results]
     failed_critical = any(not o.success and o.severity == "critical" for o in outcomes)
-    return ValidationReport(key, suite.name, not failed_critical, table.num_rows, outcomes)
+    html = render_data_docs(result) if failed_critical else None
+    return ValidationReport(
+        key, suite.name, not failed_critical, table.num_rows, outcomes, data_docs_html=html
+    )
+
+
+def render_data_docs(result: Any) -> str:
+    """Great Expectations' Data Docs page for one validation result, as standalone HTML."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 
 def run_suite(frame: Any, suite: Any) -> Any:
