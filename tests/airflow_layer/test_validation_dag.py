@@ -85,3 +85,49 @@ def test_quarantine_only_spec_keeps_the_run_green(
     assert task_states(run)["verdict"] == ["success"]
     assert "card_fraud/quarantine/dt=2026-11-23/c.parquet" in set(store.list_keys("loopline"))
     assert not list(store.list_keys("loopline", "card_fraud/landing/"))
+
+
+def test_the_run_waits_deferred_until_a_file_lands(
+    airflow_db, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    store = ObjectStore(s3.client())
+    store.ensure_bucket("loopline")
+    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    spec["validation"]["poll_seconds"] = 1
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
+    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
+    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+    data = encode(generate(200, seed=9), "parquet")
+    deferred = land_when_the_trigger_runs(monkeypatch, store, data)
+
+    run = dag.test()
+
+    assert run.state == "success"
+    assert deferred, "the sensor never deferred to the triggerer"
+    assert sorted(store.list_keys("loopline")) == [
+        "card_fraud/validated/dt=2026-11-23/late.parquet"
+    ]
+
+
+def land_when_the_trigger_runs(
+    monkeypatch: pytest.MonkeyPatch, store: ObjectStore, data: bytes
+) -> list[str]:
+    """Land a file only once the sensor has deferred and its trigger runs (a trigger runs
+    only for a deferred task): proof that the wait happens in the triggerer."""
+    from airflow.providers.amazon.aws.triggers.s3 import S3KeyTrigger
+
+    started: list[str] = []
+    original_run = S3KeyTrigger.run
+
+    async def run_after_landing(trigger):
+        started.append("trigger")
+        store.put_new("loopline", LANDING + "late.parquet", data)
+        async for event in original_run(trigger):
+            yield event
+
+    monkeypatch.setattr(S3KeyTrigger, "run", run_after_landing)
+    return started

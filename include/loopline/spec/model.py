@@ -74,6 +74,7 @@ class ValidationSpec(StrictModel):
     fail_run_on_invalid: bool = True  # False: quarantine and carry on
     max_files_per_run: PositiveInt = 200
     wait_minutes: PositiveInt = 30  # how long a run waits, deferred, for a first file
+    poll_seconds: PositiveInt = 30  # how often the triggerer lists the landing prefix
 
 
 class Features(StrictModel):
