@@ -6,7 +6,8 @@ reported by loopline_spec_check.py and do not stop the others.
 
 from pathlib import Path
 
-from loopline.airflow.factory import build_dags, pipelines_folder
+from loopline.airflow.factory import build_dags
+from loopline.spec import pipelines_folder
 
 PIPELINES = pipelines_folder(Path(__file__).resolve().parents[1] / "include" / "pipelines")
 

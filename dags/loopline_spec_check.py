@@ -7,6 +7,6 @@ builds the DAGs of every good spec.
 
 from pathlib import Path
 
-from loopline.airflow.factory import pipelines_folder, raise_for_bad_specs
+from loopline.spec import pipelines_folder, raise_for_bad_specs
 
 raise_for_bad_specs(pipelines_folder(Path(__file__).resolve().parents[1] / "include" / "pipelines"))

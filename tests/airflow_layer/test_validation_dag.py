@@ -28,6 +28,17 @@ def land_three_files(store: ObjectStore) -> None:
     store.put_new("loopline", LANDING + "c.parquet", encode(bad, "parquet"))
 
 
+def use_spec_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **validation) -> None:
+    """Point the DAG factory at a copy of the demo spec with other validation settings."""
+    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    spec["validation"].update(validation)
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
+    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
+    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+
+
 def task_states(run) -> dict[str, list[str]]:
     states: dict[str, list[str]] = {}
     for ti in run.get_task_instances():
@@ -70,13 +81,7 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
 def test_quarantine_only_spec_keeps_the_run_green(
     store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
-    spec["validation"]["fail_run_on_invalid"] = False
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
-    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
-    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+    use_spec_variant(tmp_path, monkeypatch, fail_run_on_invalid=False)
 
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
     run = dag.test()
@@ -93,13 +98,7 @@ def test_the_run_waits_deferred_until_a_file_lands(
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
     store = ObjectStore(s3.client())
     store.ensure_bucket("loopline")
-    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
-    spec["validation"]["poll_seconds"] = 1
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
-    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
-    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+    use_spec_variant(tmp_path, monkeypatch, poll_seconds=1)
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
     data = encode(generate(200, seed=9), "parquet")
     deferred = land_when_the_trigger_runs(monkeypatch, store, data)

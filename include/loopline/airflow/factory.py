@@ -9,7 +9,6 @@ drops every DAG of a file whose import fails, so the two concerns live in two fi
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,9 @@ from loopline.plan import (
     TaskPlan,
     plan_pipeline,
 )
-from loopline.spec import describe_errors, load_specs
+from loopline.spec import load_specs
 
 log = logging.getLogger(__name__)
-
-PIPELINES_ENV = "LOOPLINE_PIPELINES_DIR"
 
 # Every task kind a plan may name, and the operator that carries it out.
 OPERATORS: dict[TaskKind, type[BaseOperator]] = {
@@ -50,15 +47,6 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
 }
 
 
-class PipelineSpecsInvalid(Exception):
-    """One or more pipeline specs cannot be turned into DAGs."""
-
-
-def pipelines_folder(default: Path) -> Path:
-    """The spec folder: ``$LOOPLINE_PIPELINES_DIR`` if set, else `default`."""
-    return Path(os.environ.get(PIPELINES_ENV) or default)
-
-
 def build_dags(folder: Path) -> dict[str, DAG]:
     """The DAGs of every spec in `folder` that loads; bad specs are skipped and logged."""
     spec_set = load_specs(folder)
@@ -67,17 +55,6 @@ def build_dags(folder: Path) -> dict[str, DAG]:
     paths = ProjectPaths.beside(folder)
     plans = [plan for spec in spec_set.specs.values() for plan in plan_pipeline(spec, paths)]
     return {plan.dag_id: render(plan) for plan in plans}
-
-
-def raise_for_bad_specs(folder: Path) -> None:
-    """Raise one error describing every bad spec in `folder`; return quietly if all load."""
-    spec_set = load_specs(folder)
-    if spec_set.errors:
-        raise PipelineSpecsInvalid(
-            f"{len(spec_set.errors)} of {len(spec_set.errors) + len(spec_set.specs)} pipeline "
-            f"specs in {folder} cannot be loaded; their DAGs are not built.\n\n"
-            + describe_errors(spec_set.errors)
-        )
 
 
 def render(plan: DagPlan) -> DAG:

@@ -1,15 +1,27 @@
 """Pipeline specs: one YAML file per model, parsed into typed, validated objects."""
 
-from loopline.spec.loader import SpecError, SpecSet, describe_errors, load_spec, load_specs
+from loopline.spec.loader import (
+    PipelineSpecsInvalid,
+    SpecError,
+    SpecSet,
+    describe_errors,
+    load_spec,
+    load_specs,
+    pipelines_folder,
+    raise_for_bad_specs,
+)
 from loopline.spec.model import FileFormat, PipelineSpec, Problem
 
 __all__ = [
     "FileFormat",
     "PipelineSpec",
+    "PipelineSpecsInvalid",
     "Problem",
     "SpecError",
     "SpecSet",
     "describe_errors",
     "load_spec",
     "load_specs",
+    "pipelines_folder",
+    "raise_for_bad_specs",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +201,29 @@ def _line_for(path: FieldPath, lines: dict[FieldPath, int]) -> int | None:
         if key in lines:
             return lines[key]
     return None
+
+
+PIPELINES_ENV = "LOOPLINE_PIPELINES_DIR"
+
+
+class PipelineSpecsInvalid(Exception):
+    """One or more pipeline specs of a folder cannot be turned into DAGs."""
+
+
+def pipelines_folder(default: Path) -> Path:
+    """The spec folder: ``$LOOPLINE_PIPELINES_DIR`` if set, else `default`."""
+    return Path(os.environ.get(PIPELINES_ENV) or default)
+
+
+def raise_for_bad_specs(folder: Path) -> None:
+    """Raise one error describing every bad spec in `folder`; return quietly if all load."""
+    spec_set = load_specs(folder)
+    if spec_set.errors:
+        raise PipelineSpecsInvalid(
+            f"{len(spec_set.errors)} of {len(spec_set.errors) + len(spec_set.specs)} pipeline "
+            f"specs in {folder} cannot be loaded; their DAGs are not built.\n\n"
+            + describe_errors(spec_set.errors)
+        )
 
 
 def describe_errors(errors: Iterable[SpecError]) -> str:
