@@ -80,3 +80,10 @@ def test_params_render_as_a_trigger_form(dagbag: DagBag) -> None:
     assert schema["section"] == "Batch"
     assert params.get_param("mean_shift").schema["section"] == "Drift knobs"
     json.dumps(params.dump())  # the form is fed JSON
+
+
+def test_every_task_kind_has_an_operator() -> None:
+    from loopline.airflow.factory import OPERATORS
+    from loopline.plan import TaskKind
+
+    assert set(OPERATORS) == set(TaskKind)

@@ -1,9 +1,9 @@
 """Render pipeline plans into Airflow DAGs: the only place where specs meet Airflow.
 
-Two DAG files use it. ``dags/loopline_pipelines.py`` builds the DAGs of every spec that loads;
-``dags/loopline_spec_check.py`` raises for the specs that do not, so Airflow shows them as an
-import error naming file, field and reason, while the good specs' DAGs keep loading (Airflow
-drops every DAG of a file whose import fails, so the two concerns live in two files).
+``dags/loopline_pipelines.py`` builds here the DAGs of every spec that loads. The specs that do
+not are raised by ``dags/loopline_spec_check.py`` (``loopline.spec.raise_for_bad_specs``), so
+Airflow shows them as an import error naming file, field and reason while the good specs' DAGs
+keep loading: Airflow drops every DAG of a file whose import fails, hence two files.
 """
 
 from __future__ import annotations
