@@ -246,12 +246,9 @@ class LocalStack:
             "SPARK_LOCAL_IP": HOST,
             "LOOPLINE_STATE_DIR": str(c.state_dir),
         }
-        if c.state.database_url is None:
-            settings = "loopline.stack.sqlite_settings"
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = f"{settings}.CONNECT_ARGS"
-            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = (
-                f"{settings}.ASYNC_CONNECT_ARGS"
-            )
+        # SQLite keeps its 5 s busy timeout on purpose: the api-server waits on it inside its
+        # event loop, so a longer timeout stalled every request (65 s seen here), while 5 s
+        # fails fast with a 500 that AirflowApi retries. PostgreSQL has neither problem.
         return env
 
     def _apply_settings(self, api: AirflowApi) -> None:
