@@ -30,10 +30,45 @@ def main(argv: list[str] | None = None) -> int:
         help="spec files (default: every spec under include/pipelines)",
     )
 
+    suite = commands.add_parser("suite", help="expectation suites")
+    suite.add_argument("action", choices=["profile"])
+    suite.add_argument("pipeline", help="pipeline name (its spec gives columns and key)")
+    suite.add_argument("data", type=Path, help="a trusted file: .parquet, .csv or .jsonl")
+    suite.add_argument("--output", type=Path, help="default: the spec's suite file")
+    suite.add_argument("--force", action="store_true", help="replace an existing suite")
+
     args = parser.parse_args(argv)
     if args.command == "stack":
         return _stack(args)
+    if args.command == "suite":
+        return _profile_suite(args)
     return _check_specs(args)
+
+
+def _profile_suite(args: argparse.Namespace) -> int:
+    from loopline.plan import ProjectPaths
+    from loopline.spec import load_spec
+    from loopline.validation.profiling import profile_suite, write_suite
+    from loopline.validation.reading import UnreadableFile, read_batch
+
+    paths = ProjectPaths.beside(args.project / "include" / "pipelines")
+    spec = load_spec(paths.pipelines / f"{args.pipeline}.yaml")
+    try:
+        table = read_batch(args.data.read_bytes(), args.data.name, spec.data.columns)
+    except UnreadableFile as exc:
+        print(f"cannot profile {args.data}: {exc.kind}: {exc.reason}")
+        return 1
+    document = profile_suite(table, spec.data, spec.data.expectation_suite, source=str(args.data))
+    try:
+        path = write_suite(document, args.output or paths.suite_file(spec), overwrite=args.force)
+    except FileExistsError as exc:
+        print(exc)
+        return 1
+    print(
+        f"wrote {len(document['expectations'])} expectations from {table.num_rows} rows "
+        f"to {path}; review it before use"
+    )
+    return 0
 
 
 def _stack(args: argparse.Namespace) -> int:

@@ -1,0 +1,80 @@
+"""Profiling a trusted dataset into a starting suite that real Great Expectations accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.compute as pc
+from conftest import PIPELINES, PROJECT_ROOT
+from loopline.cli import main
+from loopline.demo.card_transactions import generate
+from loopline.spec import load_spec
+from loopline.storage.formats import encode
+from loopline.validation.report import validate_object
+from loopline.validation.suites import load_suite
+
+DATA = load_spec(PIPELINES / "card_fraud.yaml").data
+
+
+def profile(tmp_path: Path, rows: int = 2000) -> Path:
+    trusted = tmp_path / "trusted.parquet"
+    trusted.write_bytes(encode(generate(rows, seed=30), "parquet"))
+    output = tmp_path / "suite.json"
+    code = main(
+        [
+            "--project",
+            str(PROJECT_ROOT),
+            "suite",
+            "profile",
+            "card_fraud",
+            str(trusted),
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0
+    return output
+
+
+def test_profiled_suite_passes_fresh_data_and_catches_bad_data(tmp_path: Path) -> None:
+    suite = load_suite(profile(tmp_path))
+    fresh = encode(generate(1000, seed=31), "parquet")
+    assert validate_object(fresh, "f.parquet", DATA.columns, suite).success
+
+    table = generate(1000, seed=32)
+    index = table.column_names.index("channel")
+    bad = table.set_column(index, "channel", pc.replace_substring(table["channel"], "pos", "xx"))
+    report = validate_object(encode(bad, "parquet"), "b.parquet", DATA.columns, suite)
+    assert not report.success
+    assert any("channel" in reason for reason in report.reasons())
+
+
+def test_profile_records_its_source_and_the_exact_columns(tmp_path: Path) -> None:
+    document = json.loads(profile(tmp_path).read_text())
+    assert document["meta"]["rows"] == 2000
+    [columns] = [
+        e for e in document["expectations"] if e["type"] == "expect_table_columns_to_match_set"
+    ]
+    assert columns["kwargs"]["column_set"] == DATA.column_names
+
+
+def test_a_reviewed_suite_is_not_overwritten(tmp_path: Path, capsys) -> None:
+    output = profile(tmp_path)
+    output.write_text(output.read_text().replace("starting point", "REVIEWED"))
+    trusted = tmp_path / "trusted.parquet"
+    code = main(
+        [
+            "--project",
+            str(PROJECT_ROOT),
+            "suite",
+            "profile",
+            "card_fraud",
+            str(trusted),
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 1
+    assert "exists; it may hold reviewed changes" in capsys.readouterr().out
+    assert "REVIEWED" in output.read_text()
