@@ -21,7 +21,13 @@ def profile(tmp_path: Path, rows: int = 2000) -> Path:
     trusted = tmp_path / "trusted.parquet"
     trusted.write_bytes(encode(generate(rows, seed=30), "parquet"))
     output = tmp_path / "suite.json"
-    code = main(
+    assert run_profile(trusted, output) == 0
+    return output
+
+
+def run_profile(trusted: Path, output: Path) -> int:
+    """`loopline suite profile card_fraud TRUSTED --output OUTPUT`, as a user types it."""
+    return main(
         [
             "--project",
             str(PROJECT_ROOT),
@@ -33,8 +39,6 @@ def profile(tmp_path: Path, rows: int = 2000) -> Path:
             str(output),
         ]
     )
-    assert code == 0
-    return output
 
 
 def test_profiled_suite_passes_fresh_data_and_catches_bad_data(tmp_path: Path) -> None:
@@ -62,19 +66,6 @@ def test_profile_records_its_source_and_the_exact_columns(tmp_path: Path) -> Non
 def test_a_reviewed_suite_is_not_overwritten(tmp_path: Path, capsys) -> None:
     output = profile(tmp_path)
     output.write_text(output.read_text().replace("starting point", "REVIEWED"))
-    trusted = tmp_path / "trusted.parquet"
-    code = main(
-        [
-            "--project",
-            str(PROJECT_ROOT),
-            "suite",
-            "profile",
-            "card_fraud",
-            str(trusted),
-            "--output",
-            str(output),
-        ]
-    )
-    assert code == 1
+    assert run_profile(tmp_path / "trusted.parquet", output) == 1
     assert "exists; it may hold reviewed changes" in capsys.readouterr().out
     assert "REVIEWED" in output.read_text()

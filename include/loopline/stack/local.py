@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.plan import ProjectPaths, plan_pipeline
+from loopline.plan import dag_id as plan_dag_id
 from loopline.spec import load_specs
 from loopline.stack.airflow_api import AirflowApi
 from loopline.stack.config import (
@@ -288,7 +289,7 @@ class LocalStack:
             if any(next(store.list_keys(spec.data.bucket, p), None) for p in prefixes):
                 echo(f"    {spec.name}: data already present")
                 continue
-            dag_id = f"{spec.name}.demo_feed"
+            dag_id = plan_dag_id(spec, "demo_feed")
             run_id = api.trigger(dag_id)
             echo(f"    {spec.name}: triggered {dag_id} ({run_id}), waiting")
             state = api.wait_for_run(dag_id, run_id, timeout=BOOT_TIMEOUT)
