@@ -5,17 +5,20 @@ fails naming them (or not, as the spec says)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow_helpers import asset_events
+from bad_batches import BAD_BATCHES
 from conftest import DAGS_FOLDER, PIPELINES, PROJECT_ROOT
 from loopline.demo.card_transactions import generate
 from loopline.storage.formats import encode
-from loopline.storage.objects import ObjectStore
+from loopline.storage.objects import ObjectStore, sha256_hex
 
 LANDING = "card_fraud/landing/dt=2026-11-23/"
 
@@ -130,3 +133,69 @@ def land_when_the_trigger_runs(
 
     monkeypatch.setattr(S3KeyTrigger, "run", run_after_landing)
     return started
+
+
+def test_every_kind_of_bad_batch_is_quarantined_through_the_dag(
+    airflow_db, s3, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    store = ObjectStore(s3.client())
+    store.ensure_bucket("loopline")
+    landed = {}
+    for bad in BAD_BATCHES:
+        data = bad.make()
+        store.put_new("loopline", LANDING + bad.landed_name, data)
+        landed[bad.landed_name] = sha256_hex(data)
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "failed"
+    assert task_states(run)["verdict"] == ["failed"]
+    assert not list(store.list_keys("loopline", "card_fraud/landing/"))
+    assert not list(store.list_keys("loopline", "card_fraud/validated/"))
+    quarantine = "card_fraud/quarantine/dt=2026-11-23/"
+    output = capfd.readouterr()
+    verdict_log = output.out + output.err
+    assert f"{len(BAD_BATCHES)} of {len(BAD_BATCHES)} file(s) did not pass" in verdict_log
+    for bad in BAD_BATCHES:
+        key = quarantine + bad.landed_name
+        assert sha256_hex(store.get("loopline", key)) == landed[bad.landed_name], bad.name
+        reasons = json.loads(store.get("loopline", key + ".report.json"))["reasons"]
+        assert any(re.search(bad.reason, reason) for reason in reasons), (bad.name, reasons)
+        assert LANDING + bad.landed_name in verdict_log, bad.name
+
+
+def test_row_split_moves_good_rows_on_without_failing_the_run(
+    airflow_db, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    use_spec_variant(tmp_path, monkeypatch, row_split=True, max_rejected_row_share=0.05)
+    store = ObjectStore(s3.client())
+    store.ensure_bucket("loopline")
+    mixed = generate(300, seed=4)
+    amounts = mixed.column("amount").to_pylist()
+    amounts[0] = amounts[1] = -1.0
+    mixed = mixed.set_column(
+        mixed.column_names.index("amount"), "amount", pa.array(amounts, pa.float32())
+    )
+    store.put_new("loopline", LANDING + "mixed.parquet", encode(mixed, "parquet"))
+    store.put_new("loopline", LANDING + "good.parquet", encode(generate(200, seed=5), "parquet"))
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "success"
+    assert sorted(store.list_keys("loopline")) == [
+        "card_fraud/quarantine/dt=2026-11-23/mixed.parquet",
+        "card_fraud/quarantine/dt=2026-11-23/mixed.parquet.rejected.parquet",
+        "card_fraud/quarantine/dt=2026-11-23/mixed.parquet.report.html",
+        "card_fraud/quarantine/dt=2026-11-23/mixed.parquet.report.json",
+        "card_fraud/validated/dt=2026-11-23/good.parquet",
+        "card_fraud/validated/dt=2026-11-23/mixed.parquet",
+    ]
+    [event] = asset_events("s3://loopline/card_fraud/validated", run.run_id)
+    assert event.extra["rows"] == 200 + 298
+    [verdict] = [ti for ti in run.get_task_instances() if ti.task_id == "verdict"]
+    counts = verdict.xcom_pull(task_ids="verdict")
+    assert counts["split"] == 1 and counts["passed"] == 1 and counts["rows_rejected"] == 2

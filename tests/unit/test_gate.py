@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pytest
 from conftest import PIPELINES, PROJECT_ROOT
 from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
-from loopline.storage.formats import encode
+from loopline.storage.formats import decode, encode
 from loopline.storage.objects import ObjectConflictError, ObjectStore, sha256_hex
-from loopline.validation.gate import validate_and_route
+from loopline.validation.gate import RowSplitPolicy, validate_and_route
+from loopline.validation.reading import read_batch
+from loopline.validation.report import validate_table
+from loopline.validation.split import REASON_COLUMN
 from loopline.validation.suites import load_suite
 
 DATA = load_spec(PIPELINES / "card_fraud.yaml").data
@@ -95,3 +99,112 @@ def test_a_destination_with_other_bytes_is_never_overwritten(store, suite) -> No
     assert GOOD_KEY in everything(store)
     validated = store.get(BUCKET, "card_fraud/validated/dt=2026-11-23/good.parquet")
     assert sha256_hex(validated) == sha256_hex(other)
+
+
+# Row-level split (spec: validation.row_split).
+
+SPLIT = RowSplitPolicy(max_rejected_share=0.1)
+SPLIT_KEY = f"{DATA.landing_prefix}dt=2026-11-23/mixed.parquet"
+SPLIT_VALID = "card_fraud/validated/dt=2026-11-23/mixed.parquet"
+SPLIT_QUARANTINE = "card_fraud/quarantine/dt=2026-11-23/mixed.parquet"
+
+
+def with_bad_rows(rows: int, seed: int) -> pa.Table:
+    """A batch whose only faults are in rows 3 (negative amount), 7 (null amount) and 4-5
+    (one transaction id twice), and an unseen merchant category in row 9 (a warning)."""
+    table = generate(rows, seed=seed)
+    amounts = table.column("amount").to_pylist()
+    amounts[3], amounts[7] = -5.0, None
+    ids = table.column("transaction_id").to_pylist()
+    ids[5] = ids[4]
+    categories = table.column("merchant_category").to_pylist()
+    categories[9] = "casino"
+    for name, values in (("amount", amounts), ("transaction_id", ids)):
+        column = pa.array(values, table.schema.field(name).type)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    index = table.schema.get_field_index("merchant_category")
+    return table.set_column(index, "merchant_category", pa.array(categories))
+
+
+def test_row_split_moves_good_rows_on_and_quarantines_the_rest(store, suite) -> None:
+    table = with_bad_rows(500, seed=10)
+    checksum = land(store, SPLIT_KEY, encode(table, "parquet"))
+    result = validate_and_route(store, DATA, suite, SPLIT_KEY, row_split=SPLIT)
+    assert result.split and result.passed
+    assert (result.rows, result.accepted_rows, result.rejected_rows) == (500, 496, 4)
+    assert everything(store) == [
+        SPLIT_QUARANTINE,
+        SPLIT_QUARANTINE + ".rejected.parquet",
+        SPLIT_QUARANTINE + ".report.html",
+        SPLIT_QUARANTINE + ".report.json",
+        SPLIT_VALID,
+    ]
+    # Nothing lost: the original is kept byte-identical, and the rows add up exactly.
+    assert sha256_hex(store.get(BUCKET, SPLIT_QUARANTINE)) == checksum
+    accepted = decode(store.get(BUCKET, SPLIT_VALID), "parquet")
+    rejected = decode(store.get(BUCKET, SPLIT_QUARANTINE + ".rejected.parquet"), "parquet")
+    bad_ids = {table.column("transaction_id")[i].as_py() for i in (3, 4, 7)}
+    assert set(rejected.column("transaction_id").to_pylist()) == bad_ids
+    assert sorted(
+        accepted.column("transaction_id").to_pylist()
+        + rejected.column("transaction_id").to_pylist()
+    ) == sorted(table.column("transaction_id").to_pylist())
+    amounts, why = rejected["amount"].to_pylist(), rejected[REASON_COLUMN].to_pylist()
+    reasons = dict(zip(amounts, why, strict=True))
+    assert reasons[-5.0] == ["expect_column_values_to_be_between(amount)"]
+    assert reasons[None] == ["expect_column_values_to_not_be_null(amount)"]
+    # The unseen category is only a warning: its row moved on.
+    assert "casino" in accepted.column("merchant_category").to_pylist()
+    # What moved on passes the whole suite.
+    assert validate_table(accepted, SPLIT_VALID, suite).success
+    report = json.loads(store.get(BUCKET, SPLIT_QUARANTINE + ".report.json"))
+    assert report["disposition"] == "split"
+    assert report["accepted_rows"] + report["rejected_rows"] == report["rows"] == 500
+
+
+def test_row_split_of_a_csv_keeps_its_format_and_types(store, suite) -> None:
+    key = f"{DATA.landing_prefix}dt=2026-11-23/mixed.csv"
+    land(store, key, encode(with_bad_rows(200, seed=11), "csv"))
+    result = validate_and_route(store, DATA, suite, key, row_split=SPLIT)
+    assert result.split and result.accepted_rows == 196
+    accepted = read_batch(store.get(BUCKET, result.destination), result.destination, DATA.columns)
+    assert accepted.num_rows == 196 and validate_table(accepted, key, suite).success
+
+
+def test_too_many_bad_rows_quarantine_the_whole_file(store, suite) -> None:
+    checksum = land(store, SPLIT_KEY, encode(with_bad_rows(30, seed=12), "parquet"))
+    result = validate_and_route(store, DATA, suite, SPLIT_KEY, row_split=SPLIT)
+    assert not result.passed and result.destination == SPLIT_QUARANTINE
+    assert any("4 of 30 rows (13.3%)" in reason for reason in result.reasons)
+    assert SPLIT_VALID not in everything(store)
+    assert sha256_hex(store.get(BUCKET, SPLIT_QUARANTINE)) == checksum
+
+
+def test_a_table_level_failure_is_never_split(store, suite) -> None:
+    table = with_bad_rows(500, seed=13).drop_columns(["channel"])
+    land(store, SPLIT_KEY, encode(table, "parquet"))
+    result = validate_and_route(store, DATA, suite, SPLIT_KEY, row_split=SPLIT)
+    assert not result.passed
+    assert any("row split not possible" in reason for reason in result.reasons)
+    assert [key for key in everything(store) if key.startswith(DATA.validated_prefix)] == []
+
+
+def test_a_split_retried_after_a_crash_writes_nothing_twice(store, suite, monkeypatch) -> None:
+    checksum = land(store, SPLIT_KEY, encode(with_bad_rows(500, seed=14), "parquet"))
+
+    def crash(*args, **kwargs):
+        raise ConnectionError("worker lost before the original moved")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "move_verified", crash)
+        with pytest.raises(ConnectionError):
+            validate_and_route(store, DATA, suite, SPLIT_KEY, row_split=SPLIT)
+    assert SPLIT_KEY in everything(store) and SPLIT_VALID in everything(store)
+    first_valid = sha256_hex(store.get(BUCKET, SPLIT_VALID))
+    retried = validate_and_route(store, DATA, suite, SPLIT_KEY, row_split=SPLIT)
+    again = validate_and_route(store, DATA, suite, SPLIT_KEY, row_split=SPLIT)
+    assert retried.split and (retried.accepted_rows, retried.rejected_rows) == (496, 4)
+    assert again.already_routed and again.split and again.rejected_rows == 4
+    assert sha256_hex(store.get(BUCKET, SPLIT_VALID)) == first_valid
+    assert sha256_hex(store.get(BUCKET, SPLIT_QUARANTINE)) == checksum
+    assert SPLIT_KEY not in everything(store)

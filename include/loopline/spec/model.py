@@ -75,6 +75,11 @@ class ValidationSpec(StrictModel):
     max_files_per_run: PositiveInt = 200
     wait_minutes: PositiveInt = 30  # how long a run waits, deferred, for a first file
     poll_seconds: PositiveInt = 30  # how often the triggerer lists the landing prefix
+    # Row-level split: rows that break a row-level expectation (not null, in set, between,
+    # unique...) go to quarantine and the rest of the file moves on. A file with more bad
+    # rows than this share, or one failing a table-level expectation, is quarantined whole.
+    row_split: bool = False
+    max_rejected_row_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
 
 
 class Features(StrictModel):

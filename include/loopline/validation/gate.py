@@ -3,39 +3,72 @@
 Every landed object ends in exactly one of the two, byte-identical (sha256 checked after the
 copy). A failed batch gets its report beside it in quarantine, written before the move, so a
 quarantined file is never without its reason.
+
+With a row-level split (spec: validation.row_split), a file whose only failures are row-level
+keeps moving: its accepted rows are written to validated/ under the file's own name and
+format, the original goes to quarantine byte-identical, beside its report and its rejected
+rows (``.rejected.parquet``, with the expectations each row broke); the report's counts add
+up: accepted + rejected = rows.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from loopline.spec.model import DataSpec
+import pyarrow as pa
+
+from loopline.spec.model import DataSpec, FileFormat
+from loopline.storage.formats import CONTENT_TYPES, encode, format_of_key
 from loopline.storage.objects import ObjectStore, sha256_hex
-from loopline.validation.report import validate_object
+from loopline.validation.reading import UnreadableFile, read_batch
+from loopline.validation.report import ValidationReport, unreadable_report, validate_table
+from loopline.validation.split import RowSplit, split_rows, why_not_splittable
 
 log = logging.getLogger(__name__)
 
 REPORT_SUFFIX = ".report.json"
 DATA_DOCS_SUFFIX = ".report.html"
+REJECTED_ROWS_SUFFIX = ".rejected.parquet"
 
 
 @dataclass(frozen=True)
 class GateResult:
     source: str
-    destination: str
-    passed: bool
+    destination: str  # where the landed object, or with a split its accepted rows, went
+    passed: bool  # True when the file, or with a split its accepted rows, moved on
     rows: int | None
     sha256: str | None
     reasons: list[str]
     report_key: str | None = None
     already_routed: bool = False
+    accepted_rows: int | None = None
+    rejected_rows: int = 0
+    quarantine_key: str | None = None  # with a split: the original file, byte-identical
+
+    @property
+    def split(self) -> bool:
+        return self.passed and self.quarantine_key is not None
 
     def summary(self) -> str:
+        if self.split:
+            return (
+                f"{self.source} SPLIT: {self.accepted_rows} rows -> {self.destination}, "
+                f"{self.rejected_rows} rows and the original -> {self.quarantine_key}: "
+                + "; ".join(self.reasons)
+            )
         verdict = "passed" if self.passed else "QUARANTINED"
         why = f": {'; '.join(self.reasons)}" if self.reasons else ""
         return f"{self.source} {verdict} -> {self.destination}{why}"
+
+
+@dataclass(frozen=True)
+class RowSplitPolicy:
+    """Split off bad rows, unless more than `max_rejected_share` of the rows are bad."""
+
+    max_rejected_share: float
 
 
 def routed_key(key: str, from_prefix: str, to_prefix: str) -> str:
@@ -44,60 +77,172 @@ def routed_key(key: str, from_prefix: str, to_prefix: str) -> str:
     return to_prefix + key[len(from_prefix) :]
 
 
-def validate_and_route(store: ObjectStore, data_spec: DataSpec, suite: Any, key: str) -> GateResult:
+def validate_and_route(
+    store: ObjectStore,
+    data_spec: DataSpec,
+    suite: Any,
+    key: str,
+    *,
+    row_split: RowSplitPolicy | None = None,
+) -> GateResult:
     """Validate s3://bucket/`key` (under the landing prefix) and move it where it belongs."""
     bucket = data_spec.bucket
-    valid_key = routed_key(key, data_spec.landing_prefix, data_spec.validated_prefix)
-    quarantine_key = routed_key(key, data_spec.landing_prefix, data_spec.quarantine_prefix)
+    route = _Route(
+        store,
+        bucket,
+        key,
+        valid_key=routed_key(key, data_spec.landing_prefix, data_spec.validated_prefix),
+        quarantine_key=routed_key(key, data_spec.landing_prefix, data_spec.quarantine_prefix),
+    )
     if store.head(bucket, key) is None:
-        return _already_routed(store, bucket, key, valid_key, quarantine_key)
+        return route.already_routed()
     data = store.get(bucket, key)
     checksum = sha256_hex(data)
-    report = validate_object(data, key, data_spec.columns, suite)
-    if report.success:
-        store.move_verified(bucket, key, valid_key, checksum)
-        result = GateResult(key, valid_key, True, report.rows, checksum, [])
+    try:
+        table = read_batch(data, key, data_spec.columns)
+    except UnreadableFile as exc:
+        table, report = None, unreadable_report(key, suite, exc)
     else:
-        report_key = quarantine_key + REPORT_SUFFIX
-        store.put(bucket, report_key, report.to_json().encode(), "application/json")
-        if report.data_docs_html:  # none when the file could not even be read
-            store.put(
-                bucket,
-                quarantine_key + DATA_DOCS_SUFFIX,
-                report.data_docs_html.encode(),
-                "text/html; charset=utf-8",
-            )
-        store.move_verified(bucket, key, quarantine_key, checksum)
-        result = GateResult(
-            key,
-            quarantine_key,
-            False,
-            report.rows,
-            checksum,
-            report.reasons(),
-            report_key=report_key,
-        )
+        report = validate_table(table, key, suite, row_positions=row_split is not None)
+    if report.success:
+        result = route.validated(report, checksum)
+    elif row_split is None or table is None:
+        result = route.quarantined(report, checksum)
+    else:
+        result = _split_or_quarantine(route, table, report, checksum, row_split)
     log.info("%s", result.summary())
     for warning in report.warnings:
         log.warning("%s: warning: %s", key, warning.describe())
     return result
 
 
-def _already_routed(
-    store: ObjectStore, bucket: str, key: str, valid_key: str, quarantine_key: str
+def _split_or_quarantine(
+    route: _Route, table: pa.Table, report: ValidationReport, checksum: str, policy: RowSplitPolicy
 ) -> GateResult:
-    """A retry after the move completed: report where the file went, from what is on S3."""
-    if store.head(bucket, valid_key) is not None:
-        return GateResult(key, valid_key, True, None, None, [], already_routed=True)
-    if store.head(bucket, quarantine_key) is not None:
-        return GateResult(
-            key,
-            quarantine_key,
-            False,
-            None,
-            None,
-            ["quarantined by an earlier try"],
-            report_key=quarantine_key + REPORT_SUFFIX,
-            already_routed=True,
+    if problem := why_not_splittable(report):
+        return route.quarantined(report, checksum, f"row split not possible: {problem}")
+    split = split_rows(table, report)
+    if split.rejected_share > policy.max_rejected_share:
+        return route.quarantined(
+            report,
+            checksum,
+            f"row split refused: {split.rejected.num_rows} of {table.num_rows} rows "
+            f"({split.rejected_share:.1%}) break row-level expectations, more than "
+            f"validation.max_rejected_row_share ({policy.max_rejected_share:.1%})",
         )
-    raise FileNotFoundError(f"s3://{bucket}/{key} is in none of landing, validated, quarantine")
+    return route.split(report, checksum, split)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Where one landed object can go, and the writes that send it there."""
+
+    store: ObjectStore
+    bucket: str
+    key: str
+    valid_key: str
+    quarantine_key: str
+
+    @property
+    def report_key(self) -> str:
+        return self.quarantine_key + REPORT_SUFFIX
+
+    def validated(self, report: ValidationReport, checksum: str) -> GateResult:
+        self.store.move_verified(self.bucket, self.key, self.valid_key, checksum)
+        return GateResult(
+            self.key, self.valid_key, True, report.rows, checksum, [], accepted_rows=report.rows
+        )
+
+    def quarantined(
+        self, report: ValidationReport, checksum: str, note: str | None = None
+    ) -> GateResult:
+        reasons = [*report.reasons(), *([note] if note else [])]
+        self._write_reports(report, disposition="quarantined", reasons=reasons)
+        self.store.move_verified(self.bucket, self.key, self.quarantine_key, checksum)
+        return GateResult(
+            self.key,
+            self.quarantine_key,
+            False,
+            report.rows,
+            checksum,
+            reasons,
+            report_key=self.report_key,
+            accepted_rows=0,
+            rejected_rows=report.rows or 0,
+        )
+
+    def split(self, report: ValidationReport, checksum: str, split: RowSplit) -> GateResult:
+        """Rejected rows and reports first, then the accepted rows, then the original into
+        quarantine: a crash anywhere leaves the landed file in place for the retry, and the
+        retry writes the same bytes again (create-only, identical is a no-op)."""
+        rejected_key = self.quarantine_key + REJECTED_ROWS_SUFFIX
+        rejected = encode(split.rejected, FileFormat.PARQUET)
+        self.store.put(self.bucket, rejected_key, rejected, CONTENT_TYPES[FileFormat.PARQUET])
+        self._write_reports(
+            report,
+            disposition="split",
+            reasons=report.reasons(),
+            accepted_rows=split.accepted.num_rows,
+            rejected_rows=split.rejected.num_rows,
+            validated_key=self.valid_key,
+            rejected_rows_key=rejected_key,
+        )
+        file_format = format_of_key(self.key)
+        accepted = encode(split.accepted, file_format)
+        self.store.put_new(
+            self.bucket, self.valid_key, accepted, content_type=CONTENT_TYPES[file_format]
+        )
+        self.store.move_verified(self.bucket, self.key, self.quarantine_key, checksum)
+        return GateResult(
+            self.key,
+            self.valid_key,
+            True,
+            report.rows,
+            checksum,
+            report.reasons(),
+            report_key=self.report_key,
+            accepted_rows=split.accepted.num_rows,
+            rejected_rows=split.rejected.num_rows,
+            quarantine_key=self.quarantine_key,
+        )
+
+    def _write_reports(self, report: ValidationReport, **extra: Any) -> None:
+        # Written before the move, so a quarantined file is never without its reason.
+        body = report.to_json(**extra).encode()
+        self.store.put(self.bucket, self.report_key, body, "application/json")
+        if report.data_docs_html:  # none when the file could not even be read
+            self.store.put(
+                self.bucket,
+                self.quarantine_key + DATA_DOCS_SUFFIX,
+                report.data_docs_html.encode(),
+                "text/html; charset=utf-8",
+            )
+
+    def already_routed(self) -> GateResult:
+        """A retry after the move completed: report where the file went, from what is on S3."""
+        store, bucket = self.store, self.bucket
+        if store.head(bucket, self.quarantine_key) is not None:
+            recorded = json.loads(store.get(bucket, self.report_key))
+            common = dict(
+                rows=recorded.get("rows"),
+                sha256=None,
+                reasons=recorded.get("reasons", []),
+                report_key=self.report_key,
+                already_routed=True,
+            )
+            if recorded.get("disposition") == "split":
+                return GateResult(
+                    self.key,
+                    self.valid_key,
+                    True,
+                    accepted_rows=recorded["accepted_rows"],
+                    rejected_rows=recorded["rejected_rows"],
+                    quarantine_key=self.quarantine_key,
+                    **common,
+                )
+            return GateResult(self.key, self.quarantine_key, False, **common)
+        if store.head(bucket, self.valid_key) is not None:
+            return GateResult(self.key, self.valid_key, True, None, None, [], already_routed=True)
+        raise FileNotFoundError(
+            f"s3://{bucket}/{self.key} is in none of landing, validated, quarantine"
+        )

@@ -62,7 +62,24 @@ def read_batch(data: bytes, key: str, columns: Sequence[Column]) -> pa.Table:
         raise UnreadableFile("corrupt", f"cannot parse as {declared.value}: {exc}") from exc
     if table.num_rows == 0:
         raise UnreadableFile("empty", "the file holds no rows")
+    if declared is FileFormat.CSV:
+        _check_delimiter(table)
     return _cast(table, columns)
+
+
+def _check_delimiter(table: pa.Table) -> None:
+    """A CSV written with another delimiter parses as one column named like 'a;b;c'."""
+    if table.num_columns != 1:
+        return
+    header = table.column_names[0]
+    for delimiter in (";", "\t", "|"):
+        if header.count(delimiter) >= 1:
+            shown = header if len(header) <= 60 else header[:57] + "..."
+            raise UnreadableFile(
+                "format",
+                f"wrong CSV delimiter: the header {shown!r} is one column; "
+                f"it looks {delimiter!r}-separated, expected ','",
+            )
 
 
 def _check_utf8(data: bytes) -> None:

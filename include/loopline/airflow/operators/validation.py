@@ -100,18 +100,23 @@ class ValidateBatchOperator(BaseOperator):
 
         from loopline.spec import load_spec
         from loopline.storage.objects import ObjectStore
-        from loopline.validation.gate import validate_and_route
+        from loopline.validation.gate import RowSplitPolicy, validate_and_route
         from loopline.validation.suites import load_suite
 
         spec = load_spec(self.spec_path)
         suite = load_suite(self.suite_path)
         store = ObjectStore(S3Hook(aws_conn_id=self.aws_conn_id).get_conn())
-        result = validate_and_route(store, spec.data, suite, self.key)
-        if result.passed:
-            self.log.info("PASSED %s", result.summary())
+        row_split = None
+        if spec.validation.row_split:
+            row_split = RowSplitPolicy(spec.validation.max_rejected_row_share)
+        result = validate_and_route(store, spec.data, suite, self.key, row_split=row_split)
+        if result.split:
+            self.log.warning("%s", result.summary())
+        elif result.passed:
+            self.log.info("%s", result.summary())
         else:
-            self.log.error("QUARANTINED %s", result.summary())
-        return asdict(result)
+            self.log.error("%s", result.summary())
+        return {**asdict(result), "split": result.split}
 
 
 def _results(context: Context, task_id: str) -> list[dict[str, Any]]:
@@ -137,7 +142,7 @@ class PublishValidatedOperator(BaseOperator):
             raise AirflowSkipException("no file passed validation in this run; no event")
         extra = {
             "keys": [r["destination"] for r in passed],
-            "rows": sum(r["rows"] or 0 for r in passed),
+            "rows": sum(r["accepted_rows"] or 0 for r in passed),
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
@@ -147,7 +152,8 @@ class PublishValidatedOperator(BaseOperator):
 
 class ValidationVerdictOperator(BaseOperator):
     """Fail the run, naming every quarantined file and why, when the spec says so; fail it
-    too when a file could not be validated at all (it stays in landing for the next run)."""
+    too when a file could not be validated at all (it stays in landing for the next run).
+    A row-level split does not fail the run: its good rows moved on, as the spec asked."""
 
     def __init__(
         self, *, results_from: str, keys_from: str, fail_on_invalid: bool, **kwargs: Any
@@ -162,12 +168,15 @@ class ValidationVerdictOperator(BaseOperator):
             raise AirflowSkipException("no file was listed in this run")
         results = _results(context, self.results_from)
         quarantined = [r for r in results if not r["passed"]]
+        split = [r for r in results if r.get("split")]
         unchecked = sorted(set(keys) - {r["source"] for r in results})
         counts = {
             "files": len(keys),
-            "passed": len(results) - len(quarantined),
+            "passed": len(results) - len(quarantined) - len(split),
+            "split": len(split),
             "quarantined": len(quarantined),
             "unchecked": len(unchecked),
+            "rows_rejected": sum(r["rejected_rows"] for r in results),
         }
         self.log.info("verdict: %s", counts)
         problems = (
@@ -187,4 +196,12 @@ class ValidationVerdictOperator(BaseOperator):
             )
         for result in quarantined:
             self.log.warning("quarantined (run not failed, by spec): %s", result["source"])
+        for result in split:
+            self.log.warning(
+                "split: %s rows of %s moved on, %s rows quarantined beside %s",
+                result["accepted_rows"],
+                result["source"],
+                result["rejected_rows"],
+                result["quarantine_key"],
+            )
         return counts
