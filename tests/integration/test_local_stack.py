@@ -5,6 +5,7 @@ Driven the way a user drives it: the `loopline stack` command, then Airflow's RE
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -215,3 +216,40 @@ def test_up_again_is_idempotent_and_restart_keeps_s3_objects(stack) -> None:
     restarted = stack_command(state_dir, "up", "--no-demo-data").stdout
     assert "restored" in restarted
     assert data_files(store) == before
+
+
+def test_a_quarantined_file_fails_the_validation_run_that_names_it(stack) -> None:
+    local, _ = stack
+    store = ObjectStore(local.s3_client())
+    api = local.api()
+    # An upstream system (not Loopline's feed) drops a file written with the wrong delimiter.
+    key = LANDING + "dt=2026-11-23/upstream-semicolons.csv"
+    store.put_new("loopline", key, b"transaction_id;amount\nt1;12.5\n")
+    api.trigger("card_fraud.validate")
+    # One run at a time validates: ours, or one already waiting (deferred) for landed files
+    # that wakes on this one. Whichever it is, it must fail naming the file and the reason.
+    naming = wait_for(lambda: finished_runs_naming(api, key))
+    assert [state for state, _ in naming] == ["failed"] * len(naming)
+    assert all("did not pass" in log for _, log in naming)
+    assert any("wrong CSV delimiter" in log for _, log in naming)
+    assert store.head("loopline", key.replace(LANDING, "card_fraud/quarantine/")) is not None
+
+
+def finished_runs_naming(api, key: str) -> list[tuple[str, str]]:
+    runs = api.call("GET", "/api/v2/dags/card_fraud.validate/dagRuns", params={"limit": 100})
+    finished = [r for r in runs["dag_runs"] if r["state"] in ("success", "failed")]
+    logs = [(run["state"], verdict_log(api, run["dag_run_id"])) for run in finished]
+    return [(state, log) for state, log in logs if key in log]
+
+
+def verdict_log(api, run_id: str) -> str:
+    """The text of the verdict task's last try, as the UI shows it."""
+    path = f"/api/v2/dags/card_fraud.validate/dagRuns/{run_id}/taskInstances/verdict"
+    task = api.call("GET", path)
+    if not task.get("try_number"):
+        return ""
+    logs = api.call(
+        "GET", f"{path}/logs/{task['try_number']}", headers={"Accept": "application/json"}
+    )
+    # Structured lines: the failure's message sits in the exception details, not the event.
+    return "\n".join(json.dumps(line) for line in logs.get("content") or [])
