@@ -1,0 +1,1 @@
+"""Champion/challenger promotion: the gates and the flow that applies them."""

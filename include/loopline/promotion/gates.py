@@ -1,0 +1,141 @@
+"""The promotion decision: does a candidate beat the champion, within every budget?
+
+Pure functions over numbers measured on the *same* holdout. The rules, in order:
+
+- absolute thresholds (``promotion.absolute_thresholds``): always; the only quality bar for
+  the first model;
+- the primary metric (``promotion.metric``) must improve on the champion by at least
+  ``promotion.min_improvement``. A tie never promotes: with a margin of 0 the candidate must
+  be strictly better, so two equal models leave the champion in place;
+- guard metrics (``promotion.guard_tolerances``) may be worse than the champion's by at most
+  their tolerance;
+- p99 single-row CPU latency and model size within ``max_p99_latency_ms`` and
+  ``max_model_size_mb``;
+- the candidate's inputs must be ones the champion's callers already send: same names, same
+  types (a new required input would break serving).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loopline.spec.model import Metric, PromotionSpec
+
+LOWER_IS_BETTER = frozenset({Metric.LOGLOSS.value})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    metrics: dict[str, float]
+    p99_latency_ms: float
+    size_mb: float
+    input_schema: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why it was refused (empty when promoted)."""
+        return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        verdict = "PROMOTE" if self.promote else "KEEP CHAMPION"
+        lines = [f"{'ok ' if c.passed else 'NO '} {c.name}: {c.detail}" for c in self.checks]
+        return "\n".join([verdict, *lines])
+
+
+def gain(metric: str, candidate: float, champion: float) -> float:
+    """How much better the candidate is (positive) on `metric`, whatever its direction."""
+    return champion - candidate if metric in LOWER_IS_BETTER else candidate - champion
+
+
+def decide(candidate: Candidate, champion: Candidate | None, rules: PromotionSpec) -> Decision:
+    checks = [*_absolute(candidate, rules), *_budgets(candidate, rules)]
+    if champion is not None:
+        checks += [
+            _primary(candidate, champion, rules),
+            *_guards(candidate, champion, rules),
+            _schema(candidate, champion),
+        ]
+    return Decision(all(check.passed for check in checks), checks)
+
+
+def _absolute(candidate: Candidate, rules: PromotionSpec) -> list[Check]:
+    checks = []
+    for metric, threshold in rules.absolute_thresholds.items():
+        value = candidate.metrics[metric.value]
+        ok = gain(metric.value, value, threshold) >= 0
+        relation = "<=" if metric.value in LOWER_IS_BETTER else ">="
+        checks.append(
+            Check(f"{metric.value} threshold", ok, f"{value:.4f} (needs {relation} {threshold})")
+        )
+    return checks
+
+
+def _budgets(candidate: Candidate, rules: PromotionSpec) -> list[Check]:
+    return [
+        Check(
+            "p99 latency",
+            candidate.p99_latency_ms <= rules.max_p99_latency_ms,
+            f"{candidate.p99_latency_ms:.2f} ms (budget {rules.max_p99_latency_ms} ms)",
+        ),
+        Check(
+            "model size",
+            candidate.size_mb <= rules.max_model_size_mb,
+            f"{candidate.size_mb:.2f} MB (budget {rules.max_model_size_mb} MB)",
+        ),
+    ]
+
+
+def _primary(candidate: Candidate, champion: Candidate, rules: PromotionSpec) -> Check:
+    metric = rules.metric.value
+    improvement = gain(metric, candidate.metrics[metric], champion.metrics[metric])
+    margin = rules.min_improvement
+    ok = improvement > 0 and improvement >= margin
+    return Check(
+        f"{metric} improvement",
+        ok,
+        f"{candidate.metrics[metric]:.4f} vs champion {champion.metrics[metric]:.4f} "
+        f"({improvement:+.4f}, needs > 0 and >= {margin})",
+    )
+
+
+def _guards(candidate: Candidate, champion: Candidate, rules: PromotionSpec) -> list[Check]:
+    checks = []
+    for metric, tolerance in rules.guard_tolerances.items():
+        name = metric.value
+        change = gain(name, candidate.metrics[name], champion.metrics[name])
+        checks.append(
+            Check(
+                f"{name} guard",
+                change >= -tolerance,
+                f"{candidate.metrics[name]:.4f} vs champion {champion.metrics[name]:.4f} "
+                f"({change:+.4f}, may regress by at most {tolerance})",
+            )
+        )
+    return checks
+
+
+def _schema(candidate: Candidate, champion: Candidate) -> Check:
+    served = {column["name"]: column["type"] for column in champion.input_schema}
+    problems = []
+    for column in candidate.input_schema:
+        if column["name"] not in served:
+            problems.append(f"new input {column['name']}")
+        elif served[column["name"]] != column["type"]:
+            problems.append(
+                f"{column['name']} is {column['type']}, champion takes {served[column['name']]}"
+            )
+    detail = "; ".join(problems) if problems else "takes the champion's inputs"
+    return Check("input schema", not problems, detail)

@@ -1,0 +1,1 @@
+"""Retraining: training snapshots from validated data, the Keras model, evaluation."""

@@ -1,0 +1,202 @@
+"""Train the spec's Keras model on a snapshot: seeded, early-stopped, GPU when there is one.
+
+The model takes raw columns by name (one input per feature) and holds its own preprocessing:
+a Normalization layer adapted on the training rows and a StringLookup + Embedding per
+categorical feature. Serving (Spark, Kafka consumers) feeds it rows as they are stored.
+
+TensorFlow is imported inside functions: this module is imported at DAG-parse time by nothing,
+but it is cheap to import anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from loopline.spec.model import ModelSpec, TrainingSpec
+
+log = logging.getLogger(__name__)
+
+EARLY_STOPPING_SHARE = 0.1  # of the training rows, held back to stop on (never the holdout)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    model: Any  # keras.Model
+    device: str  # "GPU:0 (mixed precision, XLA)" or "CPU"
+    epochs_run: int
+    samples_per_second: float
+    seconds: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def features_of(table: pa.Table, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The model's inputs from stored rows, one (rows, 1) array per feature: float32 numbers,
+    strings as object arrays."""
+    inputs: dict[str, np.ndarray] = {}
+    for name in spec.features.numeric:
+        values = table.column(name).to_numpy().astype(np.float32, copy=False)
+        inputs[name] = values.reshape(-1, 1)
+    for name in spec.features.categorical:
+        values = np.asarray(table.column(name).to_pylist(), dtype=object)
+        inputs[name] = values.reshape(-1, 1)
+    return inputs
+
+
+def labels_of(table: pa.Table, spec: ModelSpec) -> np.ndarray:
+    return table.column(spec.label).to_numpy().astype(np.float32)
+
+
+def pick_device(training: TrainingSpec) -> tuple[str, bool]:
+    """("GPU:0", True) when a GPU is visible and the spec allows it, else ("CPU", False)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU") if training.use_gpu_if_available else []
+    return ("GPU:0", True) if gpus else ("CPU", False)
+
+
+def build_model(spec: ModelSpec, train: dict[str, np.ndarray], *, on_gpu: bool = False) -> Any:
+    """An MLP over normalised numbers and embedded categories, preprocessing inside."""
+    import keras
+
+    inputs = {
+        name: keras.Input(shape=(1,), name=name, dtype="float32") for name in spec.features.numeric
+    }
+    numeric = keras.layers.Concatenate(name="numeric")(list(inputs.values()))
+    normalizer = keras.layers.Normalization(name="normalize")
+    normalizer.adapt(np.concatenate([train[name] for name in spec.features.numeric], axis=1))
+    parts = [normalizer(numeric)]
+    for name in spec.features.categorical:
+        inputs[name] = keras.Input(shape=(1,), name=name, dtype="string")
+        lookup = keras.layers.StringLookup(name=f"{name}_lookup", num_oov_indices=1)
+        lookup.adapt(train[name])
+        embedded = keras.layers.Embedding(
+            lookup.vocabulary_size(), spec.architecture.embedding_dim, name=f"{name}_embedding"
+        )(lookup(inputs[name]))
+        parts.append(keras.layers.Flatten(name=f"{name}_flat")(embedded))
+    hidden = keras.layers.Concatenate(name="features")(parts)
+    for index, units in enumerate(spec.architecture.hidden_units):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"dense_{index}")(hidden)
+        if spec.architecture.dropout:
+            hidden = keras.layers.Dropout(spec.architecture.dropout, name=f"dropout_{index}")(
+                hidden
+            )
+    # float32 output even under mixed precision: stable sigmoid and loss.
+    score = keras.layers.Dense(1, activation="sigmoid", name="score", dtype="float32")(hidden)
+    model = keras.Model(inputs=inputs, outputs=score, name="loopline_mlp")
+    model.compile(
+        optimizer=keras.optimizers.Adam(spec.hyperparameters.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")],
+        jit_compile=on_gpu,  # XLA fuses the small dense layers on a GPU; no gain on CPU here
+    )
+    return model
+
+
+def train_model(
+    train: pa.Table,
+    model_spec: ModelSpec,
+    training: TrainingSpec,
+    *,
+    epochs: int | None = None,
+    progress: Any = None,
+) -> TrainingOutcome:
+    """Fit the spec's model on `train`; stop early on a slice of it held back for that."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(training.seed)
+    device, on_gpu = pick_device(training)
+    if on_gpu:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+        tf.config.experimental.enable_op_determinism()
+    features, labels = features_of(train, model_spec), labels_of(train, model_spec)
+    order = np.random.default_rng(training.seed).permutation(train.num_rows)
+    stop_rows = max(1, int(train.num_rows * EARLY_STOPPING_SHARE))
+    fit_idx, stop_idx = order[stop_rows:], order[:stop_rows]
+    fit_features = {name: values[fit_idx] for name, values in features.items()}
+    batch_size = model_spec.hyperparameters.batch_size
+    with tf.device(device):
+        model = build_model(model_spec, fit_features, on_gpu=on_gpu)
+        fit_data = _batches(fit_features, labels[fit_idx], batch_size, training.seed)
+        stop_data = _batches(
+            {name: values[stop_idx] for name, values in features.items()},
+            labels[stop_idx],
+            batch_size,
+            None,
+        )
+        callbacks = [
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=training.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        ]
+        if progress is not None:
+            callbacks.append(progress)
+        started = time.perf_counter()
+        history = model.fit(
+            fit_data,
+            validation_data=stop_data,
+            epochs=epochs or model_spec.hyperparameters.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
+        seconds = time.perf_counter() - started
+    epochs_run = len(history.history["loss"])
+    samples_per_second = len(fit_idx) * epochs_run / seconds
+    label = f"{device} (mixed precision, XLA)" if on_gpu else device
+    log.info(
+        "trained on %s: %d epochs, %d rows, %.0f samples/s",
+        label,
+        epochs_run,
+        len(fit_idx),
+        samples_per_second,
+    )
+    return TrainingOutcome(
+        model, label, epochs_run, samples_per_second, seconds, dict(history.history)
+    )
+
+
+def _batches(
+    features: dict[str, np.ndarray], labels: np.ndarray, batch_size: int, seed: int | None
+) -> Any:
+    """Batches sliced once; with a seed, the batch order is reshuffled every epoch (rows were
+    permuted once before): per-row shuffling of 30+ columns costs more than it brings."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
+    if seed is not None:
+        count = -(-len(labels) // batch_size)
+        data = data.cache().shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+MODEL_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+
+
+def save_artifacts(model: Any, folder: Any) -> None:
+    """The Keras file (to retrain or evaluate) and a SavedModel export (to serve)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / MODEL_FILE)
+    model.export(str(folder / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
+
+
+def load_model(folder: Any) -> Any:
+    """Load a saved model; a file that is not a Keras model fails here, loudly."""
+    from pathlib import Path
+
+    import keras
+
+    return keras.saving.load_model(Path(folder) / MODEL_FILE)
