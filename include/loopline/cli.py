@@ -1,4 +1,4 @@
-"""The ``loopline`` command: run the local stack and check pipeline specs."""
+"""The ``loopline`` command: the local stack, pipeline specs, suites and the model registry."""
 
 from __future__ import annotations
 
@@ -37,9 +37,23 @@ def main(argv: list[str] | None = None) -> int:
     suite.add_argument("--output", type=Path, help="default: the spec's suite file")
     suite.add_argument("--force", action="store_true", help="replace an existing suite")
 
+    models = commands.add_parser(
+        "models",
+        help="the model registry on S3 (the local stack's, or AWS's default credential chain "
+        "when LOOPLINE_S3=aws)",
+    )
+    models.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    models.add_argument("pipeline", help="pipeline (= model) name")
+    models.add_argument("version", nargs="?", help="show/promote: a version number or an alias")
+    models.add_argument("--reason", default="", help="promote/rollback: why (kept in history)")
+
     args = parser.parse_args(argv)
     if args.command == "stack":
         return _stack(args)
+    if args.command == "models":
+        from loopline.registry.cli import run_models_command
+
+        return run_models_command(args)
     if args.command == "suite":
         return _profile_suite(args)
     return _check_specs(args)

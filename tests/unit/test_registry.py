@@ -142,3 +142,42 @@ def test_rollback_walks_back_one_promotion_at_a_time(registry, tmp_path) -> None
         ("rollback", 2, 3),
         ("rollback", 1, 2),
     ]
+
+
+def test_the_models_command_lists_shows_promotes_and_rolls_back(
+    registry, tmp_path, s3, monkeypatch, capsys
+) -> None:
+    from conftest import PROJECT_ROOT
+    from loopline.cli import main
+    from servers import S3_ACCESS_KEY, S3_SECRET_KEY
+
+    for env, value in {
+        "LOOPLINE_S3": "aws",
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(env, value)
+    model = ModelRegistry(registry.store, BUCKET)
+    for content in "ab":
+        model.register(
+            "card_fraud", artifacts(tmp_path, content), metrics={"auc": 0.8}, input_schema=[]
+        )
+
+    def models(*args: str) -> tuple[int, str]:
+        code = main(["--project", str(PROJECT_ROOT), "models", *args])
+        return code, capsys.readouterr().out
+
+    assert models("promote", "card_fraud", "1", "--reason", "first") == (
+        0,
+        "card_fraud@champion: None -> 1 (manual promotion)\n",
+    )
+    assert models("promote", "card_fraud", "2")[0] == 0
+    code, listing = models("list", "card_fraud")
+    assert code == 0 and "      2  " in listing and "champion" in listing
+    code, shown = models("show", "card_fraud", "champion")
+    assert code == 0 and '"version": 2' in shown and "champion#2: 1 -> 2 promote" in shown
+    assert models("rollback", "card_fraud") == (0, "card_fraud@champion: 2 -> 1 (rollback)\n")
+    code, out = models("promote", "card_fraud", "7")
+    assert code == 1 and "card_fraud has no version 7" in out

@@ -1,0 +1,115 @@
+"""``loopline models list|show|promote|rollback``: the registry from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from pathlib import Path
+
+from loopline.registry.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRegistry,
+    RegistryError,
+)
+
+
+def run_models_command(args: argparse.Namespace) -> int:
+    from loopline.spec import load_spec
+
+    spec = load_spec(args.project / "include" / "pipelines" / f"{args.pipeline}.yaml")
+    registry = ModelRegistry(_object_store(args.project), spec.data.bucket)
+    try:
+        if args.action == "list":
+            _list(registry, spec.name)
+        elif args.action == "show":
+            _show(registry, spec.name, args.version or CHAMPION)
+        elif args.action == "promote":
+            _promote(registry, spec.name, args.version, args.reason)
+        else:
+            move = registry.rollback(spec.name, reason=args.reason or "manual rollback", by=_me())
+            print(f"{spec.name}@champion: {move.previous} -> {move.version} (rollback)")
+    except RegistryError as error:
+        print(f"error: {error}")
+        return 1
+    return 0
+
+
+def _list(registry: ModelRegistry, name: str) -> None:
+    champion, challenger = registry.alias(name, CHAMPION), registry.alias(name, CHALLENGER)
+    versions = registry.versions(name)
+    if not versions:
+        print(f"{name}: no versions registered yet")
+        return
+    print(f"{'version':>7}  {'created (UTC)':19}  {'alias':10}  metrics  (device, run)")
+    for record in versions:
+        alias = {champion: CHAMPION, challenger: CHALLENGER}.get(record.version, "")
+        metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(record.metrics.items()))
+        device = record.training.get("device", "?")
+        run = record.lineage.get("run_id", "-")
+        print(
+            f"{record.version:>7}  {record.created_at:%Y-%m-%d %H:%M:%S}  {alias:10}  "
+            f"{metrics}  ({device}, {run})"
+        )
+
+
+def _show(registry: ModelRegistry, name: str, which: str) -> None:
+    version = _resolve(registry, name, which)
+    record = registry.get(name, version)
+    print(record.model_dump_json(indent=2))
+    for alias in (CHAMPION, CHALLENGER):
+        for move in registry.history(name, alias):
+            print(
+                f"{alias}#{move.sequence}: {move.previous} -> {move.version} "
+                f"{move.action} at {move.at:%Y-%m-%d %H:%M:%S} by {move.by}: {move.reason}"
+            )
+
+
+def _promote(registry: ModelRegistry, name: str, which: str | None, reason: str) -> None:
+    if which is None:
+        raise RegistryError("promote needs a version")
+    version = _resolve(registry, name, which)
+    current = registry.alias(name, CHAMPION)
+    move = registry.move_alias(
+        name,
+        CHAMPION,
+        version,
+        expected=current,
+        action="promote",
+        reason=f"manual: {reason}" if reason else "manual",
+        by=_me(),
+    )
+    print(f"{name}@champion: {move.previous} -> {move.version} (manual promotion)")
+
+
+def _resolve(registry: ModelRegistry, name: str, which: str) -> int:
+    if which.isdigit():
+        return int(which)
+    version = registry.alias(name, which)
+    if version is None:
+        raise RegistryError(f"{name}@{which} is not set")
+    return version
+
+
+def _me() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _object_store(project: Path):
+    """The local stack's S3 when it has been started here, else AWS's default chain (which
+    honours AWS_ENDPOINT_URL for MinIO and the like); LOOPLINE_S3=aws forces the latter."""
+    import boto3
+
+    from loopline.storage.objects import ObjectStore
+
+    state = Path(os.environ.get("LOOPLINE_STATE_DIR", project / ".loopline"))
+    if os.environ.get("LOOPLINE_S3") != "aws" and (state / "stack.json").exists():
+        from loopline.stack.config import load_config
+        from loopline.stack.local import LocalStack
+
+        return ObjectStore(LocalStack(load_config(project, state)).s3_client())
+    return ObjectStore(boto3.client("s3"))
+
+
+__all__ = ["run_models_command"]
