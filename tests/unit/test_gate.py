@@ -208,3 +208,11 @@ def test_a_split_retried_after_a_crash_writes_nothing_twice(store, suite, monkey
     assert sha256_hex(store.get(BUCKET, SPLIT_VALID)) == first_valid
     assert sha256_hex(store.get(BUCKET, SPLIT_QUARANTINE)) == checksum
     assert SPLIT_KEY not in everything(store)
+
+
+def test_a_file_without_extension_is_read_as_the_spec_format(store, suite) -> None:
+    key = f"{DATA.landing_prefix}dt=2026-11-23/part-00000"
+    checksum = land(store, key, encode(generate(100, seed=15), DATA.format))
+    result = validate_and_route(store, DATA, suite, key)
+    assert result.passed and result.rows == 100
+    assert sha256_hex(store.get(BUCKET, result.destination)) == checksum

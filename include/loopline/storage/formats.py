@@ -57,3 +57,12 @@ def format_of_key(key: str) -> FileFormat:
         f"cannot tell the format of {key!r} from its extension; "
         f"expected one of {', '.join(EXTENSIONS.values())}"
     )
+
+
+def format_for_key(key: str, default: FileFormat | None = None) -> FileFormat:
+    """The format of `key`: its extension decides; a name without any extension (such as
+    Spark's ``part-00000``) takes `default`, the spec's ``data.format``; an extension that
+    names no supported format is an error, never a guess."""
+    if default is not None and "." not in key.rsplit("/", 1)[-1]:
+        return default
+    return format_of_key(key)

@@ -67,7 +67,7 @@ def assemble_snapshot(
     for key in _candidate_keys(store, spec, window_start.date(), window_end.date()):
         data = store.get(spec.data.bucket, key)
         try:
-            table = read_batch(data, key, spec.data.columns)
+            table = read_batch(data, key, spec.data.columns, spec.data.format)
         except UnreadableFile as exc:  # validated files were read once; this one changed
             raise ValueError(f"s3://{spec.data.bucket}/{key} cannot be read: {exc}") from exc
         table = _in_window(table, spec.data.timestamp, window_start, window_end)

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from loopline.spec.model import DataSpec, FileFormat
-from loopline.storage.formats import CONTENT_TYPES, encode, format_of_key
+from loopline.storage.formats import CONTENT_TYPES, encode, format_for_key
 from loopline.storage.objects import ObjectStore, sha256_hex
 from loopline.validation.reading import UnreadableFile, read_batch
 from loopline.validation.report import ValidationReport, unreadable_report, validate_table
@@ -93,13 +93,14 @@ def validate_and_route(
         key,
         valid_key=routed_key(key, data_spec.landing_prefix, data_spec.validated_prefix),
         quarantine_key=routed_key(key, data_spec.landing_prefix, data_spec.quarantine_prefix),
+        file_format=data_spec.format,
     )
     if store.head(bucket, key) is None:
         return route.already_routed()
     data = store.get(bucket, key)
     checksum = sha256_hex(data)
     try:
-        table = read_batch(data, key, data_spec.columns)
+        table = read_batch(data, key, data_spec.columns, data_spec.format)
     except UnreadableFile as exc:
         table, report = None, unreadable_report(key, suite, exc)
     else:
@@ -142,6 +143,7 @@ class _Route:
     key: str
     valid_key: str
     quarantine_key: str
+    file_format: FileFormat  # for a name without extension: the spec's data.format
 
     @property
     def report_key(self) -> str:
@@ -187,7 +189,7 @@ class _Route:
             validated_key=self.valid_key,
             rejected_rows_key=rejected_key,
         )
-        file_format = format_of_key(self.key)
+        file_format = format_for_key(self.key, self.file_format)
         accepted = encode(split.accepted, file_format)
         self.store.put_new(
             self.bucket, self.valid_key, accepted, content_type=CONTENT_TYPES[file_format]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from loopline.spec.model import Column, ColumnType, FileFormat
-from loopline.storage.formats import decode, format_of_key
+from loopline.storage.formats import decode, format_for_key
 
 ARROW_TYPES = {
     ColumnType.STRING: pa.string(),
@@ -37,7 +37,9 @@ def sniff_format(data: bytes) -> FileFormat:
     return FileFormat.CSV
 
 
-def read_batch(data: bytes, key: str, columns: Sequence[Column]) -> pa.Table:
+def read_batch(
+    data: bytes, key: str, columns: Sequence[Column], default_format: FileFormat | None = None
+) -> pa.Table:
     """Decode `data` (named `key`) and cast the spec's columns to their declared types.
 
     Missing or extra columns are left for the suite to judge; everything that stops the file
@@ -46,7 +48,7 @@ def read_batch(data: bytes, key: str, columns: Sequence[Column]) -> pa.Table:
     if not data:
         raise UnreadableFile("empty", "the object is empty (0 bytes)")
     try:
-        declared = format_of_key(key)
+        declared = format_for_key(key, default_format)
     except ValueError as exc:
         raise UnreadableFile("format", str(exc)) from exc
     actual = sniff_format(data)
