@@ -27,6 +27,15 @@ class TaskKind(StrEnum):
     VALIDATE_BATCH = "validate_batch"
     PUBLISH_VALIDATED = "publish_validated"
     VALIDATION_VERDICT = "validation_verdict"
+    TRAINING_SNAPSHOT = "training_snapshot"
+    TRAIN_MODEL = "train_model"
+    JUDGE_CANDIDATE = "judge_candidate"
+    APPROVE_PROMOTION = "approve_promotion"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+GPU_POOL = "gpu"  # one slot: two trainings never share a card (see airflow_settings.yaml)
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class TaskPlan:
     # argument name -> upstream task id whose returned list fans this task out, one per item
     expand: Mapping[str, str] = field(default_factory=dict)
     trigger_rule: str = "all_success"
+    pool: str | None = None
 
 
 @dataclass(frozen=True)
@@ -296,10 +306,151 @@ def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     )
 
 
+def champion_asset(spec: PipelineSpec) -> AssetRef:
+    """The asset whose events say "a new champion": batch and streaming scoring listen."""
+    return AssetRef(
+        name=f"{spec.name}.champion",
+        uri=f"s3://{spec.data.bucket}/models/{spec.name}/aliases/champion",
+    )
+
+
+def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
+    """Snapshot validated data, train and register a candidate, judge it, promote it."""
+    training, hyper = spec.training, spec.model.hyperparameters
+    spec_path = {"spec_path": str(paths.spec_file(spec))}
+    params = (
+        ParamPlan(
+            "epochs",
+            hyper.epochs,
+            {"type": "integer", "minimum": 1, "maximum": 1000},
+            "Epochs",
+            "At most this many epochs (early stopping may end sooner).",
+            "Training",
+        ),
+        ParamPlan(
+            "window_days",
+            training.window_days,
+            {"type": "integer", "minimum": 1, "maximum": 3650},
+            "Data window (days)",
+            "Train on the validated rows of this many days before the run.",
+            "Training",
+        ),
+        ParamPlan(
+            "reason",
+            "manual",
+            {"type": "string", "minLength": 1, "maxLength": 500},
+            "Reason",
+            "Why this retraining runs; kept in the model's lineage.",
+            "Training",
+        ),
+    )
+    tasks = [
+        TaskPlan(
+            "snapshot",
+            TaskKind.TRAINING_SNAPSHOT,
+            {**spec_path, "window_days": "{{ params.window_days }}"},
+            doc_md="The validated rows of the window, split into train and holdout by key; "
+            "the objects read and their sha256 are recorded.",
+        ),
+        TaskPlan(
+            "train",
+            TaskKind.TRAIN_MODEL,
+            {**spec_path, "epochs": "{{ params.epochs }}", "reason": "{{ params.reason }}"},
+            upstream=("snapshot",),
+            pool=GPU_POOL,
+            doc_md="Trains the spec's Keras model (GPU when visible) and registers it.",
+        ),
+        TaskPlan(
+            "judge",
+            TaskKind.JUDGE_CANDIDATE,
+            {**spec_path, "version_from": "train"},
+            upstream=("train",),
+            doc_md="Candidate and champion on the same holdout, against the promotion gates.",
+        ),
+    ]
+    promote_after = "judge"
+    if spec.promotion.require_approval:
+        tasks.append(
+            TaskPlan(
+                "approve",
+                TaskKind.APPROVE_PROMOTION,
+                {"pipeline": spec.name, "judgement_from": "judge"},
+                upstream=("judge",),
+                doc_md="A person approves (or rejects) the promotion in the Airflow UI.",
+            )
+        )
+        promote_after = "approve"
+    tasks.append(
+        TaskPlan(
+            "promote",
+            TaskKind.PROMOTE,
+            {**spec_path, "judgement_from": "judge"},
+            upstream=(promote_after,),
+            outlets=(champion_asset(spec),),
+            doc_md="Champion if it passed (a champion asset event), else challenger.",
+        )
+    )
+    return DagPlan(
+        dag_id=dag_id(spec, "train"),
+        pipeline=spec.name,
+        stage="train",
+        description=f"Retrains {spec.name} on validated data and promotes it if it is better",
+        schedule=training.schedule,
+        owner=spec.owner,
+        retries=spec.retries,
+        tags=(*spec.all_tags, "stage:train"),
+        tasks=tuple(tasks),
+        params=params,
+        doc_md=(
+            f"### {spec.name}: retraining and promotion\n"
+            f"Trains on the last `window_days` of validated data, registers the model under "
+            f"`s3://{spec.data.bucket}/models/{spec.name}/`, and promotes it to champion only "
+            f"if it beats the champion on the same holdout ({spec.promotion.metric} by at "
+            f"least {spec.promotion.min_improvement}) and passes every gate."
+        ),
+    )
+
+
+def plan_rollback(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
+    """One manual trigger restores the previous champion."""
+    return DagPlan(
+        dag_id=dag_id(spec, "rollback"),
+        pipeline=spec.name,
+        stage="rollback",
+        description=f"Restores the champion {spec.name} had before its last promotion",
+        schedule=None,
+        owner=spec.owner,
+        retries=spec.retries,  # a retry sees this run's own move and does not roll back twice
+        tags=(*spec.all_tags, "stage:rollback"),
+        tasks=(
+            TaskPlan(
+                "rollback",
+                TaskKind.ROLLBACK,
+                {"spec_path": str(paths.spec_file(spec)), "reason": "{{ params.reason }}"},
+                outlets=(champion_asset(spec),),
+            ),
+        ),
+        params=(
+            ParamPlan(
+                "reason",
+                "",
+                {"type": "string", "minLength": 1, "maxLength": 500},
+                "Reason",
+                "Why the champion is rolled back; kept in the alias history.",
+                "Rollback",
+            ),
+        ),
+        doc_md=f"### {spec.name}: rollback\nTrigger with a reason to restore the previous "
+        "champion. Each rollback undoes one more promotion.",
+    )
+
+
 # Every stage's planner; a stage that does not apply to a spec returns None.
 PLANNERS: tuple[Callable[[PipelineSpec, ProjectPaths], DagPlan | None], ...] = (
     plan_demo_feed,
     plan_validation,
+    plan_training,
+    plan_rollback,
 )
 
 

@@ -14,7 +14,7 @@ PATHS = ProjectPaths.beside(PIPELINES)
 
 def test_demo_spec_plans_a_feed_dag_with_validated_params() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml")
-    [feed, _] = plan_pipeline(spec, PATHS)
+    [feed, *_] = plan_pipeline(spec, PATHS)
     assert feed.dag_id == "card_fraud.demo_feed"
     assert feed.schedule == "@hourly"
     assert {"loopline", "pipeline:card_fraud", "stage:demo_feed"} <= set(feed.tags)
@@ -28,7 +28,7 @@ def test_demo_spec_plans_a_feed_dag_with_validated_params() -> None:
 
 def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml")
-    [_, gate] = plan_pipeline(spec, PATHS)
+    [_, gate, *_] = plan_pipeline(spec, PATHS)
     assert gate.dag_id == "card_fraud.validate"
     assert gate.schedule == "*/15 * * * *"
     assert [a.name for a in gate.schedule_assets] == ["card_fraud.landing"]
@@ -41,7 +41,7 @@ def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
 
 def test_a_spec_without_demo_section_plans_no_feed() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml").model_copy(update={"demo": None})
-    assert [plan.stage for plan in plan_pipeline(spec, PATHS)] == ["validate"]
+    assert [plan.stage for plan in plan_pipeline(spec, PATHS)] == ["validate", "train", "rollback"]
 
 
 def test_nothing_below_the_airflow_layer_imports_airflow() -> None:
@@ -61,3 +61,20 @@ def test_nothing_below_the_airflow_layer_imports_airflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_training_plan_trains_in_the_gpu_pool_and_asks_approval_when_the_spec_says() -> None:
+    spec = load_spec(PIPELINES / "card_fraud.yaml")
+    [train] = [plan for plan in plan_pipeline(spec, PATHS) if plan.stage == "train"]
+    assert [t.task_id for t in train.tasks] == ["snapshot", "train", "judge", "promote"]
+    assert {t.task_id: t.pool for t in train.tasks}["train"] == "gpu"
+    assert [o.name for o in train.tasks[-1].outlets] == ["card_fraud.champion"]
+    assert {p.name for p in train.params} == {"epochs", "window_days", "reason"}
+
+    gated = spec.model_copy(
+        update={"promotion": spec.promotion.model_copy(update={"require_approval": True})}
+    )
+    [train] = [plan for plan in plan_pipeline(gated, PATHS) if plan.stage == "train"]
+    approve = next(t for t in train.tasks if t.task_id == "approve")
+    assert approve.kind is TaskKind.APPROVE_PROMOTION and approve.upstream == ("judge",)
+    assert train.tasks[-1].upstream == ("approve",)

@@ -16,9 +16,15 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, BaseOperator, CronTriggerTimetable, Param
 
 from loopline.airflow.operators import (
+    ApprovePromotionOperator,
+    JudgeCandidateOperator,
     LandDemoBatchOperator,
     ListObjectsOperator,
+    PromoteOperator,
     PublishValidatedOperator,
+    RollbackChampionOperator,
+    TrainingSnapshotOperator,
+    TrainModelOperator,
     ValidateBatchOperator,
     ValidationVerdictOperator,
     WaitForLandedFilesSensor,
@@ -44,6 +50,12 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.VALIDATE_BATCH: ValidateBatchOperator,
     TaskKind.PUBLISH_VALIDATED: PublishValidatedOperator,
     TaskKind.VALIDATION_VERDICT: ValidationVerdictOperator,
+    TaskKind.TRAINING_SNAPSHOT: TrainingSnapshotOperator,
+    TaskKind.TRAIN_MODEL: TrainModelOperator,
+    TaskKind.JUDGE_CANDIDATE: JudgeCandidateOperator,
+    TaskKind.APPROVE_PROMOTION: ApprovePromotionOperator,
+    TaskKind.PROMOTE: PromoteOperator,
+    TaskKind.ROLLBACK: RollbackChampionOperator,
 }
 
 
@@ -105,6 +117,7 @@ def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
         "outlets": [_asset(asset) for asset in task.outlets],
         "doc_md": task.doc_md or None,
         "trigger_rule": task.trigger_rule,
+        **({"pool": task.pool} if task.pool else {}),
     }
     operator = OPERATORS[task.kind]
     if not task.expand:

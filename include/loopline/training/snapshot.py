@@ -11,6 +11,7 @@ neither trained on (when the champion came from an earlier window of the same da
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PARTITION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
 HOLDOUT_BUCKETS = 10_000
+PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
 class EmptySnapshotError(Exception):
@@ -124,3 +126,29 @@ def _in_window(table: pa.Table, column: str, start: datetime, end: datetime) -> 
         pc.less(times, pa.scalar(end, type=utc)),
     )
     return table.filter(keep)
+
+
+def run_prefix(spec: PipelineSpec, run_id: str, models_prefix: str = "models/") -> str:
+    """Where one training run keeps its snapshot, so that each of its tasks can be retried."""
+    safe = re.sub(r"[^A-Za-z0-9._=-]", "_", run_id)
+    return f"{models_prefix}{spec.name}/runs/{safe}/"
+
+
+def save_snapshot(store: ObjectStore, spec: PipelineSpec, snapshot: Snapshot, prefix: str) -> None:
+    from loopline.storage.formats import encode
+
+    bucket = spec.data.bucket
+    store.put(bucket, prefix + "train.parquet", encode(snapshot.train, "parquet"), PARQUET_TYPE)
+    store.put(bucket, prefix + "holdout.parquet", encode(snapshot.holdout, "parquet"), PARQUET_TYPE)
+    record = json.dumps(snapshot.record.to_dict(), indent=2).encode()
+    store.put(bucket, prefix + "snapshot.json", record, "application/json")
+
+
+def load_saved_snapshot(store: ObjectStore, spec: PipelineSpec, prefix: str) -> Snapshot:
+    from loopline.storage.formats import decode
+
+    bucket = spec.data.bucket
+    record = SnapshotRecord(**json.loads(store.get(bucket, prefix + "snapshot.json")))
+    train = decode(store.get(bucket, prefix + "train.parquet"), "parquet")
+    holdout = decode(store.get(bucket, prefix + "holdout.parquet"), "parquet")
+    return Snapshot(train, holdout, record)

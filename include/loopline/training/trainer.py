@@ -147,6 +147,7 @@ def train_model(
             validation_data=stop_data,
             epochs=epochs or model_spec.hyperparameters.epochs,
             callbacks=callbacks,
+            shuffle=False,  # the dataset reshuffles its batches itself
             verbose=0,
         )
         seconds = time.perf_counter() - started

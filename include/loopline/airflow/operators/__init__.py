@@ -1,6 +1,14 @@
 """Loopline's operators, named by the action they take."""
 
 from loopline.airflow.operators.feed import LandDemoBatchOperator
+from loopline.airflow.operators.training import (
+    ApprovePromotionOperator,
+    JudgeCandidateOperator,
+    PromoteOperator,
+    RollbackChampionOperator,
+    TrainingSnapshotOperator,
+    TrainModelOperator,
+)
 from loopline.airflow.operators.validation import (
     ListObjectsOperator,
     PublishValidatedOperator,
@@ -10,9 +18,15 @@ from loopline.airflow.operators.validation import (
 )
 
 __all__ = [
+    "ApprovePromotionOperator",
+    "JudgeCandidateOperator",
     "LandDemoBatchOperator",
     "ListObjectsOperator",
+    "PromoteOperator",
     "PublishValidatedOperator",
+    "RollbackChampionOperator",
+    "TrainModelOperator",
+    "TrainingSnapshotOperator",
     "ValidateBatchOperator",
     "ValidationVerdictOperator",
     "WaitForLandedFilesSensor",

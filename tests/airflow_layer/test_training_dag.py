@@ -1,0 +1,80 @@
+"""The retraining DAG through Airflow (``dag.test()``): real TensorFlow, registry on real S3."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow_helpers import asset_events
+from conftest import DAGS_FOLDER, PIPELINES
+from loopline.demo.card_transactions import generate
+from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry
+from loopline.spec import load_spec
+from loopline.storage.formats import encode
+from loopline.storage.objects import ObjectStore
+
+SPEC = load_spec(PIPELINES / "card_fraud.yaml")
+
+
+@pytest.fixture
+def registry(airflow_db, s3, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    day = datetime.now(UTC) - timedelta(days=1)
+    key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/history.parquet"
+    store.put_new(SPEC.data.bucket, key, encode(generate(20_000, seed=8, start=day), "parquet"))
+    return ModelRegistry(store, SPEC.data.bucket)
+
+
+def test_first_training_becomes_champion_and_an_equal_one_stays_challenger(registry) -> None:
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.train"]
+
+    first = dag.test(run_conf={"epochs": 8, "reason": "first model"})
+
+    assert first.state == "success"
+    assert registry.alias("card_fraud", CHAMPION) == 1
+    record = registry.get("card_fraud", 1)
+    assert record.lineage["dag_id"] == "card_fraud.train"
+    assert record.lineage["run_id"] == first.run_id and record.lineage["reason"] == "first model"
+    assert record.snapshot["objects"][0]["key"].endswith("history.parquet")
+    assert record.training["device"] == "CPU" and record.training["samples_per_second"] > 0
+    [event] = asset_events("s3://loopline/models/card_fraud/aliases/champion", first.run_id)
+    assert event.extra["version"] == 1
+
+    # Same data, same seed: the same model. A tie never promotes.
+    second = dag.test(run_conf={"epochs": 8, "reason": "same again"})
+
+    states = {ti.task_id: str(ti.state) for ti in second.get_task_instances()}
+    assert states["promote"] == "skipped"
+    assert registry.alias("card_fraud", CHAMPION) == 1
+    assert registry.alias("card_fraud", CHALLENGER) == 2
+    assert registry.get("card_fraud", 2).parent_champion == 1
+
+
+def test_the_rollback_dag_restores_the_previous_champion(registry, tmp_path) -> None:
+    for content in "ab":
+        folder = tmp_path / content
+        folder.mkdir()
+        (folder / "model.keras").write_text(content)
+        registry.register("card_fraud", folder, metrics={}, input_schema=[])
+    for version, expected in ((1, None), (2, 1)):
+        registry.move_alias(
+            "card_fraud",
+            CHAMPION,
+            version,
+            expected=expected,
+            action="promote",
+            reason="test",
+            by="test",
+        )
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.rollback"]
+
+    run = dag.test(run_conf={"reason": "scores look wrong"})
+
+    assert run.state == "success"
+    assert registry.alias("card_fraud", CHAMPION) == 1
+    last = registry.history("card_fraud", CHAMPION)[-1]
+    assert (last.action, last.reason) == ("rollback", "scores look wrong")
+    assert last.by == f"airflow:card_fraud.rollback/{run.run_id}"
