@@ -11,7 +11,7 @@ import sys
 
 from bench.common import save
 
-BENCHMARKS = ["parse_time", "validation_throughput"]
+BENCHMARKS = ["parse_time", "validation_throughput", "training_throughput"]
 
 
 def main(names: list[str]) -> int:

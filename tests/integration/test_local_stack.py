@@ -173,6 +173,19 @@ def test_buckets_topics_and_demo_data_exist(stack) -> None:
     assert files and all(name.endswith(".parquet") for name in files)
 
 
+def test_up_ends_with_a_champion_in_the_registry(stack) -> None:
+    local, output = stack
+    from loopline.registry import CHAMPION, ModelRegistry
+
+    registry = ModelRegistry(ObjectStore(local.s3_client()), "loopline")
+    version = registry.alias("card_fraud", CHAMPION)
+    assert version == 1 and "card_fraud: champion is version 1 (" in output
+    record = registry.get("card_fraud", version)
+    assert record.metrics["auc"] >= 0.75  # the demo spec's absolute threshold
+    assert record.lineage["dag_id"] == "card_fraud.train"
+    assert {"model.keras", "saved_model/saved_model.pb"} <= set(record.artifacts)
+
+
 def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
     local, _ = stack
     api = local.api()

@@ -22,8 +22,14 @@ from loopline.promotion.gates import Candidate, Decision, decide
 from loopline.registry import CHALLENGER, CHAMPION, AliasMove, ModelRegistry, ModelVersion
 from loopline.spec.model import PipelineSpec
 from loopline.training.evaluate import evaluate, size_mb
-from loopline.training.snapshot import Snapshot
-from loopline.training.trainer import MODEL_FILE, TrainingOutcome, load_model, save_artifacts
+from loopline.training.snapshot import Snapshot, load_saved_snapshot
+from loopline.training.trainer import (
+    MODEL_FILE,
+    TrainingOutcome,
+    load_model,
+    save_artifacts,
+    train_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,23 @@ def register_candidate(
                 "p99_latency_ms": round(evaluation.p99_latency_ms, 3),
             },
         )
+
+
+def train_and_register(
+    registry: ModelRegistry,
+    spec: PipelineSpec,
+    snapshot_prefix: str,
+    lineage: dict[str, str],
+    *,
+    epochs: int | None = None,
+    progress: Any = None,
+) -> tuple[ModelVersion, TrainingOutcome]:
+    """What the train task does: read the run's snapshot from S3, train, register."""
+    snapshot = load_saved_snapshot(registry.store, spec, snapshot_prefix)
+    outcome = train_model(
+        snapshot.train, spec.model, spec.training, epochs=epochs, progress=progress
+    )
+    return register_candidate(registry, spec, outcome, snapshot, lineage), outcome
 
 
 def judge(

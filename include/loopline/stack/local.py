@@ -34,6 +34,7 @@ from loopline.stack.settings import apply_settings, read_settings
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 BROKER_BUCKET = "loopline-broker"
+FIRST_BATCH_ROWS = 20_000
 BOOT_TIMEOUT = float(os.environ.get("LOOPLINE_BOOT_TIMEOUT", "300"))
 
 
@@ -86,6 +87,8 @@ class LocalStack:
             if seed_demo_data:
                 with step("Demo data"):
                     self._seed_demo_data(api, specs.specs.values())
+                with step("A first champion model"):
+                    self._ensure_champions(api, specs.specs.values())
         finally:
             api.close()
         self._print_welcome()
@@ -290,7 +293,8 @@ class LocalStack:
                 echo(f"    {spec.name}: data already present")
                 continue
             dag_id = plan_dag_id(spec, "demo_feed")
-            run_id = api.trigger(dag_id)
+            # A first batch large enough to train a first model that passes the thresholds.
+            run_id = api.trigger(dag_id, {"rows": max(spec.demo.rows, FIRST_BATCH_ROWS)})
             echo(f"    {spec.name}: triggered {dag_id} ({run_id}), waiting")
             state = api.wait_for_run(dag_id, run_id, timeout=BOOT_TIMEOUT)
             if state != "success":
@@ -299,6 +303,44 @@ class LocalStack:
                 f"    {spec.name}: landed a batch in s3://{spec.data.bucket}/"
                 f"{spec.data.landing_prefix}"
             )
+
+    def _ensure_champions(self, api: AirflowApi, specs: Any) -> None:
+        """Train a first model where a demo pipeline has none, so that scoring has one."""
+        from loopline.registry import CHAMPION, ModelRegistry
+        from loopline.storage.objects import ObjectStore
+
+        store = ObjectStore(self.s3_client())
+        for spec in specs:
+            if spec.demo is None:
+                continue
+            registry = ModelRegistry(store, spec.data.bucket)
+            if (version := registry.alias(spec.name, CHAMPION)) is not None:
+                echo(f"    {spec.name}: champion is version {version}")
+                continue
+            self._wait_for_validated_data(store, spec)
+            dag_id = plan_dag_id(spec, "train")
+            run_id = api.trigger(dag_id, {"reason": "first model, on the demo data"})
+            echo(f"    {spec.name}: triggered {dag_id} ({run_id}), waiting")
+            state = api.wait_for_run(dag_id, run_id, timeout=BOOT_TIMEOUT)
+            version = registry.alias(spec.name, CHAMPION)
+            if state != "success" or version is None:
+                raise RuntimeError(
+                    f"{dag_id} run {run_id} ended {state} without a champion; "
+                    "see its judge task in the Airflow UI"
+                )
+            record = registry.get(spec.name, version)
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(record.metrics.items()))
+            echo(f"    {spec.name}: champion is version {version} ({metrics})")
+
+    def _wait_for_validated_data(self, store: Any, spec: Any) -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while next(store.list_keys(spec.data.bucket, spec.data.validated_prefix), None) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"no validated data for {spec.name} after {BOOT_TIMEOUT}s; "
+                    f"see {plan_dag_id(spec, 'validate')} in the Airflow UI"
+                )
+            time.sleep(2)
 
     def _print_welcome(self) -> None:
         c = self.config

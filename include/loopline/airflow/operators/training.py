@@ -107,27 +107,11 @@ class TrainModelOperator(_SpecOperator):
         self.epochs, self.reason = epochs, reason
 
     def execute(self, context: Context) -> int:
-        from loopline.promotion.flow import register_candidate
+        from loopline.promotion.flow import train_and_register
         from loopline.training.progress import LogProgress
-        from loopline.training.snapshot import load_saved_snapshot
-        from loopline.training.trainer import train_model
 
         spec, store = self.spec(), _store(self.aws_conn_id)
-        snapshot = load_saved_snapshot(store, spec, self.run_prefix(spec, context))
         self.log.info("retraining %s (%s)", spec.name, self.reason or "no reason given")
-        outcome = train_model(
-            snapshot.train,
-            spec.model,
-            spec.training,
-            epochs=int(self.epochs) if self.epochs else None,
-            progress=LogProgress(self.log),
-        )
-        self.log.info(
-            "trained on %s: %d epochs, %.0f samples/s",
-            outcome.device,
-            outcome.epochs_run,
-            outcome.samples_per_second,
-        )
         lineage = {
             "dag_id": context["dag"].dag_id,
             "run_id": context["run_id"],
@@ -135,8 +119,23 @@ class TrainModelOperator(_SpecOperator):
             "try_number": str(context["ti"].try_number),
             "reason": str(self.reason or ""),
         }
-        record = register_candidate(_registry(store, spec), spec, outcome, snapshot, lineage)
-        self.log.info("registered %s version %d: %s", spec.name, record.version, record.metrics)
+        record, outcome = train_and_register(
+            _registry(store, spec),
+            spec,
+            self.run_prefix(spec, context),
+            lineage,
+            epochs=int(self.epochs) if self.epochs else None,
+            progress=LogProgress(self.log),
+        )
+        self.log.info(
+            "trained on %s: %d epochs, %.0f samples/s; registered %s version %d: %s",
+            outcome.device,
+            outcome.epochs_run,
+            outcome.samples_per_second,
+            spec.name,
+            record.version,
+            record.metrics,
+        )
         return record.version
 
 
