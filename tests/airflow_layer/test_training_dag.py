@@ -78,3 +78,61 @@ def test_the_rollback_dag_restores_the_previous_champion(registry, tmp_path) -> 
     last = registry.history("card_fraud", CHAMPION)[-1]
     assert (last.action, last.reason) == ("rollback", "scores look wrong")
     assert last.by == f"airflow:card_fraud.rollback/{run.run_id}"
+
+
+def test_a_retried_rollback_rolls_back_once(registry, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from loopline.airflow.operators import RollbackChampionOperator
+
+    for content in "abc":
+        folder = tmp_path / content
+        folder.mkdir()
+        (folder / "model.keras").write_text(content)
+        registry.register("card_fraud", folder, metrics={}, input_schema=[])
+    for version, expected in ((1, None), (2, 1), (3, 2)):
+        registry.move_alias(
+            "card_fraud",
+            CHAMPION,
+            version,
+            expected=expected,
+            action="promote",
+            reason="test",
+            by="test",
+        )
+    operator = RollbackChampionOperator(
+        task_id="rollback", spec_path=str(PIPELINES / "card_fraud.yaml"), reason="oops"
+    )
+    context = {"dag": SimpleNamespace(dag_id="card_fraud.rollback"), "run_id": "manual__1"}
+
+    first = operator.execute(context)
+    retried = operator.execute(context)  # the worker died after the move: Airflow retries
+
+    assert first == retried == {"version": 2, "previous": 3, "action": "rollback"}
+    assert registry.alias("card_fraud", CHAMPION) == 2
+    assert [m.action for m in registry.history("card_fraud", CHAMPION)].count("rollback") == 1
+
+
+def test_require_approval_puts_a_human_between_judge_and_promote(
+    airflow_db, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import yaml
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from conftest import PROJECT_ROOT
+
+    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    spec["promotion"]["require_approval"] = True
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
+    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
+    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.train"]
+
+    approve = dag.get_task("approve")
+    assert isinstance(approve, ApprovalOperator)
+    assert approve.upstream_task_ids == {"judge"}
+    assert approve.downstream_task_ids == {"promote"}
