@@ -197,6 +197,10 @@ class ModelRegistry:
             self.store.put_new(self.bucket, key, body, content_type="application/json")
         except ObjectConflictError as exc:
             raise AliasConflict(f"{name}@{alias} was moved concurrently; re-read it") from exc
+        # S3 makes the create-only write atomic; a server that checks then writes without a
+        # lock (moto) can let a racing writer replace it. Reading it back catches that case.
+        if self.store.get(self.bucket, key) != body:
+            raise AliasConflict(f"{name}@{alias} was moved concurrently; re-read it")
         log.info("%s@%s: %s -> %s (%s: %s)", name, alias, move.previous, version, action, reason)
         return move
 
