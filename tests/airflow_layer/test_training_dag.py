@@ -28,6 +28,24 @@ def registry(airflow_db, s3, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
     return ModelRegistry(store, SPEC.data.bucket)
 
 
+def promote_in_turn(registry: ModelRegistry, tmp_path, versions: int) -> None:
+    """Register placeholder versions 1..n and promote each in turn."""
+    for version in range(1, versions + 1):
+        folder = tmp_path / f"v{version}"
+        folder.mkdir()
+        (folder / "model.keras").write_text(f"v{version}")
+        registry.register("card_fraud", folder, metrics={}, input_schema=[])
+        registry.move_alias(
+            "card_fraud",
+            CHAMPION,
+            version,
+            expected=version - 1 or None,
+            action="promote",
+            reason="test",
+            by="test",
+        )
+
+
 def test_first_training_becomes_champion_and_an_equal_one_stays_challenger(registry) -> None:
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.train"]
 
@@ -54,21 +72,7 @@ def test_first_training_becomes_champion_and_an_equal_one_stays_challenger(regis
 
 
 def test_the_rollback_dag_restores_the_previous_champion(registry, tmp_path) -> None:
-    for content in "ab":
-        folder = tmp_path / content
-        folder.mkdir()
-        (folder / "model.keras").write_text(content)
-        registry.register("card_fraud", folder, metrics={}, input_schema=[])
-    for version, expected in ((1, None), (2, 1)):
-        registry.move_alias(
-            "card_fraud",
-            CHAMPION,
-            version,
-            expected=expected,
-            action="promote",
-            reason="test",
-            by="test",
-        )
+    promote_in_turn(registry, tmp_path, versions=2)
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.rollback"]
 
     run = dag.test(run_conf={"reason": "scores look wrong"})
@@ -85,21 +89,7 @@ def test_a_retried_rollback_rolls_back_once(registry, tmp_path) -> None:
 
     from loopline.airflow.operators import RollbackChampionOperator
 
-    for content in "abc":
-        folder = tmp_path / content
-        folder.mkdir()
-        (folder / "model.keras").write_text(content)
-        registry.register("card_fraud", folder, metrics={}, input_schema=[])
-    for version, expected in ((1, None), (2, 1), (3, 2)):
-        registry.move_alias(
-            "card_fraud",
-            CHAMPION,
-            version,
-            expected=expected,
-            action="promote",
-            reason="test",
-            by="test",
-        )
+    promote_in_turn(registry, tmp_path, versions=3)
     operator = RollbackChampionOperator(
         task_id="rollback", spec_path=str(PIPELINES / "card_fraud.yaml"), reason="oops"
     )

@@ -42,8 +42,13 @@ def _done_by_this_run(registry: Any, name: str, alias: str, context: Context) ->
     return history[-1] if history and history[-1].by == _by(context) else None
 
 
-def _event(move: Any) -> dict[str, Any]:
-    return {"version": move.version, "previous": move.previous, "action": move.action}
+def _announce(operator: BaseOperator, context: Context, name: str, move: Any) -> dict[str, Any]:
+    """Put the champion's move on the task's asset events and in its log."""
+    extra = {"version": move.version, "previous": move.previous, "action": move.action}
+    for outlet in operator.outlets:
+        context["outlet_events"][outlet].extra = extra
+    operator.log.info("%s champion: %s -> %s (%s)", name, move.previous, move.version, move.action)
+    return extra
 
 
 class _SpecOperator(BaseOperator):
@@ -187,11 +192,7 @@ class PromoteOperator(_SpecOperator):
                 f"version {judgement.version} not promoted (now challenger): "
                 + "; ".join(decision.reasons)
             )
-        extra = _event(move)
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = extra
-        self.log.info("%s champion: %s -> %s", spec.name, move.previous, move.version)
-        return extra
+        return _announce(self, context, spec.name, move)
 
 
 class RollbackChampionOperator(_SpecOperator):
@@ -211,11 +212,7 @@ class RollbackChampionOperator(_SpecOperator):
             move = registry.rollback(
                 spec.name, reason=str(self.reason or "rollback"), by=_by(context)
             )
-        extra = _event(move)
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = extra
-        self.log.info("%s champion rolled back: %s -> %s", spec.name, move.previous, move.version)
-        return extra
+        return _announce(self, context, spec.name, move)
 
 
 class ApprovePromotionOperator(ApprovalOperator):
