@@ -1,0 +1,1 @@
+"""Batch scoring of validated data with the champion, on Spark."""

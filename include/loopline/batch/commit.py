@@ -1,0 +1,71 @@
+"""Make a scoring run's staged output the output, one date partition at a time.
+
+Tasks write under a staging prefix that readers never look at. Only after every task
+succeeded does the driver copy each date's files into ``<output>/dt=<date>/`` under names
+unique to the run, then write that partition's ``_SUCCESS.json`` (one PUT: the switch readers
+follow: which files, how many rows, which model and run), then delete the files an earlier
+run left there, then the staging files. A re-run of the same window replaces each partition;
+a crash before the switch leaves the previous output in force; nothing is ever duplicated in
+a manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from loopline.storage.objects import ObjectStore
+
+SUCCESS = "_SUCCESS.json"
+
+
+def commit_output(
+    store: ObjectStore,
+    bucket: str,
+    output_prefix: str,
+    manifest: list[dict[str, Any]],
+    *,
+    run_id: str,
+    model_version: int,
+) -> dict[str, int]:
+    """Commit each date of `manifest`; returns rows per date."""
+    run = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in manifest:
+        by_day[row["dt"]].append(row)
+    committed = {}
+    for day, rows in sorted(by_day.items()):
+        partition = f"{output_prefix}dt={day}/"
+        files = []
+        for row in rows:
+            final = f"{partition}{run}-{row['key'].rsplit('/', 1)[-1]}"
+            store.client.copy_object(
+                Bucket=bucket, Key=final, CopySource={"Bucket": bucket, "Key": row["key"]}
+            )
+            files.append(final)
+        total = sum(row["rows"] for row in rows)
+        record = {
+            "run_id": run_id,
+            "model_version": model_version,
+            "rows": total,
+            "files": files,
+            "sources": sorted({row["source"] for row in rows}),
+            "committed_at": datetime.now(UTC).isoformat(),
+        }
+        body = json.dumps(record, indent=2).encode()
+        store.put(bucket, partition + SUCCESS, body, "application/json")  # the switch
+        for key in list(store.list_keys(bucket, partition)):
+            if key not in files and not key.endswith(SUCCESS):
+                store.client.delete_object(Bucket=bucket, Key=key)
+        committed[day] = total
+    for row in manifest:
+        store.client.delete_object(Bucket=bucket, Key=row["key"])
+    return committed
+
+
+def committed_files(store: ObjectStore, bucket: str, partition: str) -> list[str]:
+    """The files a reader should read in `partition`: those its _SUCCESS.json lists."""
+    return json.loads(store.get(bucket, partition + SUCCESS))["files"]

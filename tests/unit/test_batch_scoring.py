@@ -1,0 +1,106 @@
+"""Batch scoring on real Spark (local mode) against a real S3 server with a real model."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import PIPELINES
+from loopline.batch.commit import commit_output, committed_files
+from loopline.batch.scoring import S3Settings, ScoringJob, score_with_spark
+from loopline.demo.card_transactions import generate
+from loopline.promotion.flow import register_candidate
+from loopline.registry import ModelRegistry
+from loopline.spec import load_spec
+from loopline.storage.formats import decode, encode
+from loopline.storage.objects import ObjectStore
+from loopline.training.evaluate import score
+from loopline.training.snapshot import assemble_snapshot
+from loopline.training.trainer import load_model, train_model
+from servers import S3_ACCESS_KEY, S3_SECRET_KEY
+
+SPEC = load_spec(PIPELINES / "card_fraud.yaml")
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("loopline-test")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> None:
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    keys = []
+    for part in range(3):
+        day = NOW - timedelta(days=part + 1)
+        key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/part-{part}.parquet"
+        table = generate(3000, seed=part, start=day, batch_id=f"p{part}")
+        store.put_new(SPEC.data.bucket, key, encode(table, "parquet"))
+        keys.append(key)
+    snapshot = assemble_snapshot(store, SPEC, NOW)
+    outcome = train_model(snapshot.train, SPEC.model, SPEC.training, epochs=2)
+    registry = ModelRegistry(store, SPEC.data.bucket)
+    version = register_candidate(registry, SPEC, outcome, snapshot, {}).version
+    job = ScoringJob(
+        pipeline=SPEC.name,
+        bucket=SPEC.data.bucket,
+        model_version=version,
+        run_id="manual__test",
+        staging_prefix="card_fraud/_staging/manual__test/",
+        spec_json=SPEC.model_dump_json(),
+        s3_json=S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
+    )
+
+    manifest = score_with_spark(spark, job, keys)
+
+    assert sum(row["rows"] for row in manifest) == 9000
+    scored = pa.concat_tables(
+        [decode(store.get(SPEC.data.bucket, row["key"]), "parquet") for row in manifest]
+    )
+    registry.download(SPEC.name, version, tmp_path / "model")
+    rows = pa.concat_tables([decode(store.get(SPEC.data.bucket, k), "parquet") for k in keys])
+    expected = dict(
+        zip(
+            rows.column("transaction_id").to_pylist(),
+            score(load_model(tmp_path / "model"), rows, SPEC.model),
+            strict=True,
+        )
+    )
+    got = dict(zip(scored["transaction_id"].to_pylist(), scored["score"].to_pylist(), strict=True))
+    assert got.keys() == expected.keys()
+    ids = sorted(got)
+    assert np.allclose([got[i] for i in ids], [expected[i] for i in ids], atol=1e-5)
+    assert set(scored["model_version"].to_pylist()) == {version}
+
+    # Commit, then re-run the same window: each date is replaced, never duplicated.
+    output = SPEC.batch_inference.output_prefix
+    first = commit_output(
+        store, SPEC.data.bucket, output, manifest, run_id="manual__test", model_version=version
+    )
+    again = score_with_spark(spark, job, keys)
+    second = commit_output(
+        store, SPEC.data.bucket, output, again, run_id="manual__again", model_version=version
+    )
+    assert first == second and sum(second.values()) == 9000
+    for day in second:
+        partition = f"{output}dt={day}/"
+        files = committed_files(store, SPEC.data.bucket, partition)
+        on_s3 = [k for k in store.list_keys(SPEC.data.bucket, partition) if k.endswith(".parquet")]
+        assert sorted(on_s3) == sorted(files) and all("manual__again" in f for f in files)
+    assert not list(store.list_keys(SPEC.data.bucket, "card_fraud/_staging/"))
