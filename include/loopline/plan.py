@@ -33,6 +33,7 @@ class TaskKind(StrEnum):
     APPROVE_PROMOTION = "approve_promotion"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    BATCH_SCORE = "batch_score"
 
 
 GPU_POOL = "gpu"  # one slot: two trainings never share a card (see airflow_settings.yaml)
@@ -445,12 +446,75 @@ def plan_rollback(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     )
 
 
+def predictions_asset(spec: PipelineSpec, output_prefix: str) -> AssetRef:
+    """The asset whose events say "new predictions"; drift audits can follow them."""
+    return AssetRef(
+        name=f"{spec.name}.predictions",
+        uri=f"s3://{spec.data.bucket}/{output_prefix.rstrip('/')}",
+    )
+
+
+def plan_batch_scoring(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | None:
+    """Score the validated data of a window with the champion (or a chosen version) on Spark."""
+    if spec.batch_inference is None:
+        return None
+    params = (
+        ParamPlan(
+            "window_days",
+            1,
+            {"type": "integer", "minimum": 1, "maximum": 3650},
+            "Window (days)",
+            "Score the validated data of this many days before the run.",
+            "Scoring",
+        ),
+        ParamPlan(
+            "model_version",
+            "champion",
+            {"type": "string", "pattern": "^(champion|challenger|[0-9]+)$"},
+            "Model version",
+            "champion, challenger, or a version number from the registry.",
+            "Scoring",
+        ),
+    )
+    score = TaskPlan(
+        "score",
+        TaskKind.BATCH_SCORE,
+        {
+            "spec_path": str(paths.spec_file(spec)),
+            "window_days": "{{ params.window_days }}",
+            "model_version": "{{ params.model_version }}",
+        },
+        outlets=(predictions_asset(spec, spec.batch_inference.output_prefix),),
+        pool="spark",
+        doc_md="A Spark application on spark_default: read, score, stage, commit per date.",
+    )
+    return DagPlan(
+        dag_id=dag_id(spec, "batch_score"),
+        pipeline=spec.name,
+        stage="batch_score",
+        description=f"Scores validated {spec.name} data with the champion on Spark",
+        schedule=spec.batch_inference.schedule,
+        owner=spec.owner,
+        retries=spec.retries,
+        tags=(*spec.all_tags, "stage:batch_score"),
+        tasks=(score,),
+        params=params,
+        doc_md=(
+            f"### {spec.name}: batch scoring\n"
+            f"Scores the validated data of the window with the champion and writes "
+            f"`s3://{spec.data.bucket}/{spec.batch_inference.output_prefix}dt=<date>/`, "
+            "each date made visible only when the whole job succeeded (`_SUCCESS.json`)."
+        ),
+    )
+
+
 # Every stage's planner; a stage that does not apply to a spec returns None.
 PLANNERS: tuple[Callable[[PipelineSpec, ProjectPaths], DagPlan | None], ...] = (
     plan_demo_feed,
     plan_validation,
     plan_training,
     plan_rollback,
+    plan_batch_scoring,
 )
 
 

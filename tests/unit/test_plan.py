@@ -41,7 +41,8 @@ def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
 
 def test_a_spec_without_demo_section_plans_no_feed() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml").model_copy(update={"demo": None})
-    assert [plan.stage for plan in plan_pipeline(spec, PATHS)] == ["validate", "train", "rollback"]
+    stages = [plan.stage for plan in plan_pipeline(spec, PATHS)]
+    assert stages == ["validate", "train", "rollback", "batch_score"]
 
 
 def test_nothing_below_the_airflow_layer_imports_airflow() -> None:

@@ -17,6 +17,7 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, BaseOperator, CronTrigg
 
 from loopline.airflow.operators import (
     ApprovePromotionOperator,
+    BatchScoreOperator,
     JudgeCandidateOperator,
     LandDemoBatchOperator,
     ListObjectsOperator,
@@ -56,6 +57,7 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.APPROVE_PROMOTION: ApprovePromotionOperator,
     TaskKind.PROMOTE: PromoteOperator,
     TaskKind.ROLLBACK: RollbackChampionOperator,
+    TaskKind.BATCH_SCORE: BatchScoreOperator,
 }
 
 

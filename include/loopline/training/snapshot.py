@@ -66,7 +66,7 @@ def assemble_snapshot(
     window_end = window_end.astimezone(UTC)
     window_start = window_end - timedelta(days=days)
     tables, objects = [], []
-    for key in _candidate_keys(store, spec, window_start.date(), window_end.date()):
+    for key in validated_keys(store, spec, window_start.date(), window_end.date()):
         data = store.get(spec.data.bucket, key)
         try:
             table = read_batch(data, key, spec.data.columns, spec.data.format)
@@ -110,7 +110,8 @@ def holdout_mask(keys: pa.ChunkedArray | pa.Array, fraction: float) -> np.ndarra
     return (hashes % HOLDOUT_BUCKETS) < round(fraction * HOLDOUT_BUCKETS)
 
 
-def _candidate_keys(store: ObjectStore, spec: PipelineSpec, first: date, last: date):
+def validated_keys(store: ObjectStore, spec: PipelineSpec, first: date, last: date):
+    """Validated objects whose dt= folder is within [first, last]; those without one too."""
     for key in sorted(store.list_keys(spec.data.bucket, spec.data.validated_prefix)):
         match = PARTITION.search(key)
         if match and not first <= date.fromisoformat(match.group(1)) <= last:

@@ -1,5 +1,6 @@
 """Loopline's operators, named by the action they take."""
 
+from loopline.airflow.operators.batch import BatchScoreOperator
 from loopline.airflow.operators.feed import LandDemoBatchOperator
 from loopline.airflow.operators.training import (
     ApprovePromotionOperator,
@@ -19,6 +20,7 @@ from loopline.airflow.operators.validation import (
 
 __all__ = [
     "ApprovePromotionOperator",
+    "BatchScoreOperator",
     "JudgeCandidateOperator",
     "LandDemoBatchOperator",
     "ListObjectsOperator",

@@ -1,0 +1,104 @@
+"""Batch scoring: the Spark application submitted with Airflow's Spark provider."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Context
+
+
+class BatchScoreOperator(SparkSubmitOperator):
+    """Submit ``loopline/batch/job.py`` to the ``spark_default`` connection's master, then
+    read back the run's summary and put it on the predictions asset event.
+
+    S3 credentials go to the driver in an environment variable, from ``aws_default``;
+    executors get them inside the job description Spark ships to them.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec_path: str,
+        window_days: Any,
+        model_version: Any,
+        aws_conn_id: str = "aws_default",
+        conn_id: str = "spark_default",
+        **kwargs: Any,
+    ) -> None:
+        from loopline.batch import job
+
+        super().__init__(
+            application=job.__file__,
+            conn_id=conn_id,
+            name="loopline-batch-score-{{ dag.dag_id }}",
+            application_args=[
+                "--spec",
+                spec_path,
+                "--run-id",
+                "{{ run_id }}",
+                "--window-end",
+                "{{ (data_interval_end or dag_run.run_after).isoformat() }}",
+                "--window-days",
+                str(window_days),
+                "--model-version",
+                str(model_version),
+            ],
+            conf={
+                "spark.pyspark.python": sys.executable,
+                "spark.pyspark.driver.python": sys.executable,
+                "spark.ui.enabled": "false",
+                "spark.task.maxFailures": "4",  # a killed Python worker's task is retried
+            },
+            **kwargs,
+        )
+        self.spec_path, self.aws_conn_id = spec_path, aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from loopline.batch.job import result_key
+        from loopline.spec import load_spec
+
+        store, settings = _s3(self.aws_conn_id)
+        self.env_vars = {
+            **(self.env_vars or {}),
+            "LOOPLINE_S3": settings.to_json(),
+            "PYSPARK_PYTHON": sys.executable,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+        # Params render to native types (an int stays an int); spark-submit takes strings.
+        self.application_args = [str(argument) for argument in self.application_args or []]
+        super().execute(context)
+        spec = load_spec(self.spec_path)
+        summary = json.loads(
+            store.get(spec.data.bucket, result_key(spec, context["run_id"]) + "result.json")
+        )
+        self.log.info(
+            "scored %d rows of %d objects with %s v%s: %s",
+            summary["rows"],
+            summary["objects"],
+            spec.name,
+            summary["model_version"],
+            summary["rows_per_date"],
+        )
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = summary
+        return summary
+
+
+def _s3(aws_conn_id: str) -> tuple[Any, Any]:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from loopline.batch.scoring import S3Settings
+    from loopline.storage.objects import ObjectStore
+
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    credentials = hook.get_credentials()
+    settings = S3Settings(
+        endpoint_url=hook.conn_config.endpoint_url,
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        region=hook.conn_config.region_name or "us-east-1",
+    )
+    return ObjectStore(hook.get_conn()), settings

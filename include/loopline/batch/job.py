@@ -1,0 +1,107 @@
+"""The batch scoring Spark application: ``spark-submit job.py --spec ... --run-id ...``.
+
+Submitted by the ``<pipeline>.batch_score`` DAG through Airflow's Spark provider on the
+``spark_default`` connection (``local[*]`` here; ``spark://``, YARN or Kubernetes by changing
+only the connection). S3 settings come in the ``LOOPLINE_S3`` environment variable, never on
+the command line (which ends up in logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+RESULT_MARKER = "LOOPLINE_RESULT "
+
+
+def result_key(spec: Any, run_id: str) -> str:
+    """Where a run's summary is kept, for the Airflow task to read back."""
+    from loopline.training.snapshot import run_prefix
+
+    return run_prefix(spec, run_id, models_prefix=f"{spec.batch_inference.output_prefix}_runs/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="loopline-batch-score")
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--window-end", required=True, help="ISO timestamp; the window ends here")
+    parser.add_argument("--window-days", type=int, default=1)
+    parser.add_argument("--model-version", default="champion", help="a version or an alias")
+    args = parser.parse_args(argv)
+    summary = score_window(args)
+    print(RESULT_MARKER + json.dumps(summary), flush=True)
+    return 0
+
+
+def score_window(args: argparse.Namespace) -> dict[str, Any]:
+    from pyspark.sql import SparkSession
+
+    from loopline.batch.commit import commit_output
+    from loopline.batch.scoring import S3Settings, ScoringJob, score_with_spark
+    from loopline.registry import ModelRegistry
+    from loopline.spec import load_spec
+    from loopline.storage.objects import ObjectStore
+    from loopline.training.snapshot import run_prefix, validated_keys
+
+    spec = load_spec(args.spec)
+    s3 = S3Settings.from_json(os.environ["LOOPLINE_S3"])
+    store = ObjectStore(s3.boto3_client())
+    version = _resolve(ModelRegistry(store, spec.data.bucket), spec.name, args.model_version)
+    end = datetime.fromisoformat(args.window_end).astimezone(UTC)
+    first = (end - timedelta(days=args.window_days)).date()
+    keys = list(validated_keys(store, spec, first, (end - timedelta(microseconds=1)).date()))
+    summary: dict[str, Any] = {
+        "pipeline": spec.name,
+        "run_id": args.run_id,
+        "model_version": version,
+        "window": [first.isoformat(), end.date().isoformat()],
+        "objects": len(keys),
+    }
+    if keys:
+        spark = SparkSession.builder.appName(f"loopline-{spec.name}-batch-score").getOrCreate()
+        job = ScoringJob(
+            pipeline=spec.name,
+            bucket=spec.data.bucket,
+            model_version=version,
+            run_id=args.run_id,
+            staging_prefix=run_prefix(
+                spec, args.run_id, models_prefix=f"{spec.batch_inference.output_prefix}_staging/"
+            ),
+            spec_json=spec.model_dump_json(),
+            s3_json=s3.to_json(),
+            rows_per_batch=spec.batch_inference.rows_per_batch,
+        )
+        manifest = score_with_spark(spark, job, keys)
+        summary["rows_per_date"] = commit_output(
+            store,
+            spec.data.bucket,
+            spec.batch_inference.output_prefix,
+            manifest,
+            run_id=args.run_id,
+            model_version=version,
+        )
+    else:
+        summary["rows_per_date"] = {}
+    summary["rows"] = sum(summary["rows_per_date"].values())
+    body = json.dumps(summary, indent=2).encode()
+    key = result_key(spec, args.run_id) + "result.json"
+    store.put(spec.data.bucket, key, body, "application/json")
+    return summary
+
+
+def _resolve(registry: Any, name: str, which: str) -> int:
+    if which.isdigit():
+        return int(which)
+    version = registry.alias(name, which)
+    if version is None:
+        raise SystemExit(f"{name}@{which} is not set: train and promote a model first")
+    return version
+
+
+if __name__ == "__main__":
+    sys.exit(main())
