@@ -52,6 +52,10 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
     s3 = S3Settings.from_json(os.environ["LOOPLINE_S3"])
     store = ObjectStore(s3.boto3_client())
     version = _resolve(ModelRegistry(store, spec.data.bucket), spec.name, args.model_version)
+    if version is None:  # nothing to score with yet (a fresh project): say so, score nothing
+        summary = {"skipped": f"{spec.name}@{args.model_version} is not set yet"}
+        _keep(store, spec, args.run_id, summary)
+        return summary
     end = datetime.fromisoformat(args.window_end).astimezone(UTC)
     first = (end - timedelta(days=args.window_days)).date()
     keys = list(validated_keys(store, spec, first, (end - timedelta(microseconds=1)).date()))
@@ -88,19 +92,20 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
     else:
         summary["rows_per_date"] = {}
     summary["rows"] = sum(summary["rows_per_date"].values())
-    body = json.dumps(summary, indent=2).encode()
-    key = result_key(spec, args.run_id) + "result.json"
-    store.put(spec.data.bucket, key, body, "application/json")
+    _keep(store, spec, args.run_id, summary)
     return summary
 
 
-def _resolve(registry: Any, name: str, which: str) -> int:
+def _keep(store: Any, spec: Any, run_id: str, summary: dict[str, Any]) -> None:
+    body = json.dumps(summary, indent=2).encode()
+    store.put(spec.data.bucket, result_key(spec, run_id) + "result.json", body, "application/json")
+
+
+def _resolve(registry: Any, name: str, which: str) -> int | None:
     if which.isdigit():
+        registry.get(name, int(which))  # an unknown version is an error, not a skip
         return int(which)
-    version = registry.alias(name, which)
-    if version is None:
-        raise SystemExit(f"{name}@{which} is not set: train and promote a model first")
-    return version
+    return registry.alias(name, which)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowSkipException
 
 
 class BatchScoreOperator(SparkSubmitOperator):
@@ -74,6 +75,8 @@ class BatchScoreOperator(SparkSubmitOperator):
         summary = json.loads(
             store.get(spec.data.bucket, result_key(spec, context["run_id"]) + "result.json")
         )
+        if summary.get("skipped"):
+            raise AirflowSkipException(summary["skipped"])
         self.log.info(
             "scored %d rows of %d objects with %s v%s: %s",
             summary["rows"],
