@@ -33,7 +33,8 @@ def data_files(store: ObjectStore) -> dict[str, str]:
     """Every landed data file, wherever the gate has moved it: name -> sha256."""
     return {
         key.rsplit("/", 1)[-1]: store.checksum("loopline", key)
-        for key in store.list_keys("loopline", "card_fraud/")
+        for prefix in (LANDING, VALIDATED, "card_fraud/quarantine/")
+        for key in store.list_keys("loopline", prefix)
         if not key.endswith((".report.json", ".report.html"))
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -104,3 +105,62 @@ def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> N
         on_s3 = [k for k in store.list_keys(SPEC.data.bucket, partition) if k.endswith(".parquet")]
         assert sorted(on_s3) == sorted(files) and all("manual__again" in f for f in files)
     assert not list(store.list_keys(SPEC.data.bucket, "card_fraud/_staging/"))
+
+
+@pytest.fixture
+def registered(s3):
+    """Validated data of one day and a registered model trained on it."""
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    day = NOW - timedelta(days=1)
+    key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/good.parquet"
+    store.put_new(SPEC.data.bucket, key, encode(generate(2000, seed=9, start=day), "parquet"))
+    snapshot = assemble_snapshot(store, SPEC, NOW)
+    outcome = train_model(snapshot.train, SPEC.model, SPEC.training, epochs=1)
+    registry = ModelRegistry(store, SPEC.data.bucket)
+    return store, register_candidate(registry, SPEC, outcome, snapshot, {}).version
+
+
+def job_for(s3, version: int) -> ScoringJob:
+    return ScoringJob(
+        pipeline=SPEC.name,
+        bucket=SPEC.data.bucket,
+        model_version=version,
+        run_id="manual__schema",
+        staging_prefix="card_fraud/_staging/manual__schema/",
+        spec_json=SPEC.model_dump_json(),
+        s3_json=S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
+    )
+
+
+def test_an_object_without_a_model_column_fails_naming_it(s3, spark, registered) -> None:
+    store, version = registered
+    key = f"{SPEC.data.validated_prefix}dt=2026-11-22/old-schema.parquet"
+    old = generate(100, seed=10).drop_columns(["amount"])
+    store.put_new(SPEC.data.bucket, key, encode(old, "parquet"))
+    message = r"old-schema\.parquet cannot be scored: no column 'amount'"
+    with pytest.raises(Exception, match=message):
+        score_with_spark(spark, job_for(s3, version), [key])
+
+
+def test_an_empty_window_scores_nothing_and_says_so(s3, registered, monkeypatch) -> None:
+    from loopline.batch import job
+
+    store, version = registered
+    settings = S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY)
+    monkeypatch.setenv("LOOPLINE_S3", settings.to_json())
+    args = [
+        "--spec",
+        str(PIPELINES / "card_fraud.yaml"),
+        "--run-id",
+        "manual__empty",
+        "--window-end",
+        (NOW - timedelta(days=30)).isoformat(),
+        "--model-version",
+        str(version),
+    ]
+    assert job.main(args) == 0
+    result = job.result_key(SPEC, "manual__empty") + "result.json"
+    summary = json.loads(store.get(SPEC.data.bucket, result))
+    assert summary["objects"] == 0 and summary["rows"] == 0
+    assert not list(store.list_keys(SPEC.data.bucket, SPEC.batch_inference.output_prefix + "dt="))

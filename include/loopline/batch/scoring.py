@@ -117,6 +117,7 @@ def score_object(job: ScoringJob, key: str, filesystem: Any) -> list[dict[str, A
     serve = serving_function(job)
     source = pq.ParquetFile(filesystem.open_input_file(f"{job.bucket}/{key}"))
     keep = [spec.data.key, spec.data.timestamp, spec.model.label, *spec.model.features.all]
+    check_schema(source.schema_arrow, keep, spec, f"s3://{job.bucket}/{key}")
     parts: dict[str, list[pa.Table]] = {}
     for batch in source.iter_batches(batch_size=job.rows_per_batch, columns=keep):
         table = pa.Table.from_batches([batch])
@@ -143,6 +144,34 @@ def score_object(job: ScoringJob, key: str, filesystem: Any) -> list[dict[str, A
             pq.write_table(table, sink, compression="zstd")
         written.append({"source": key, "key": name, "dt": day, "rows": table.num_rows})
     return written
+
+
+class SchemaMismatch(ValueError):
+    """A validated object does not have the columns or types the model was trained on."""
+
+
+def check_schema(schema: pa.Schema, needed: list[str], spec: Any, where: str) -> None:
+    from loopline.validation.reading import ARROW_TYPES
+
+    declared = {column.name: ARROW_TYPES[column.type] for column in spec.data.columns}
+    problems = []
+    for name in needed:
+        if name not in schema.names:
+            problems.append(f"no column {name!r}")
+        elif not _compatible(schema.field(name).type, declared[name]):
+            problems.append(f"{name} is {schema.field(name).type}, expected {declared[name]}")
+    if problems:
+        raise SchemaMismatch(f"{where} cannot be scored: " + "; ".join(problems))
+
+
+def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    if actual == expected:
+        return True
+    if pa.types.is_timestamp(actual) and pa.types.is_timestamp(expected):
+        return True
+    return (pa.types.is_string(actual) and pa.types.is_large_string(expected)) or (
+        pa.types.is_large_string(actual) and pa.types.is_string(expected)
+    )
 
 
 def score_partition(job: ScoringJob, keys: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
