@@ -58,15 +58,7 @@ def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> N
     outcome = train_model(snapshot.train, SPEC.model, SPEC.training, epochs=2)
     registry = ModelRegistry(store, SPEC.data.bucket)
     version = register_candidate(registry, SPEC, outcome, snapshot, {}).version
-    job = ScoringJob(
-        pipeline=SPEC.name,
-        bucket=SPEC.data.bucket,
-        model_version=version,
-        run_id="manual__test",
-        staging_prefix="card_fraud/_staging/manual__test/",
-        spec_json=SPEC.model_dump_json(),
-        s3_json=S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
-    )
+    job = job_for(s3, version, run_id="manual__test")
 
     manifest = score_with_spark(spark, job, keys)
 
@@ -121,13 +113,13 @@ def registered(s3):
     return store, register_candidate(registry, SPEC, outcome, snapshot, {}).version
 
 
-def job_for(s3, version: int) -> ScoringJob:
+def job_for(s3, version: int, run_id: str = "manual__schema") -> ScoringJob:
     return ScoringJob(
         pipeline=SPEC.name,
         bucket=SPEC.data.bucket,
         model_version=version,
-        run_id="manual__schema",
-        staging_prefix="card_fraud/_staging/manual__schema/",
+        run_id=run_id,
+        staging_prefix=f"card_fraud/_staging/{run_id}/",
         spec_json=SPEC.model_dump_json(),
         s3_json=S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
     )
