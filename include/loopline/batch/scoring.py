@@ -22,8 +22,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-SCORE_COLUMNS = ("score", "model_version", "airflow_run_id", "dt")
-
 
 @dataclass(frozen=True)
 class S3Settings:

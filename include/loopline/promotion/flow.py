@@ -180,6 +180,6 @@ def _measure(
 
 def _record(registry: ModelRegistry, name: str, version: int, judgement: Judgement) -> None:
     """Keep the newest decision beside the version (it is judged again if re-run)."""
-    key = f"{registry.prefix}{name}/versions/{version:06d}/{DECISION_FILE}"
+    key = registry.version_prefix(name, version) + DECISION_FILE
     body = json.dumps(judgement.to_dict(), indent=2).encode()
     registry.store.put(registry.bucket, key, body, "application/json")

@@ -98,7 +98,7 @@ class ModelRegistry:
         if not files:
             raise RegistryError(f"{artifacts_dir} holds no files to register")
         version = self._claim_version(name, record.get("lineage", {}))
-        base = self._version_prefix(name, version)
+        base = self.version_prefix(name, version)
         checksums: dict[str, str] = {}
         for path in files:
             data = path.read_bytes()
@@ -123,7 +123,7 @@ class ModelRegistry:
         return [self.get(name, number) for number in numbers]
 
     def get(self, name: str, version: int) -> ModelVersion:
-        key = self._version_prefix(name, version) + METADATA
+        key = self.version_prefix(name, version) + METADATA
         if self.store.head(self.bucket, key) is None:
             raise RegistryError(f"{name} has no version {version} (no s3://{self.bucket}/{key})")
         raw = self.store.get(self.bucket, key)
@@ -136,7 +136,7 @@ class ModelRegistry:
     def download(self, name: str, version: int, destination: Path) -> ModelVersion:
         """Fetch a version's files into `destination`, each checked against its sha256."""
         record = self.get(name, version)
-        base = self._version_prefix(name, version)
+        base = self.version_prefix(name, version)
         for relative, expected in sorted(record.artifacts.items()):
             data = self.store.get(self.bucket, base + relative)
             if sha256_hex(data) != expected:
@@ -228,7 +228,7 @@ class ModelRegistry:
         claim = json.dumps({"id": uuid.uuid4().hex, **lineage}).encode()
         number = max(self._version_numbers(name, with_metadata=False), default=0) + 1
         while True:
-            key = self._version_prefix(name, number) + CLAIM
+            key = self.version_prefix(name, number) + CLAIM
             try:
                 self.store.put_new(self.bucket, key, claim)
             except ObjectConflictError:  # another run took this number first
@@ -244,7 +244,8 @@ class ModelRegistry:
             if rest == wanted and number.isdigit():
                 yield int(number)
 
-    def _version_prefix(self, name: str, version: int) -> str:
+    def version_prefix(self, name: str, version: int) -> str:
+        """Where a version's files live; things recorded about it later go here too."""
         return f"{self.prefix}{name}/versions/{version:06d}/"
 
     def _alias_prefix(self, name: str, alias: str) -> str:

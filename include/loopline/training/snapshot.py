@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopline.spec.model import PipelineSpec
+from loopline.spec.model import FileFormat, PipelineSpec
 from loopline.storage.objects import ObjectStore, sha256_hex
 from loopline.validation.reading import UnreadableFile, read_batch
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 PARTITION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
 HOLDOUT_BUCKETS = 10_000
-PARQUET_TYPE = "application/vnd.apache.parquet"
 
 
 class EmptySnapshotError(Exception):
@@ -136,11 +135,11 @@ def run_prefix(spec: PipelineSpec, run_id: str, models_prefix: str = "models/") 
 
 
 def save_snapshot(store: ObjectStore, spec: PipelineSpec, snapshot: Snapshot, prefix: str) -> None:
-    from loopline.storage.formats import encode
+    from loopline.storage.formats import CONTENT_TYPES, encode
 
-    bucket = spec.data.bucket
-    store.put(bucket, prefix + "train.parquet", encode(snapshot.train, "parquet"), PARQUET_TYPE)
-    store.put(bucket, prefix + "holdout.parquet", encode(snapshot.holdout, "parquet"), PARQUET_TYPE)
+    bucket, parquet = spec.data.bucket, CONTENT_TYPES[FileFormat.PARQUET]
+    store.put(bucket, prefix + "train.parquet", encode(snapshot.train, "parquet"), parquet)
+    store.put(bucket, prefix + "holdout.parquet", encode(snapshot.holdout, "parquet"), parquet)
     record = json.dumps(snapshot.record.to_dict(), indent=2).encode()
     store.put(bucket, prefix + "snapshot.json", record, "application/json")
 

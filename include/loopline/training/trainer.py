@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -212,8 +213,6 @@ SAVED_MODEL_DIR = "saved_model"
 
 def save_artifacts(model: Any, folder: Any) -> None:
     """The Keras file (to retrain or evaluate) and a SavedModel export (to serve)."""
-    from pathlib import Path
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / MODEL_FILE)
@@ -222,8 +221,6 @@ def save_artifacts(model: Any, folder: Any) -> None:
 
 def load_model(folder: Any) -> Any:
     """Load a saved model; a file that is not a Keras model fails here, loudly."""
-    from pathlib import Path
-
     import keras
 
     return keras.saving.load_model(Path(folder) / MODEL_FILE)
