@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -75,3 +76,66 @@ class S3Server:
             except Exception:
                 time.sleep(0.2)
         raise TimeoutError(f"S3 server at {self.endpoint} did not answer in {timeout}s")
+
+
+@dataclass
+class SparkCluster:
+    """A Spark standalone cluster on loopback: one master, one worker, from pyspark's jars."""
+
+    master_url: str
+    web_url: str
+    processes: list[subprocess.Popen]
+
+    @classmethod
+    @contextmanager
+    def start(cls, work_dir: Path, cores: int = 2, memory: str = "2g") -> Iterator[SparkCluster]:
+        import pyspark
+
+        spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+        env = {**os.environ, "SPARK_LOCAL_IP": HOST}
+        port, web_port, worker_web_port = free_port(), free_port(), free_port()
+        master_url, web_url = f"spark://{HOST}:{port}", f"http://{HOST}:{web_port}"
+        logs = [open(work_dir / name, "wb") for name in ("master.log", "worker.log")]  # noqa: SIM115
+        master = [
+            *("org.apache.spark.deploy.master.Master", "--host", HOST),
+            *("--port", str(port), "--webui-port", str(web_port)),
+        ]
+        worker = [
+            *("org.apache.spark.deploy.worker.Worker", "--host", HOST, "--cores", str(cores)),
+            *("--memory", memory, "--webui-port", str(worker_web_port)),
+            *("--work-dir", str(work_dir / "work"), master_url),
+        ]
+        processes: list[subprocess.Popen] = []
+        try:
+            for arguments, log in zip((master, worker), logs, strict=True):
+                processes.append(
+                    subprocess.Popen(
+                        [str(spark_class), *arguments], env=env, stdout=log, stderr=log
+                    )
+                )
+            cluster = cls(master_url, web_url, processes)
+            cluster._wait_for_worker()
+            yield cluster
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+                process.wait(timeout=30)
+            for log in logs:
+                log.close()
+
+    def state(self) -> dict[str, Any]:
+        """The master's own view: workers, running and completed applications."""
+        return httpx.get(f"{self.web_url}/json/", timeout=10).json()
+
+    def _wait_for_worker(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(process.poll() is not None for process in self.processes):
+                raise RuntimeError("a Spark master or worker exited during start-up")
+            try:
+                if self.state().get("aliveworkers", 0) >= 1:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"no Spark worker registered with {self.master_url} in {timeout}s")

@@ -139,7 +139,7 @@ def test_airflow_runs_every_component_with_the_settings_loaded(stack) -> None:
     assert api.import_errors() == []
     aws = api.call("GET", "/api/v2/connections/aws_default")
     assert local.config.s3_endpoint in aws["extra"]
-    assert api.call("GET", "/api/v2/connections/spark_default")["host"] == "local[*]"
+    assert api.call("GET", "/api/v2/connections/spark_default")["host"] == "local[*,4]"
     assert api.call("GET", "/api/v2/pools/gpu")["slots"] == 1
 
 

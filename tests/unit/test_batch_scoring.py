@@ -60,7 +60,7 @@ def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> N
     version = register_candidate(registry, SPEC, outcome, snapshot, {}).version
     job = job_for(s3, version, run_id="manual__test")
 
-    manifest = score_with_spark(spark, job, keys)
+    manifest = score_with_spark(spark, job, keys).manifest
 
     assert sum(row["rows"] for row in manifest) == 9000
     scored = pa.concat_tables(
@@ -83,12 +83,13 @@ def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> N
 
     # Commit, then re-run the same window: each date is replaced, never duplicated.
     output = SPEC.batch_inference.output_prefix
+    committing = {"model_version": version, "staging_prefix": job.staging_prefix}
     first = commit_output(
-        store, SPEC.data.bucket, output, manifest, run_id="manual__test", model_version=version
+        store, SPEC.data.bucket, output, manifest, run_id="manual__test", **committing
     )
-    again = score_with_spark(spark, job, keys)
+    again = score_with_spark(spark, job, keys).manifest
     second = commit_output(
-        store, SPEC.data.bucket, output, again, run_id="manual__again", model_version=version
+        store, SPEC.data.bucket, output, again, run_id="manual__again", **committing
     )
     assert first == second and sum(second.values()) == 9000
     for day in second:

@@ -25,7 +25,7 @@ def test_project_settings_fill_in_the_stack_endpoints() -> None:
     aws = _connection_body(connections["aws_default"])
     assert json.loads(aws["extra"])["endpoint_url"] == "http://127.0.0.1:9999"
     assert aws["login"] == "key" and aws["password"] == "secret"
-    assert connections["spark_default"]["conn_host"] == "local[*]"
+    assert connections["spark_default"]["conn_host"] == "local[*,4]"
     assert connections["kafka_default"]["conn_extra"]["bootstrap.servers"] == "127.0.0.1:9998"
     assert {p["pool_name"] for p in settings["pools"]} >= {"gpu"}
 

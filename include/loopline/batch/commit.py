@@ -4,7 +4,7 @@ Tasks write under a staging prefix that readers never look at. Only after every 
 succeeded does the driver copy each date's files into ``<output>/dt=<date>/`` under names
 unique to the run, then write that partition's ``_SUCCESS.json`` (one PUT: the switch readers
 follow: which files, how many rows, which model and run), then delete the files an earlier
-run left there, then the staging files. A re-run of the same window replaces each partition;
+run left there, then the whole staging prefix. A re-run of the same window replaces each partition;
 a crash before the switch leaves the previous output in force; nothing is ever duplicated in
 a manifest.
 """
@@ -30,8 +30,10 @@ def commit_output(
     *,
     run_id: str,
     model_version: int,
+    staging_prefix: str,
 ) -> dict[str, int]:
-    """Commit each date of `manifest`; returns rows per date."""
+    """Commit each date of `manifest`, then clear `staging_prefix` (including the files of
+    task attempts that failed and were retried); returns rows per date."""
     run = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in manifest:
@@ -61,8 +63,7 @@ def commit_output(
             if key not in files and not key.endswith(SUCCESS):
                 store.client.delete_object(Bucket=bucket, Key=key)
         committed[day] = total
-    for row in manifest:
-        store.client.delete_object(Bucket=bucket, Key=row["key"])
+    store.delete_prefix(bucket, staging_prefix)
     return committed
 
 

@@ -1,7 +1,7 @@
 """The batch scoring Spark application: ``spark-submit job.py --spec ... --run-id ...``.
 
 Submitted by the ``<pipeline>.batch_score`` DAG through Airflow's Spark provider on the
-``spark_default`` connection (``local[*]`` here; ``spark://``, YARN or Kubernetes by changing
+``spark_default`` connection (``local[*,4]`` here; ``spark://``, YARN or Kubernetes by changing
 only the connection). S3 settings come in the ``LOOPLINE_S3`` environment variable, never on
 the command line (which ends up in logs).
 """
@@ -67,27 +67,33 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
         "objects": len(keys),
     }
     if keys:
-        spark = SparkSession.builder.appName(f"loopline-{spec.name}-batch-score").getOrCreate()
+        spark = SparkSession.builder.getOrCreate()  # its name and master come from spark-submit
+        staging = run_prefix(
+            spec, args.run_id, models_prefix=f"{spec.batch_inference.output_prefix}_staging/"
+        )
+        # An earlier attempt of this run may have died after staging some files.
+        store.delete_prefix(spec.data.bucket, staging)
         job = ScoringJob(
             pipeline=spec.name,
             bucket=spec.data.bucket,
             model_version=version,
             run_id=args.run_id,
-            staging_prefix=run_prefix(
-                spec, args.run_id, models_prefix=f"{spec.batch_inference.output_prefix}_staging/"
-            ),
+            staging_prefix=staging,
             spec_json=spec.model_dump_json(),
             s3_json=s3.to_json(),
             rows_per_batch=spec.batch_inference.rows_per_batch,
         )
-        manifest = score_with_spark(spark, job, keys)
+        scored = score_with_spark(spark, job, keys)
+        summary["spark_master"] = spark.sparkContext.master
+        summary["retried_tasks"] = scored.retried_tasks
         summary["rows_per_date"] = commit_output(
             store,
             spec.data.bucket,
             spec.batch_inference.output_prefix,
-            manifest,
+            scored.manifest,
             run_id=args.run_id,
             model_version=version,
+            staging_prefix=staging,
         )
     else:
         summary["rows_per_date"] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -187,12 +188,69 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 
-def score_with_spark(spark: Any, job: ScoringJob, keys: list[str]) -> list[dict[str, Any]]:
-    """Fan the objects out over the cluster, one per task; the manifest rows come back."""
+@dataclass
+class ScoredObjects:
+    """What the Spark stage returns to the driver."""
+
+    manifest: list[dict[str, Any]]  # one row per staged file: source, key, dt, rows
+    retried_tasks: int = 0  # task attempts that failed and were run again (a lost worker...)
+
+
+def score_with_spark(
+    spark: Any, job: ScoringJob, keys: list[str], progress_every_s: float = 10.0
+) -> ScoredObjects:
+    """Fan the objects out over the cluster, one per task; the manifest rows come back.
+
+    Spark retries a failed task (a killed Python worker, a lost executor) up to
+    ``spark.task.maxFailures`` times; only the successful attempt's rows reach the manifest,
+    so a retried object is never committed twice.
+    """
     if not keys:
-        return []
-    frame = spark.createDataFrame([(key,) for key in keys], "key string")
-    frame = frame.repartition(min(len(keys), spark.sparkContext.defaultParallelism * 4))
+        return ScoredObjects([])
+    group = f"loopline-score-{uuid.uuid4().hex}"
+    context = spark.sparkContext
+    context.setJobGroup(group, f"score {len(keys)} objects of {job.pipeline}")
+    tasks = min(len(keys), context.defaultParallelism * 4)  # small tasks: retries are cheap
+    listing = context.parallelize([(key,) for key in keys], tasks)
+    frame = spark.createDataFrame(listing, "key string")
     schema = "source string, key string, dt string, rows long"
     scored = frame.mapInArrow(lambda batches: score_partition(job, batches), schema)
-    return [row.asDict() for row in scored.collect()]
+    done = threading.Event()
+    reporter = threading.Thread(
+        target=_report_progress, args=(context, group, done, progress_every_s), daemon=True
+    )
+    reporter.start()
+    try:
+        manifest = [row.asDict() for row in scored.collect()]
+    finally:
+        done.set()
+        reporter.join()
+    return ScoredObjects(manifest, retried_tasks=_failed_attempts(context, group))
+
+
+def _stages(context: Any, group: str) -> list[Any]:
+    tracker = context.statusTracker()
+    stages = []
+    for job_id in tracker.getJobIdsForGroup(group):
+        info = tracker.getJobInfo(job_id)
+        for stage_id in info.stageIds if info else []:
+            stage = tracker.getStageInfo(stage_id)
+            if stage is not None:
+                stages.append(stage)
+    return stages
+
+
+def _failed_attempts(context: Any, group: str) -> int:
+    return sum(stage.numFailedTasks for stage in _stages(context, group))
+
+
+def _report_progress(context: Any, group: str, done: threading.Event, every_s: float) -> None:
+    """Print the scoring stage's progress to the driver's log (the Airflow task log)."""
+    while not done.wait(every_s):
+        for stage in _stages(context, group):
+            if stage.numTasks and stage.numActiveTasks + stage.numCompletedTasks:
+                print(
+                    f"scoring: {stage.numCompletedTasks}/{stage.numTasks} objects done, "
+                    f"{stage.numActiveTasks} running, {stage.numFailedTasks} failed attempts",
+                    flush=True,
+                )

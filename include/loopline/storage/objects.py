@@ -184,6 +184,14 @@ class ObjectStore:
             for item in page.get("Contents", []):
                 yield item["Key"]
 
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under `prefix` (1,000 per request); returns how many."""
+        keys = list(self.list_keys(bucket, prefix))
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": key} for key in keys[start : start + 1000]]
+            self.client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+        return len(keys)
+
 
 def _status(exc: ClientError) -> int | None:
     return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

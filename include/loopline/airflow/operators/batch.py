@@ -51,6 +51,7 @@ class BatchScoreOperator(SparkSubmitOperator):
                 "spark.pyspark.python": sys.executable,
                 "spark.pyspark.driver.python": sys.executable,
                 "spark.ui.enabled": "false",
+                "spark.log.level": "WARN",  # Spark's INFO chatter would bury the task log
                 "spark.task.maxFailures": "4",  # a killed Python worker's task is retried
             },
             **kwargs,
