@@ -11,7 +11,12 @@ import sys
 
 from bench.common import save
 
-BENCHMARKS = ["parse_time", "validation_throughput", "training_throughput"]
+BENCHMARKS = [
+    "parse_time",
+    "validation_throughput",
+    "training_throughput",
+    "batch_scoring",
+]
 
 
 def main(names: list[str]) -> int:

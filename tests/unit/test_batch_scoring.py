@@ -157,3 +157,20 @@ def test_an_empty_window_scores_nothing_and_says_so(s3, registered, monkeypatch)
     summary = json.loads(store.get(SPEC.data.bucket, result))
     assert summary["objects"] == 0 and summary["rows"] == 0
     assert not list(store.list_keys(SPEC.data.bucket, SPEC.batch_inference.output_prefix + "dt="))
+
+
+def test_rows_are_split_by_their_utc_date() -> None:
+    from loopline.batch.scoring import split_by_day
+
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    table = generate(400, seed=4, start=late)  # spans midnight: the 20th and the 21st
+    parts = dict(split_by_day(table, "event_time"))
+
+    assert sorted(parts) == ["2026-11-20", "2026-11-21"]
+    assert sum(part.num_rows for part in parts.values()) == 400
+    for day, part in parts.items():
+        dates = {t.date().isoformat() for t in part.column("event_time").to_pylist()}
+        assert dates == {day}
+    one_day = table.slice(0, 10)
+    [(day, same)] = list(split_by_day(one_day, "event_time"))
+    assert day == "2026-11-20" and same is one_day

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from loopline.storage.objects import ObjectStore
 
 SUCCESS = "_SUCCESS.json"
+COPY_THREADS = 16
 
 
 def commit_output(
@@ -38,16 +40,12 @@ def commit_output(
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in manifest:
         by_day[row["dt"]].append(row)
+    finals = {row["key"]: _final_key(output_prefix, run, row) for row in manifest}
+    _copy_all(store, bucket, finals)
     committed = {}
     for day, rows in sorted(by_day.items()):
         partition = f"{output_prefix}dt={day}/"
-        files = []
-        for row in rows:
-            final = f"{partition}{run}-{row['key'].rsplit('/', 1)[-1]}"
-            store.client.copy_object(
-                Bucket=bucket, Key=final, CopySource={"Bucket": bucket, "Key": row["key"]}
-            )
-            files.append(final)
+        files = [finals[row["key"]] for row in rows]
         total = sum(row["rows"] for row in rows)
         record = {
             "run_id": run_id,
@@ -59,12 +57,30 @@ def commit_output(
         }
         body = json.dumps(record, indent=2).encode()
         store.put(bucket, partition + SUCCESS, body, "application/json")  # the switch
-        for key in list(store.list_keys(bucket, partition)):
-            if key not in files and not key.endswith(SUCCESS):
-                store.client.delete_object(Bucket=bucket, Key=key)
+        stale = [
+            k
+            for k in store.list_keys(bucket, partition)
+            if k not in files and k != partition + SUCCESS
+        ]
+        store.delete_keys(bucket, stale)
         committed[day] = total
     store.delete_prefix(bucket, staging_prefix)
     return committed
+
+
+def _final_key(output_prefix: str, run: str, row: dict[str, Any]) -> str:
+    return f"{output_prefix}dt={row['dt']}/{run}-{row['key'].rsplit('/', 1)[-1]}"
+
+
+def _copy_all(store: ObjectStore, bucket: str, finals: dict[str, str]) -> None:
+    """Server-side copies, many at once: each is one request S3 serves on its own."""
+
+    def copy(staged: str) -> None:
+        source = {"Bucket": bucket, "Key": staged}
+        store.client.copy_object(Bucket=bucket, Key=finals[staged], CopySource=source)
+
+    with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
+        list(pool.map(copy, finals))  # list(): re-raises the first failure
 
 
 def committed_files(store: ObjectStore, bucket: str, partition: str) -> list[str]:

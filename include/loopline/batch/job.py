@@ -18,6 +18,22 @@ from typing import Any
 RESULT_MARKER = "LOOPLINE_RESULT "
 
 
+def spark_conf(python: str) -> dict[str, str]:
+    """What every submission of this job sets, whichever master runs it."""
+    return {
+        "spark.pyspark.python": python,
+        "spark.pyspark.driver.python": python,
+        "spark.ui.enabled": "false",
+        "spark.log.level": "WARN",  # Spark's INFO chatter would bury the task log
+        "spark.task.maxFailures": "4",  # a killed Python worker's task is retried
+    }
+
+
+def submit_env(s3_json: str, python: str) -> dict[str, str]:
+    """Environment for spark-submit: S3 settings stay off the command line (and the logs)."""
+    return {"LOOPLINE_S3": s3_json, "PYSPARK_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
+
+
 def result_key(spec: Any, run_id: str) -> str:
     """Where a run's summary is kept, for the Airflow task to read back."""
     from loopline.training.snapshot import run_prefix

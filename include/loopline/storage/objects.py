@@ -185,11 +185,18 @@ class ObjectStore:
                 yield item["Key"]
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
-        """Delete every object under `prefix` (1,000 per request); returns how many."""
-        keys = list(self.list_keys(bucket, prefix))
+        """Delete every object under `prefix`; returns how many."""
+        return self.delete_keys(bucket, list(self.list_keys(bucket, prefix)))
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> int:
+        """Delete `keys`, 1,000 per request; a failure to delete any of them is raised."""
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": key} for key in keys[start : start + 1000]]
-            self.client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            answer = self.client.delete_objects(
+                Bucket=bucket, Delete={"Objects": chunk, "Quiet": True}
+            )
+            if answer.get("Errors"):
+                raise OSError(f"could not delete from s3://{bucket}: {answer['Errors'][:3]}")
         return len(keys)
 
 

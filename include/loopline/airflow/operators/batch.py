@@ -47,28 +47,17 @@ class BatchScoreOperator(SparkSubmitOperator):
                 "--model-version",
                 str(model_version),
             ],
-            conf={
-                "spark.pyspark.python": sys.executable,
-                "spark.pyspark.driver.python": sys.executable,
-                "spark.ui.enabled": "false",
-                "spark.log.level": "WARN",  # Spark's INFO chatter would bury the task log
-                "spark.task.maxFailures": "4",  # a killed Python worker's task is retried
-            },
+            conf=job.spark_conf(sys.executable),
             **kwargs,
         )
         self.spec_path, self.aws_conn_id = spec_path, aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.batch.job import result_key
+        from loopline.batch.job import result_key, submit_env
         from loopline.spec import load_spec
 
         store, settings = _s3(self.aws_conn_id)
-        self.env_vars = {
-            **(self.env_vars or {}),
-            "LOOPLINE_S3": settings.to_json(),
-            "PYSPARK_PYTHON": sys.executable,
-            "SPARK_LOCAL_IP": "127.0.0.1",
-        }
+        self.env_vars = {**(self.env_vars or {}), **submit_env(settings.to_json(), sys.executable)}
         # Params render to native types (an int stays an int); spark-submit takes strings.
         self.application_args = [str(argument) for argument in self.application_args or []]
         super().execute(context)
