@@ -16,6 +16,7 @@ BENCHMARKS = [
     "validation_throughput",
     "training_throughput",
     "batch_scoring",
+    "spark_scoring_styles",
 ]
 
 
