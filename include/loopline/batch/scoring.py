@@ -202,7 +202,8 @@ class ScoredObjects:
 def score_with_spark(
     spark: Any, job: ScoringJob, keys: list[str], progress_every_s: float = 10.0
 ) -> ScoredObjects:
-    """Fan the objects out over the cluster, one per task; the manifest rows come back.
+    """Fan the objects out over the cluster in small tasks (up to four per core); the
+    manifest rows come back.
 
     Spark retries a failed task (a killed Python worker, a lost executor) up to
     ``spark.task.maxFailures`` times; only the successful attempt's rows reach the manifest,
