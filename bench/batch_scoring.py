@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Comparison, Measured, run_measured
+from bench.common import Comparison, Measured, local_model, run_measured
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
@@ -193,15 +193,13 @@ def _marked(output: str, marker: str) -> dict[str, Any]:
 def _bare_inference_rate(model_dir: Path, specs: dict[int, Any]) -> float:
     """Rows/s of the bare model on the first size's rows, already tensors in memory."""
     import pyarrow as pa
-    import tensorflow as tf
     from loopline.demo.card_transactions import generate
-    from loopline.training.trainer import as_tensors, features_of, load_model
+    from loopline.training.trainer import as_tensors, features_of
 
     spec = specs[SIZES[0]][0]
     tables = [generate(ROWS_PER_OBJECT, seed=n) for n in range(SIZES[0] // ROWS_PER_OBJECT)]
     inputs = as_tensors(features_of(pa.concat_tables(tables), spec.model))
-    model = load_model(model_dir)
-    serve = tf.function(lambda batch: model(batch, training=False))
+    serve = local_model(str(model_dir))
     batches = [
         {name: column[start : start + BARE_BATCH] for name, column in inputs.items()}
         for start in range(0, SIZES[0], BARE_BATCH)
@@ -234,20 +232,13 @@ def _raw_read_rate(store: Any, specs: dict[int, Any], settings: Any) -> float:
 
 # ---- the peers -----------------------------------------------------------------------------
 
-_ROW_MODEL: dict[str, Any] = {}
-
 
 def _score_one_row(model_dir: str, names: list[str], *values: Any) -> float:
     """The row-at-a-time UDF body: the model is loaded once per worker, called once per row."""
     import tensorflow as tf
 
-    if model_dir not in _ROW_MODEL:
-        from loopline.training.trainer import load_model
-
-        model = load_model(model_dir)
-        _ROW_MODEL[model_dir] = tf.function(lambda batch: model(batch, training=False))
     row = {name: tf.constant([value]) for name, value in zip(names, values, strict=True)}
-    return float(_ROW_MODEL[model_dir](row).numpy().reshape(-1)[0])
+    return float(local_model(model_dir)(row).numpy().reshape(-1)[0])
 
 
 def _row_udf_rate(model_dir: Path) -> float:

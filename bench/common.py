@@ -103,3 +103,15 @@ def _rss(process: Any) -> int:
         return process.memory_info().rss
     except psutil.NoSuchProcess:  # it ended between listing and reading
         return 0
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def local_model(model_dir: str) -> Any:
+    """A saved model as a compiled function, loaded once per process (per Spark worker)."""
+    if model_dir not in _MODELS:
+        from loopline.training.trainer import compiled, load_model
+
+        _MODELS[model_dir] = compiled(load_model(model_dir))
+    return _MODELS[model_dir]

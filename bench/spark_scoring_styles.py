@@ -24,11 +24,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import Comparison
+from bench.common import Comparison, local_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FILES, ROWS_PER_FILE, BATCH = 4, 250_000, 65_536
-_SERVING: dict[str, Any] = {}
 
 
 def run() -> list[Comparison]:
@@ -107,24 +106,13 @@ def _time(style: Callable[[str], None], out: Path) -> list[float]:
     return seconds
 
 
-def serve(model_dir: str) -> Any:
-    """The model as a compiled function, once per Python worker."""
-    if model_dir not in _SERVING:
-        import tensorflow as tf
-        from loopline.training.trainer import load_model
-
-        model = load_model(model_dir)
-        _SERVING[model_dir] = tf.function(lambda inputs: model(inputs, training=False))
-    return _SERVING[model_dir]
-
-
 def score_arrow(model_dir: str, table: Any) -> Any:
     import numpy as np
     import pyarrow as pa
     from loopline.training.trainer import as_tensors, features_of
 
     spec = _spec()
-    scores = np.asarray(serve(model_dir)(as_tensors(features_of(table, spec.model))))
+    scores = np.asarray(local_model(model_dir)(as_tensors(features_of(table, spec.model))))
     return pa.table({spec.data.key: table.column(spec.data.key), "score": scores.reshape(-1)})
 
 
@@ -180,7 +168,7 @@ def _styles(spark: Any, model_dir: str, data_dir: Path) -> dict[str, Callable[[s
             inputs = {
                 name: tf.constant(values) for name, values in zip(names, columns, strict=True)
             }
-            return np.asarray(serve(model_dir)(inputs)).reshape(-1)
+            return np.asarray(local_model(model_dir)(inputs)).reshape(-1)
 
         # predict_batch_udf counts the function's parameters to tell one input per column
         # from one tensor input: it needs a function with exactly one parameter per column.

@@ -89,17 +89,14 @@ def serving_function(job: ScoringJob) -> Any:
     """The model of `job`, downloaded (checksums verified) and compiled once per worker."""
     key = (job.pipeline, job.model_version)
     if key not in _MODELS:
-        import tensorflow as tf
-
         from loopline.registry import ModelRegistry
         from loopline.storage.objects import ObjectStore
-        from loopline.training.trainer import load_model
+        from loopline.training.trainer import compiled, load_model
 
         store = ObjectStore(S3Settings.from_json(job.s3_json).boto3_client())
         folder = Path(tempfile.mkdtemp(prefix=f"loopline-{job.pipeline}-v{job.model_version}-"))
         ModelRegistry(store, job.bucket).download(job.pipeline, job.model_version, folder)
-        model = load_model(folder)
-        _MODELS[key] = tf.function(lambda inputs: model(inputs, training=False))
+        _MODELS[key] = compiled(load_model(folder))
     return _MODELS[key]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.spec.model import Metric, ModelSpec
-from loopline.training.trainer import as_tensors, features_of, labels_of
+from loopline.training.trainer import as_tensors, compiled, features_of, labels_of
 
 LATENCY_CALLS = 200
 LATENCY_ROUNDS = 3
@@ -62,7 +62,7 @@ def p99_single_row_latency_ms(model: Any, table: pa.Table, spec: ModelSpec) -> f
         for i in range(count)
     ]
     with tf.device("CPU:0"):
-        serve = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+        serve = compiled(model, reduce_retracing=True)
         for call in range(WARMUP_CALLS):
             serve(calls[call % count]).numpy()
         rounds = []
