@@ -117,18 +117,17 @@ def dag_id(spec: PipelineSpec, stage: str) -> str:
 
 def landing_asset(spec: PipelineSpec) -> AssetRef:
     """The asset whose events say "a batch landed"; the validation stage listens to it."""
-    return AssetRef(
-        name=f"{spec.name}.landing",
-        uri=f"s3://{spec.data.bucket}/{spec.data.landing_prefix.rstrip('/')}",
-    )
+    return _s3_asset(spec, "landing", spec.data.landing_prefix)
+
+
+def _s3_asset(spec: PipelineSpec, kind: str, prefix: str) -> AssetRef:
+    """The asset `<pipeline>.<kind>`, identified by its S3 location in the spec's bucket."""
+    return AssetRef(name=f"{spec.name}.{kind}", uri=f"s3://{spec.data.bucket}/{prefix.rstrip('/')}")
 
 
 def validated_asset(spec: PipelineSpec) -> AssetRef:
     """The asset whose events say "new validated data"; batch scoring and drift listen to it."""
-    return AssetRef(
-        name=f"{spec.name}.validated",
-        uri=f"s3://{spec.data.bucket}/{spec.data.validated_prefix.rstrip('/')}",
-    )
+    return _s3_asset(spec, "validated", spec.data.validated_prefix)
 
 
 def plan_demo_feed(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | None:
@@ -309,10 +308,7 @@ def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
 
 def champion_asset(spec: PipelineSpec) -> AssetRef:
     """The asset whose events say "a new champion": batch and streaming scoring listen."""
-    return AssetRef(
-        name=f"{spec.name}.champion",
-        uri=f"s3://{spec.data.bucket}/models/{spec.name}/aliases/champion",
-    )
+    return _s3_asset(spec, "champion", f"models/{spec.name}/aliases/champion")
 
 
 def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
@@ -448,10 +444,7 @@ def plan_rollback(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
 
 def predictions_asset(spec: PipelineSpec, output_prefix: str) -> AssetRef:
     """The asset whose events say "new predictions"; drift audits can follow them."""
-    return AssetRef(
-        name=f"{spec.name}.predictions",
-        uri=f"s3://{spec.data.bucket}/{output_prefix.rstrip('/')}",
-    )
+    return _s3_asset(spec, "predictions", output_prefix)
 
 
 def plan_batch_scoring(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | None:
