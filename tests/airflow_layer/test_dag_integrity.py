@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,25 +55,95 @@ def test_parsing_dags_imports_no_heavy_library() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_a_bad_spec_is_an_import_error_and_good_specs_still_load(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "card_fraud.yaml").write_text((PIPELINES / "card_fraud.yaml").read_text())
-    broken = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
-    broken["name"] = "broken"
-    broken["model"]["hyperparameters"]["epochs"] = "ten"
-    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(broken))
-    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(tmp_path))
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A pipelines folder holding the demo spec, its suite beside it, read by the DAG files."""
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    shutil.copytree(PIPELINES.parent / "expectations", tmp_path / "expectations")
+    shutil.copy(PIPELINES / "card_fraud.yaml", pipelines)
+    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+    return pipelines
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER))
 
-    assert "card_fraud.demo_feed" in bag.dag_ids
+def _add_broken_spec(pipelines: Path, change) -> Path:
+    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    spec["name"] = "broken"
+    change(spec)
+    path = pipelines / "broken.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _only_the_good_pipeline_loads(bag: DagBag) -> str:
+    """The demo pipeline's DAGs are there, none of broken's; returns the one import error."""
+    assert {"card_fraud.demo_feed", "card_fraud.train", "card_fraud.validate"} <= set(bag.dag_ids)
     assert not any(dag_id.startswith("broken.") for dag_id in bag.dag_ids)
     [(path, message)] = bag.import_errors.items()
     assert path.endswith("loopline_spec_check.py")
-    assert f"1 problem in {tmp_path / 'broken.yaml'}" in message
+    return message
+
+
+def test_a_bad_spec_is_an_import_error_and_good_specs_still_load(project: Path) -> None:
+    broken = _add_broken_spec(project, lambda s: s["model"]["hyperparameters"].update(epochs="ten"))
+    message = _only_the_good_pipeline_loads(DagBag(dag_folder=str(DAGS_FOLDER)))
+    assert f"1 problem in {broken}" in message
     assert "model.hyperparameters.epochs (line" in message
     assert "got 'ten', expected a valid integer" in message
+
+
+def test_a_bad_schedule_is_a_spec_error_with_its_line(project: Path) -> None:
+    _add_broken_spec(project, lambda s: s["training"].update(schedule="every day"))
+    message = _only_the_good_pipeline_loads(DagBag(dag_folder=str(DAGS_FOLDER)))
+    assert "training.schedule (line" in message
+    assert "'every day' is not a schedule" in message
+
+
+def test_a_missing_suite_is_a_spec_error(project: Path) -> None:
+    _add_broken_spec(project, lambda s: s["data"].update(expectation_suite="no_such_suite"))
+    message = _only_the_good_pipeline_loads(DagBag(dag_folder=str(DAGS_FOLDER)))
+    assert "data.expectation_suite (line" in message and "no_such_suite.json" in message
+
+
+def test_a_planning_error_is_a_spec_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import loopline.plan
+
+    def broken_planner(spec, paths):
+        if spec.name == "broken":
+            raise KeyError("a planner bug")
+
+    _add_broken_spec(project, lambda s: None)
+    monkeypatch.setattr(loopline.plan, "PLANNERS", (*loopline.plan.PLANNERS, broken_planner))
+    message = _only_the_good_pipeline_loads(DagBag(dag_folder=str(DAGS_FOLDER)))
+    assert "cannot be planned into DAGs: KeyError: 'a planner bug'" in message
+
+
+def test_a_render_error_skips_only_its_pipeline(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from loopline.airflow import factory
+
+    render = factory.render
+
+    def failing_render(plan):
+        if plan.pipeline == "broken":
+            raise TypeError("an operator refused its arguments")
+        return render(plan)
+
+    broken = _add_broken_spec(project, lambda s: None)
+    monkeypatch.setattr(factory, "render", failing_render)
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert "card_fraud.train" in bag.dag_ids
+    assert not any(dag_id.startswith("broken.") for dag_id in bag.dag_ids)
+    assert f"{broken}: its DAGs cannot be built" in caplog.text
+
+
+def test_a_yml_spec_builds_dags_whose_tasks_find_it(project: Path) -> None:
+    (project / "card_fraud.yaml").rename(project / "card_fraud.yml")
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    assert bag.import_errors == {}
+    snapshot = bag.dags["card_fraud.train"].get_task("snapshot")
+    assert snapshot.spec_path == str(project / "card_fraud.yml")
 
 
 def test_params_render_as_a_trigger_form(dagbag: DagBag) -> None:
@@ -82,8 +155,26 @@ def test_params_render_as_a_trigger_form(dagbag: DagBag) -> None:
     json.dumps(params.dump())  # the form is fed JSON
 
 
-def test_every_task_kind_has_an_operator() -> None:
+def test_every_task_kind_has_an_operator_that_takes_its_arguments() -> None:
     from loopline.airflow.factory import OPERATORS
     from loopline.plan import TaskKind
+    from loopline.plan.tasks import ARGUMENTS
 
-    assert set(OPERATORS) == set(TaskKind)
+    assert set(OPERATORS) == set(TaskKind) == set(ARGUMENTS)
+    for kind, args in ARGUMENTS.items():
+        accepted = _init_parameters(OPERATORS[kind])
+        missing = {f.name for f in dataclasses.fields(args)} - accepted
+        assert not missing, f"{OPERATORS[kind].__name__} does not take {sorted(missing)}"
+
+
+def _init_parameters(cls: type) -> set[str]:
+    """The keyword arguments a class takes: its __init__'s and, through **kwargs, its bases'."""
+    accepted: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        accepted |= {p.name for p in parameters}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return accepted

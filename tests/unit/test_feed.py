@@ -68,7 +68,10 @@ def test_params_are_checked_by_name() -> None:
         request_from_params(
             {"rowz": 5}, batch_id="b", base_seed=1, fraud_rate=0.1, logical_date=None
         )
-    with pytest.raises(ValueError, match="drifted_features must be between 0 and 30"):
+    with pytest.raises(
+        ValueError,
+        match="drifted_features input should be less than or equal to 30",
+    ):
         request_from_params(
             {"rows": 5, "drifted_features": 40},
             batch_id="b",

@@ -7,6 +7,7 @@ import sys
 
 from conftest import PIPELINES
 from loopline.plan import ProjectPaths, TaskKind, plan_pipeline
+from loopline.plan.tasks import MapOver
 from loopline.spec import load_spec
 
 PATHS = ProjectPaths.beside(PIPELINES)
@@ -33,8 +34,9 @@ def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
     assert gate.schedule == "*/15 * * * *"
     assert [a.name for a in gate.schedule_assets] == ["card_fraud.landing"]
     tasks = {task.task_id: task for task in gate.tasks}
-    assert tasks["validate"].expand == {"key": "list_landed"}
-    assert tasks["validate"].arguments["suite_path"].endswith("expectations/card_fraud.json")
+    assert tasks["validate"].args.expansions() == {"key": MapOver("list_landed")}
+    assert tasks["validate"].args.suite_path.endswith("expectations/card_fraud.json")
+    assert tasks["wait_for_landing"].args.poll_seconds == spec.validation.poll_seconds
     assert tasks["verdict"].trigger_rule == "all_done"
     assert tasks["publish_validated"].outlets[0].uri == "s3://loopline/card_fraud/validated"
 

@@ -1,9 +1,11 @@
 """Render pipeline plans into Airflow DAGs: the only place where specs meet Airflow.
 
-``dags/loopline_pipelines.py`` builds here the DAGs of every spec that loads. The specs that do
-not are raised by ``dags/loopline_spec_check.py`` (``loopline.spec.raise_for_bad_specs``), so
-Airflow shows them as an import error naming file, field and reason while the good specs' DAGs
-keep loading: Airflow drops every DAG of a file whose import fails, hence two files.
+``dags/loopline_pipelines.py`` builds here the DAGs of every spec that checks clean
+(``loopline.plan.check``: loads, names an existing suite, plans). The others are raised by
+``dags/loopline_spec_check.py`` through the same check, so Airflow shows them as one import
+error naming file, field and reason while the good specs' DAGs keep loading: Airflow drops
+every DAG of a file whose import fails, hence two files. Rendering is guarded per spec too: a
+spec whose DAGs cannot be constructed is logged with its file and skipped, alone.
 """
 
 from __future__ import annotations
@@ -30,16 +32,8 @@ from loopline.airflow.operators import (
     ValidationVerdictOperator,
     WaitForLandedFilesSensor,
 )
-from loopline.plan import (
-    AssetRef,
-    DagPlan,
-    ParamPlan,
-    ProjectPaths,
-    TaskKind,
-    TaskPlan,
-    plan_pipeline,
-)
-from loopline.spec import load_specs
+from loopline.plan import AssetRef, DagPlan, ParamPlan, TaskKind, TaskPlan
+from loopline.plan.check import PlannedPipeline, check_pipelines
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +56,24 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
 
 
 def build_dags(folder: Path) -> dict[str, DAG]:
-    """The DAGs of every spec in `folder` that loads; bad specs are skipped and logged."""
-    spec_set = load_specs(folder)
-    for error in spec_set.errors:
+    """The DAGs of every spec in `folder` that checks clean; bad specs are skipped and logged
+    (``loopline_spec_check.py`` raises them as an import error)."""
+    check = check_pipelines(folder)
+    for error in check.errors:
         log.warning("skipping pipeline spec: %s", error)
-    paths = ProjectPaths.beside(folder)
-    plans = [plan for spec in spec_set.specs.values() for plan in plan_pipeline(spec, paths)]
-    return {plan.dag_id: render(plan) for plan in plans}
+    dags: dict[str, DAG] = {}
+    for pipeline in check.pipelines:
+        dags.update(render_pipeline(pipeline))
+    return dags
+
+
+def render_pipeline(pipeline: PlannedPipeline) -> dict[str, DAG]:
+    """Every DAG of one pipeline, or none (logged, naming its spec file) if any fails."""
+    try:
+        return {plan.dag_id: render(plan) for plan in pipeline.dags}
+    except Exception:
+        log.exception("%s: its DAGs cannot be built; the other pipelines load", pipeline.path)
+        return {}
 
 
 def render(plan: DagPlan) -> DAG:
@@ -118,14 +123,16 @@ def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
         "task_id": task.task_id,
         "outlets": [_asset(asset) for asset in task.outlets],
         "doc_md": task.doc_md or None,
-        "trigger_rule": task.trigger_rule,
+        "trigger_rule": str(task.trigger_rule),
         **({"pool": task.pool} if task.pool else {}),
     }
     operator = OPERATORS[task.kind]
-    if not task.expand:
-        return operator(**common, **task.arguments)
-    mapped = {argument: built[source].output for argument, source in task.expand.items()}
-    return operator.partial(**common, **task.arguments).expand(**mapped)
+    arguments = task.args.operator_kwargs()
+    expansions = task.args.expansions()
+    if not expansions:
+        return operator(**common, **arguments)
+    mapped = {name: built[ref.task_id].output for name, ref in expansions.items()}
+    return operator.partial(**common, **arguments).expand(**mapped)
 
 
 def _asset(asset: AssetRef) -> Asset:

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-COMPONENTS = [f"v{i}" for i in range(1, 29)]
-NUMERIC_FEATURES = [*COMPONENTS, "amount", "card_age_days"]
+from loopline.demo.columns import COMPONENTS, NUMERIC_FEATURES
+
 MERCHANT_CATEGORIES = [
     "grocery",
     "fuel",

@@ -9,7 +9,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from loopline.demo.card_transactions import DriftKnobs, generate, start_of_batch
+from loopline.demo.params import FeedParams
 from loopline.spec.model import FileFormat
 from loopline.storage.formats import CONTENT_TYPES, EXTENSIONS, encode
 from loopline.storage.objects import ObjectStore, StoredObject
@@ -128,36 +131,29 @@ def request_from_params(
     fraud_rate: float,
     logical_date: datetime | None,
 ) -> BatchRequest:
-    """Build a request from a run's parameters, naming the parameter that is wrong."""
-    known = {
-        "rows",
-        "file_format",
-        "seed",
-        "mean_shift",
-        "drifted_features",
-        "new_category_share",
-        "label_shift",
-    }
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(f"unknown batch parameters {unknown}; expected some of {sorted(known)}")
+    """Build a request from a run's parameters (see FeedParams), naming what is wrong."""
+    known = sorted(FeedParams.model_fields)
+    if unknown := sorted(set(params) - set(known)):
+        raise ValueError(f"unknown batch parameters {unknown}; expected some of {known}")
     try:
-        drift = DriftKnobs(
-            mean_shift=float(params.get("mean_shift") or 0.0),
-            drifted_features=int(params.get("drifted_features") or 0),
-            new_category_share=float(params.get("new_category_share") or 0.0),
-            label_shift=float(params.get("label_shift") or 0.0),
+        knobs = FeedParams.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))} {e['msg'].lower()}" for e in exc.errors()
         )
-        seed = params.get("seed")
-        return BatchRequest(
-            batch_id=batch_id,
-            rows=int(params["rows"]),
-            file_format=FileFormat(params.get("file_format") or FileFormat.PARQUET),
-            seed=None if seed in (None, "") else int(seed),
-            base_seed=base_seed,
-            fraud_rate=fraud_rate,
-            drift=drift,
-            logical_date=logical_date,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid batch parameters {params}: {exc}") from exc
+        raise ValueError(f"invalid batch parameters {params}: {problems}") from exc
+    return BatchRequest(
+        batch_id=batch_id,
+        rows=knobs.rows,
+        file_format=knobs.file_format,
+        seed=knobs.seed,
+        base_seed=base_seed,
+        fraud_rate=fraud_rate,
+        drift=DriftKnobs(
+            mean_shift=knobs.mean_shift,
+            drifted_features=knobs.drifted_features,
+            new_category_share=knobs.new_category_share,
+            label_shift=knobs.label_shift,
+        ),
+        logical_date=logical_date,
+    )

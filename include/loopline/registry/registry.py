@@ -26,13 +26,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from loopline.registry import layout
+from loopline.registry.layout import CHALLENGER as CHALLENGER  # re-exported
+from loopline.registry.layout import CHAMPION, MODELS_PREFIX
 from loopline.storage.objects import ObjectConflictError, ObjectStore, sha256_hex
 
 log = logging.getLogger(__name__)
 
 METADATA = "metadata.json"
 CLAIM = ".claim"
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 class RegistryError(Exception):
@@ -82,7 +84,7 @@ class AliasMove(BaseModel):
 
 
 class ModelRegistry:
-    def __init__(self, store: ObjectStore, bucket: str, prefix: str = "models/") -> None:
+    def __init__(self, store: ObjectStore, bucket: str, prefix: str = MODELS_PREFIX) -> None:
         self.store, self.bucket, self.prefix = store, bucket, prefix
 
     # -- versions ------------------------------------------------------------------------
@@ -237,7 +239,7 @@ class ModelRegistry:
             return number
 
     def _version_numbers(self, name: str, *, with_metadata: bool) -> Iterator[int]:
-        prefix = f"{self.prefix}{name}/versions/"
+        prefix = f"{layout.model_prefix(name, self.prefix)}versions/"
         wanted = METADATA if with_metadata else CLAIM
         for key in self.store.list_keys(self.bucket, prefix):
             number, _, rest = key[len(prefix) :].partition("/")
@@ -246,7 +248,7 @@ class ModelRegistry:
 
     def version_prefix(self, name: str, version: int) -> str:
         """Where a version's files live; things recorded about it later go here too."""
-        return f"{self.prefix}{name}/versions/{version:06d}/"
+        return layout.version_prefix(name, version, self.prefix)
 
     def _alias_prefix(self, name: str, alias: str) -> str:
-        return f"{self.prefix}{name}/aliases/{alias}/"
+        return layout.alias_prefix(name, alias, self.prefix)

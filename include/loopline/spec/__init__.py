@@ -8,7 +8,6 @@ from loopline.spec.loader import (
     load_spec,
     load_specs,
     pipelines_folder,
-    raise_for_bad_specs,
 )
 from loopline.spec.model import FileFormat, PipelineSpec, Problem
 
@@ -23,5 +22,4 @@ __all__ = [
     "load_spec",
     "load_specs",
     "pipelines_folder",
-    "raise_for_bad_specs",
 ]

@@ -26,6 +26,15 @@ class SpecError(Exception):
         self.lines = lines
         super().__init__(self.render())
 
+    @classmethod
+    def located(cls, path: Path, problems: list[Problem]) -> SpecError:
+        """An error about a spec that loaded, located by the lines of its file."""
+        try:
+            _, lines = _parse_yaml(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            lines = {}
+        return cls(Path(path), problems, lines)
+
     def render(self) -> str:
         count = len(self.problems)
         header = f"{count} problem{'s' if count != 1 else ''} in {self.path}"
@@ -207,23 +216,20 @@ PIPELINES_ENV = "LOOPLINE_PIPELINES_DIR"
 
 
 class PipelineSpecsInvalid(Exception):
-    """One or more pipeline specs of a folder cannot be turned into DAGs."""
+    """Some pipeline specs of a folder cannot be turned into DAGs: one message for them all,
+    as Airflow shows it among its import errors."""
+
+    def __init__(self, errors: list[SpecError], *, total: int) -> None:
+        self.errors = errors
+        super().__init__(
+            f"{len(errors)} of {total} pipeline specs cannot be turned into DAGs; their DAGs "
+            "are not built.\n\n" + describe_errors(errors)
+        )
 
 
 def pipelines_folder(default: Path) -> Path:
     """The spec folder: ``$LOOPLINE_PIPELINES_DIR`` if set, else `default`."""
     return Path(os.environ.get(PIPELINES_ENV) or default)
-
-
-def raise_for_bad_specs(folder: Path) -> None:
-    """Raise one error describing every bad spec in `folder`; return quietly if all load."""
-    spec_set = load_specs(folder)
-    if spec_set.errors:
-        raise PipelineSpecsInvalid(
-            f"{len(spec_set.errors)} of {len(spec_set.errors) + len(spec_set.specs)} pipeline "
-            f"specs in {folder} cannot be loaded; their DAGs are not built.\n\n"
-            + describe_errors(spec_set.errors)
-        )
 
 
 def describe_errors(errors: Iterable[SpecError]) -> str:

@@ -12,13 +12,32 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 S3_PREFIX_PATTERN = r"^([A-Za-z0-9!_.*'()-]+/)+$"
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(ge=1)]
+Days = Annotated[int, Field(ge=1, le=3650)]  # a data window: at most ten years
+
+# The presets Airflow's cron timetables understand, besides five-field cron expressions.
+SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+
+
+def _check_schedule(value: str) -> str:
+    from croniter import croniter
+
+    if value in SCHEDULE_PRESETS or (len(value.split()) == 5 and croniter.is_valid(value)):
+        return value
+    raise ValueError(
+        f"{value!r} is not a schedule; expected a five-field cron expression such as "
+        f"'0 * * * *' or one of {', '.join(SCHEDULE_PRESETS)}"
+    )
+
+
+# A cron expression or preset, checked when the spec loads (not when Airflow parses the DAG).
+Schedule = Annotated[str, AfterValidator(_check_schedule)]
 
 
 class StrictModel(BaseModel):
@@ -70,7 +89,7 @@ class ValidationSpec(StrictModel):
 
     # Runs on every landing asset event and on this schedule, to sweep files that landed
     # by other means than Loopline's own feed.
-    schedule: str | None = "*/15 * * * *"
+    schedule: Schedule | None = "*/15 * * * *"
     fail_run_on_invalid: bool = True  # False: quarantine and carry on
     max_files_per_run: PositiveInt = 200
     wait_minutes: PositiveInt = 30  # how long a run waits, deferred, for a first file
@@ -101,7 +120,7 @@ class Architecture(StrictModel):
 class HyperParameters(StrictModel):
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
     batch_size: PositiveInt = 1024
-    epochs: PositiveInt = 20
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
 class Metric(StrEnum):
@@ -121,8 +140,8 @@ class ModelSpec(StrictModel):
 
 
 class TrainingSpec(StrictModel):
-    schedule: str | None = "@weekly"
-    window_days: PositiveInt = 30
+    schedule: Schedule | None = "@weekly"
+    window_days: Days = 30
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     seed: int = 42
     early_stopping_patience: PositiveInt = 3
@@ -131,7 +150,7 @@ class TrainingSpec(StrictModel):
 
 
 class BatchInferenceSpec(StrictModel):
-    schedule: str | None = "@daily"
+    schedule: Schedule | None = "@daily"
     output_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
     rows_per_batch: PositiveInt = 65_536
 
@@ -147,8 +166,8 @@ class PromotionSpec(StrictModel):
 
 
 class DriftSpec(StrictModel):
-    schedule: str | None = "@daily"
-    reference_window_days: PositiveInt = 7
+    schedule: Schedule | None = "@daily"
+    reference_window_days: Days = 7
     feature_drift_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
     drifted_share_to_retrain: Fraction = 0.3
 
@@ -172,7 +191,7 @@ class DemoSpec(StrictModel):
     """A synthetic feed for the pipeline, for local runs and demos."""
 
     generator: Literal["card_transactions"] = "card_transactions"
-    schedule: str | None = "@hourly"
+    schedule: Schedule | None = "@hourly"
     rows: Annotated[int, Field(ge=1, le=5_000_000)] = 5_000
     seed: int = 7
     fraud_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05

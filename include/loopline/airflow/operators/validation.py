@@ -20,6 +20,7 @@ class WaitForLandedFilesSensor(S3KeySensor):
         bucket: str,
         prefix: str,
         timeout_minutes: int,
+        poll_seconds: int,
         aws_conn_id: str = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -29,7 +30,7 @@ class WaitForLandedFilesSensor(S3KeySensor):
             wildcard_match=True,
             deferrable=True,
             timeout=timeout_minutes * 60,
-            poke_interval=30,
+            poke_interval=poll_seconds,  # how often the triggerer lists the prefix
             soft_fail=True,
             aws_conn_id=aws_conn_id,
             **kwargs,
@@ -156,9 +157,16 @@ class ValidationVerdictOperator(BaseOperator):
     A row-level split does not fail the run: its good rows moved on, as the spec asked."""
 
     def __init__(
-        self, *, results_from: str, keys_from: str, fail_on_invalid: bool, **kwargs: Any
+        self,
+        *,
+        spec_path: str,
+        results_from: str,
+        keys_from: str,
+        fail_on_invalid: bool,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.spec_path = spec_path
         self.results_from, self.keys_from = results_from, keys_from
         self.fail_on_invalid = fail_on_invalid
 

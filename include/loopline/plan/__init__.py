@@ -1,0 +1,65 @@
+"""A neutral plan between specs and Airflow: which DAGs a pipeline has, and their tasks.
+
+Nothing here imports Airflow. One module per stage holds that stage's planner; the factory in
+``loopline.airflow.factory`` renders every plan, so adding a model is a new spec, not new
+Python. ``check`` is the one code path that ``loopline spec check`` and the DAG files share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loopline.plan.batch_scoring import plan_batch_scoring
+from loopline.plan.demo_feed import plan_demo_feed
+from loopline.plan.model import (
+    GPU_POOL,
+    AssetRef,
+    DagPlan,
+    ParamPlan,
+    PlanError,
+    Stage,
+    TaskPlan,
+    TriggerRule,
+)
+from loopline.plan.paths import ProjectPaths
+from loopline.plan.rollback import plan_rollback
+from loopline.plan.tasks import TaskKind
+from loopline.plan.training import plan_training
+from loopline.plan.validation import plan_validation
+from loopline.spec.model import PipelineSpec
+
+Planner = Callable[[PipelineSpec, ProjectPaths], DagPlan | None]
+
+# Every stage's planner; a stage that does not apply to a spec returns None.
+PLANNERS: tuple[Planner, ...] = (
+    plan_demo_feed,
+    plan_validation,
+    plan_training,
+    plan_rollback,
+    plan_batch_scoring,
+)
+
+
+def plan_pipeline(spec: PipelineSpec, paths: ProjectPaths) -> list[DagPlan]:
+    return [plan for planner in PLANNERS if (plan := planner(spec, paths)) is not None]
+
+
+def dag_id(spec: PipelineSpec, stage: Stage | str) -> str:
+    return f"{spec.name}.{Stage(stage)}"
+
+
+__all__ = [
+    "GPU_POOL",
+    "PLANNERS",
+    "AssetRef",
+    "DagPlan",
+    "ParamPlan",
+    "PlanError",
+    "ProjectPaths",
+    "Stage",
+    "TaskKind",
+    "TaskPlan",
+    "TriggerRule",
+    "dag_id",
+    "plan_pipeline",
+]

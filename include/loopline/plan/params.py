@@ -1,0 +1,69 @@
+"""Trigger forms from typed models: one pydantic model per DAG's run parameters.
+
+The model gives each parameter its type, bounds, title, description and form section; its
+JSON Schema becomes Airflow Params (Airflow validates them and draws the trigger form), and
+the same model coerces the values a task receives. Bounds that the spec also has are read
+from the spec's own model (``bounds``), never copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel
+
+from loopline.plan.model import ParamPlan
+
+_FORM_KEYS = ("default", "title", "description", "section")
+
+
+def bounds(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """The numeric bounds of `model.name` as Field keyword arguments (ge, le, gt, lt)."""
+    found: dict[str, Any] = {}
+    for constraint in model.model_fields[name].metadata:
+        for key in ("ge", "le", "gt", "lt"):
+            if isinstance(constraint, getattr(annotated_types, key.capitalize())):
+                found[key] = getattr(constraint, key)
+    if not found:
+        raise ValueError(f"{model.__name__}.{name} has no bounds to take")
+    return found
+
+
+def params_from_model(
+    model: type[BaseModel], defaults: Mapping[str, Any] | None = None
+) -> tuple[ParamPlan, ...]:
+    """One ParamPlan per field of `model`, in field order; `defaults` override the model's."""
+    schema = model.model_json_schema()
+    definitions = schema.get("$defs", {})
+    plans = []
+    for name, prop in schema["properties"].items():
+        field = model.model_fields[name]
+        default = (defaults or {}).get(name, field.default)
+        plans.append(
+            ParamPlan(
+                name=name,
+                default=default.value if hasattr(default, "value") else default,
+                schema=_plain_schema(prop, definitions),
+                title=prop.get("title", name),
+                description=prop.get("description", ""),
+                section=prop.get("section", "Run parameters"),
+            )
+        )
+    return tuple(plans)
+
+
+def _plain_schema(prop: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of one parameter as Airflow's form reads it: references inlined,
+    ``anyOf`` of plain types as a type list ("null" first), form keys left out."""
+    schema = {k: v for k, v in prop.items() if k not in _FORM_KEYS}
+    if ref := schema.pop("$ref", None):
+        target = definitions[ref.rsplit("/", 1)[-1]]
+        schema = {**{k: v for k, v in target.items() if k != "title"}, **schema}
+    alternatives = schema.get("anyOf", [])
+    if alternatives and all(set(a) == {"type"} for a in alternatives):
+        schema.pop("anyOf")
+        types = [a["type"] for a in alternatives]
+        schema["type"] = sorted(types, key=lambda t: t != "null")
+    return schema

@@ -1,0 +1,118 @@
+"""``<pipeline>.train``: snapshot validated data, train and register a candidate, judge it
+against the champion on the same holdout, (ask a person,) promote it or keep it as challenger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from loopline.plan.assets import champion_asset
+from loopline.plan.model import GPU_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.plan.params import bounds, params_from_model
+from loopline.plan.paths import ProjectPaths
+from loopline.plan.tasks import (
+    ApprovePromotion,
+    JudgeCandidate,
+    Promote,
+    TrainingSnapshot,
+    TrainModel,
+    XCom,
+)
+from loopline.spec.model import HyperParameters, PipelineSpec, TrainingSpec
+
+_FORM = {"section": "Training"}
+
+
+class TrainParams(BaseModel):
+    epochs: Annotated[
+        int,
+        Field(
+            **bounds(HyperParameters, "epochs"),
+            title="Epochs",
+            description="At most this many epochs (early stopping may end sooner).",
+            json_schema_extra=_FORM,
+        ),
+    ]
+    window_days: Annotated[
+        int,
+        Field(
+            **bounds(TrainingSpec, "window_days"),
+            title="Data window (days)",
+            description="Train on the validated rows of this many days before the run.",
+            json_schema_extra=_FORM,
+        ),
+    ]
+    reason: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=500,
+            title="Reason",
+            description="Why this retraining runs; kept in the model's lineage.",
+            json_schema_extra=_FORM,
+        ),
+    ] = "manual"
+
+
+def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
+    training, promotion = spec.training, spec.promotion
+    spec_path = str(paths.spec_file(spec))
+    params = params_from_model(
+        TrainParams,
+        {"epochs": spec.model.hyperparameters.epochs, "window_days": training.window_days},
+    )
+    tasks = [
+        TaskPlan(
+            "snapshot",
+            TrainingSnapshot(spec_path, window_days="{{ params.window_days }}"),
+            doc_md="The validated rows of the window, split into train and holdout by key; "
+            "the objects read and their sha256 are recorded.",
+        ),
+        TaskPlan(
+            "train",
+            TrainModel(spec_path, epochs="{{ params.epochs }}", reason="{{ params.reason }}"),
+            upstream=("snapshot",),
+            pool=GPU_POOL,
+            doc_md="Trains the spec's Keras model (GPU when visible) and registers it.",
+        ),
+        TaskPlan(
+            "judge",
+            JudgeCandidate(spec_path, version_from=XCom("train")),
+            upstream=("train",),
+            doc_md="Candidate and champion on the same holdout, against the promotion gates.",
+        ),
+    ]
+    if promotion.require_approval:
+        tasks.append(
+            TaskPlan(
+                "approve",
+                ApprovePromotion(spec.name, judgement_from=XCom("judge")),
+                upstream=("judge",),
+                doc_md="A person approves (or rejects) the promotion in the Airflow UI.",
+            )
+        )
+    tasks.append(
+        TaskPlan(
+            "promote",
+            Promote(spec_path, judgement_from=XCom("judge")),
+            upstream=(tasks[-1].task_id,),
+            outlets=(champion_asset(spec),),
+            doc_md="Champion if it passed (a champion asset event), else challenger.",
+        )
+    )
+    return dag_plan(
+        PipelineTarget.of(spec),
+        Stage.TRAIN,
+        description=f"Retrains {spec.name} on validated data and promotes it if it is better",
+        schedule=training.schedule,
+        tasks=tuple(tasks),
+        params=params,
+        doc_md=(
+            f"### {spec.name}: retraining and promotion\n"
+            f"Trains on the last `window_days` of validated data, registers the model under "
+            f"`s3://{spec.data.bucket}/models/{spec.name}/`, and promotes it to champion only "
+            f"if it beats the champion on the same holdout ({promotion.metric} by at "
+            f"least {promotion.min_improvement}) and passes every gate."
+        ),
+    )

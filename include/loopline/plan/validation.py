@@ -1,0 +1,77 @@
+"""``<pipeline>.validate``: wait (deferred) for landed files, validate and route each, publish
+the ones that passed, then judge the run."""
+
+from __future__ import annotations
+
+from loopline.plan.assets import landing_asset, validated_asset
+from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, TriggerRule, dag_plan
+from loopline.plan.paths import ProjectPaths
+from loopline.plan.tasks import (
+    ListObjects,
+    MapOver,
+    PublishValidated,
+    ValidateBatch,
+    ValidationVerdict,
+    WaitForObjects,
+    XCom,
+)
+from loopline.spec.model import PipelineSpec
+
+
+def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
+    data, gate = spec.data, spec.validation
+    spec_path = str(paths.spec_file(spec))
+    tasks = (
+        TaskPlan(
+            "wait_for_landing",
+            WaitForObjects(data.bucket, data.landing_prefix, gate.wait_minutes, gate.poll_seconds),
+            doc_md="Deferred in the triggerer until a file is under the landing prefix.",
+        ),
+        TaskPlan(
+            "list_landed",
+            ListObjects(data.bucket, data.landing_prefix, gate.max_files_per_run),
+            upstream=("wait_for_landing",),
+        ),
+        TaskPlan(
+            "validate",
+            ValidateBatch(spec_path, str(paths.suite_file(spec)), key=MapOver("list_landed")),
+            doc_md="One file each: validate with Great Expectations, then move it to "
+            "validated/ or quarantine/ (with its report).",
+        ),
+        TaskPlan(
+            "publish_validated",
+            PublishValidated(results_from=XCom("validate")),
+            upstream=("validate",),
+            outlets=(validated_asset(spec),),
+            trigger_rule=TriggerRule.ALL_DONE,
+            doc_md="One asset event listing the files that passed.",
+        ),
+        TaskPlan(
+            "verdict",
+            ValidationVerdict(
+                spec_path,
+                results_from=XCom("validate"),
+                keys_from=XCom("list_landed"),
+                fail_on_invalid=gate.fail_run_on_invalid,
+            ),
+            upstream=("validate",),
+            trigger_rule=TriggerRule.ALL_DONE,
+            doc_md="Fails the run naming every quarantined file and why "
+            "(unless validation.fail_run_on_invalid is false).",
+        ),
+    )
+    return dag_plan(
+        PipelineTarget.of(spec),
+        Stage.VALIDATE,
+        description=f"Validates files landing in s3://{data.bucket}/{data.landing_prefix}",
+        schedule=gate.schedule,
+        schedule_assets=(landing_asset(spec),),
+        tasks=tasks,
+        doc_md=(
+            f"### {spec.name}: validation gate\n"
+            f"Every file under `s3://{data.bucket}/{data.landing_prefix}` is checked with the "
+            f"Great Expectations suite `{data.expectation_suite}` and moved, byte-identical, to "
+            f"`{data.validated_prefix}` or to `{data.quarantine_prefix}` with a JSON report "
+            "beside it. Runs on each landing asset event and on its schedule."
+        ),
+    )
