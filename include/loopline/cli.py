@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loopline.spec import PipelineSpec
+    from loopline.storage.objects import ObjectStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     models = commands.add_parser(
         "models",
         help="the model registry on S3 (the local stack's, or AWS's default credential chain "
-        "when LOOPLINE_S3=aws)",
+        "when LOOPLINE_S3_MODE=aws)",
     )
     models.add_argument("action", choices=["list", "show", "promote", "rollback"])
     models.add_argument("pipeline", help="pipeline (= model) name")
@@ -51,22 +57,46 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stack":
         return _stack(args)
     if args.command == "models":
-        from loopline.registry.cli import run_models_command
+        from loopline.commands.models import run_models_command
 
-        return run_models_command(args)
+        spec = _load_pipeline(args.project, args.pipeline)
+        return run_models_command(args, spec, object_store_for_cli(args.project))
     if args.command == "suite":
         return _profile_suite(args)
     return _check_specs(args)
 
 
+def object_store_for_cli(project: Path) -> ObjectStore:
+    """The S3 that commands use: the local stack's when one was started for `project`, else
+    AWS's default credential chain (which honours AWS_ENDPOINT_URL for MinIO and the like).
+
+    LOOPLINE_S3_MODE=aws forces the latter; so does LOOPLINE_S3=aws, its older spelling.
+    """
+    import boto3
+
+    from loopline.storage.objects import ObjectStore
+
+    state = Path(os.environ.get("LOOPLINE_STATE_DIR", project / ".loopline"))
+    if not _s3_mode_is_aws() and (state / "stack.json").exists():
+        from loopline.stack.config import load_config
+        from loopline.stack.local import LocalStack
+
+        return ObjectStore(LocalStack(load_config(project, state)).s3_client())
+    return ObjectStore(boto3.client("s3"))
+
+
+def _s3_mode_is_aws() -> bool:
+    # LOOPLINE_S3 is otherwise the batch job's JSON of S3 settings, never "aws".
+    return "aws" in (os.environ.get("LOOPLINE_S3_MODE"), os.environ.get("LOOPLINE_S3"))
+
+
 def _profile_suite(args: argparse.Namespace) -> int:
     from loopline.plan import ProjectPaths
-    from loopline.spec import load_spec
     from loopline.validation.profiling import profile_suite, write_suite
     from loopline.validation.reading import UnreadableFile, read_batch
 
-    paths = ProjectPaths.beside(args.project / "include" / "pipelines")
-    spec = load_spec(paths.pipelines / f"{args.pipeline}.yaml")
+    paths = ProjectPaths.beside(pipelines_dir(args.project))
+    spec = _load_pipeline(args.project, args.pipeline)
     try:
         table = read_batch(args.data.read_bytes(), args.data.name, spec.data.columns)
     except UnreadableFile as exc:
@@ -101,28 +131,32 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _check_specs(args: argparse.Namespace) -> int:
-    from loopline.plan import ProjectPaths, plan_pipeline
-    from loopline.spec import SpecError, load_spec
-    from loopline.spec.loader import spec_files
+    """The check the DAG files run (``loopline.plan.check``): load, suite, plan."""
+    from loopline.plan.check import check_pipelines
 
-    folder = args.project / "include" / "pipelines"
-    paths = args.paths or spec_files(folder)
-    failed = 0
-    for path in paths:
-        try:
-            spec = load_spec(path)
-        except SpecError as error:
-            failed += 1
-            print(f"FAIL {error}")
-            continue
-        project = ProjectPaths.beside(Path(path).parent)
-        if not project.suite_file(spec).is_file():
-            failed += 1
-            print(f"FAIL {path}: data.expectation_suite: no suite file {project.suite_file(spec)}")
-            continue
-        dags = ", ".join(plan.dag_id for plan in plan_pipeline(spec, project))
-        print(f"ok   {path}: pipeline {spec.name} -> {dags}")
-    return 1 if failed else 0
+    check = check_pipelines(pipelines_dir(args.project), args.paths or None)
+    for pipeline in check.pipelines:
+        dags = ", ".join(plan.dag_id for plan in pipeline.dags)
+        print(f"ok   {pipeline.path}: pipeline {pipeline.spec.name} -> {dags}")
+    for error in check.errors:
+        print(f"FAIL {error}")
+    return 1 if check.errors else 0
+
+
+def _load_pipeline(project: Path, name: str) -> PipelineSpec:
+    """A pipeline's spec by name, from the folder the DAG files read, whatever its suffix."""
+    from loopline.plan import ProjectPaths
+    from loopline.spec import load_spec
+
+    return load_spec(ProjectPaths.beside(pipelines_dir(project)).spec_file(name))
+
+
+def pipelines_dir(project: Path) -> Path:
+    """The spec folder: ``$LOOPLINE_PIPELINES_DIR``, as the DAG files read it, else the
+    project's ``include/pipelines``."""
+    from loopline.spec import pipelines_folder
+
+    return pipelines_folder(project / "include" / "pipelines")
 
 
 if __name__ == "__main__":

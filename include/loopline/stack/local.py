@@ -7,21 +7,22 @@ of the service's log.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.plan import ProjectPaths, plan_pipeline
-from loopline.plan import dag_id as plan_dag_id
+from loopline.runtime.processes import ProcessManager, ProcessSpec, wait_until
 from loopline.spec import load_specs
 from loopline.stack.airflow_api import AirflowApi
+from loopline.stack.airflow_env import (
+    airflow_environment,
+    migrate_metadata_db,
+    write_admin_login,
+)
 from loopline.stack.config import (
     ADMIN_USER,
     HOST,
@@ -29,30 +30,16 @@ from loopline.stack.config import (
     S3_SECRET_KEY,
     StackConfig,
 )
-from loopline.stack.processes import ProcessManager, ProcessSpec, wait_until
+from loopline.stack.console import echo, step
 from loopline.stack.settings import apply_settings, read_settings
+
+if TYPE_CHECKING:
+    from loopline.spec import PipelineSpec
+    from loopline.storage.objects import ObjectStore
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 BROKER_BUCKET = "loopline-broker"
-FIRST_BATCH_ROWS = 20_000
 BOOT_TIMEOUT = float(os.environ.get("LOOPLINE_BOOT_TIMEOUT", "300"))
-
-
-def echo(message: str) -> None:
-    print(message, flush=True)
-
-
-@contextmanager
-def step(title: str) -> Iterator[None]:
-    """Print a step, then how long it took (or that it failed)."""
-    echo(f"==> {title}")
-    started = time.monotonic()
-    try:
-        yield
-    except BaseException:
-        echo(f"    FAILED after {time.monotonic() - started:.1f}s")
-        raise
-    echo(f"    done in {time.monotonic() - started:.1f}s")
 
 
 @dataclass
@@ -64,15 +51,15 @@ class LocalStack:
 
     # ---------------------------------------------------------------- up
     def up(self, seed_demo_data: bool = True) -> None:
-        specs = load_specs(self.config.project_root / "include" / "pipelines")
+        specs = list(load_specs(self.config.project_root / "include" / "pipelines").specs.values())
         with step(f"S3-compatible server (moto) on {self.config.s3_endpoint}"):
             self._start_s3()
         with step(f"Kafka-protocol broker (Tansu) on {self.config.kafka_bootstrap}"):
             self._start_broker()
         with step("Buckets and topics of the pipeline specs"):
-            self._create_buckets_and_topics(specs.specs.values())
+            self._create_buckets_and_topics(specs)
         with step("Airflow metadata database"):
-            self._migrate_airflow_db()
+            migrate_metadata_db(self.config, self.processes.log_file("airflow-db-migrate"))
         with step(f"Airflow 3 ({', '.join(AIRFLOW_COMPONENTS)}) on {self.config.airflow_url}"):
             self._start_airflow()
         api = self.api()
@@ -80,15 +67,12 @@ class LocalStack:
             with step("Connections, pools and variables from airflow_settings.yaml"):
                 self._apply_settings(api)
             paths = ProjectPaths.beside(self.config.project_root / "include" / "pipelines")
-            expected = [p.dag_id for s in specs.specs.values() for p in plan_pipeline(s, paths)]
+            expected = [p.dag_id for s in specs for p in plan_pipeline(s, paths)]
             with step(f"Parsing DAGs ({len(expected)} expected)"):
                 self._wait_for_dags(api, expected)
             self._report_import_errors(api)
             if seed_demo_data:
-                with step("Demo data"):
-                    self._seed_demo_data(api, specs.specs.values())
-                with step("A first champion model"):
-                    self._ensure_champions(api, specs.specs.values())
+                self._bootstrap_demo(api, specs)
         finally:
             api.close()
         self._print_welcome()
@@ -107,14 +91,25 @@ class LocalStack:
             region_name="us-east-1",
         )
 
+    def airflow_env(self) -> dict[str, str]:
+        """The environment of every Airflow process of the stack, CLI commands included."""
+        return airflow_environment(self.config)
+
     def _start_s3(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         from loopline.stack import s3_snapshot
 
         already = self.processes.pid("s3")
         port = self.config.state.ports["s3"]
         self._start("s3", [str(self.config.venv_bin / "moto_server"), "-H", HOST, "-p", str(port)])
         client = self.s3_client()
-        self._wait("s3", lambda: _s3_answers(client), "the S3 server to answer")
+        self._wait(
+            "s3",
+            lambda: _s3_answers(client),
+            "the S3 server to answer",
+            retry_on=(BotoCoreError, ClientError),  # the last one is shown if it never answers
+        )
         if not already:
             restored = s3_snapshot.restore(client, self.config.s3_snapshot_dir)
             if restored:
@@ -122,9 +117,7 @@ class LocalStack:
 
     def _start_broker(self) -> None:
         port = self.config.state.ports["kafka"]
-        from loopline.storage.objects import ObjectStore
-
-        ObjectStore(self.s3_client()).ensure_bucket(BROKER_BUCKET)
+        self._store().ensure_bucket(BROKER_BUCKET)
         env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
@@ -147,60 +140,21 @@ class LocalStack:
         self._start("kafka", argv, env=env)
         self._wait("kafka", lambda: _port_open(port), "the broker to listen")
 
-    def _create_buckets_and_topics(self, specs: Any) -> None:
-        from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import TopicAlreadyExistsError
+    def _create_buckets_and_topics(self, specs: Iterable[PipelineSpec]) -> None:
+        from loopline.streaming.topics import ensure_topics
 
-        from loopline.storage.objects import ObjectStore
-
-        store = ObjectStore(self.s3_client())
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.config.kafka_bootstrap, client_id="loopline-stack"
-        )
-        try:
-            existing = set(admin.list_topics())
-            for spec in specs:
-                if store.ensure_bucket(spec.data.bucket):
-                    echo(f"    bucket {spec.data.bucket} created")
-                if spec.streaming is None:
-                    continue
-                for topic in (spec.streaming.input_topic, spec.streaming.output_topic):
-                    if topic in existing:
-                        continue
-                    try:
-                        admin.create_topics([NewTopic(topic, spec.streaming.partitions, 1)])
-                        echo(f"    topic {topic} created ({spec.streaming.partitions} partitions)")
-                    except TopicAlreadyExistsError:
-                        pass
-        finally:
-            admin.close()
-
-    def _migrate_airflow_db(self) -> None:
-        import subprocess
-
-        home = self.config.airflow_home
-        home.mkdir(parents=True, exist_ok=True)
-        marker = home / ".loopline-migrated"
-        stamp = f"{metadata.version('apache-airflow')} {self.config.sql_alchemy_conn}"
-        if marker.exists() and marker.read_text() == stamp:
-            echo("    up to date")
-            return
-        echo("    migrating (first run: about a minute)")
-        with self.processes.log_file("airflow-db-migrate").open("ab") as log:
-            subprocess.run(
-                [str(self.config.venv_bin / "airflow"), "db", "migrate"],
-                env=self.airflow_env(),
-                cwd=self.config.project_root,
-                check=True,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        marker.write_text(stamp)
+        store = self._store()
+        for spec in specs:
+            if store.ensure_bucket(spec.data.bucket):
+                echo(f"    bucket {spec.data.bucket} created")
+        streaming = [spec.streaming for spec in specs if spec.streaming is not None]
+        partitions = {t: s.partitions for s in streaming for t in (s.input_topic, s.output_topic)}
+        bootstrap = self.config.kafka_bootstrap
+        for topic in ensure_topics(bootstrap, streaming, client_id="loopline-stack"):
+            echo(f"    topic {topic} created ({partitions[topic]} partitions)")
 
     def _start_airflow(self) -> None:
-        passwords = self.config.airflow_home / "simple_auth_manager_passwords.json.generated"
-        passwords.write_text(json.dumps({ADMIN_USER: self.config.state.admin_password}))
+        write_admin_login(self.config)
         for component in AIRFLOW_COMPONENTS:
             self._start(
                 f"airflow-{component}",
@@ -221,39 +175,6 @@ class LocalStack:
             raise
         finally:
             api.close()
-
-    def airflow_env(self) -> dict[str, str]:
-        """The environment of every Airflow process of the stack, CLI commands included."""
-        c = self.config
-        env = {
-            **os.environ,
-            "PATH": f"{c.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            "AIRFLOW_HOME": str(c.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(c.project_root / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(c.project_root / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__FERNET_KEY": c.state.fernet_key,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{c.airflow_url}/execution/",
-            "AIRFLOW__API__HOST": HOST,
-            "AIRFLOW__API__PORT": str(c.state.ports["airflow"]),
-            "AIRFLOW__API__BASE_URL": c.airflow_url,
-            "AIRFLOW__API_AUTH__JWT_SECRET": c.state.jwt_secret,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": c.sql_alchemy_conn,
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(c.state.ports["worker_logs"]),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(c.state.ports["triggerer_logs"]),
-            # New spec files show up within half a minute instead of five.
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-            "PYSPARK_PYTHON": str(c.venv_bin / "python"),
-            "SPARK_LOCAL_IP": HOST,
-            "LOOPLINE_STATE_DIR": str(c.state_dir),
-        }
-        # SQLite keeps its 5 s busy timeout on purpose: the api-server waits on it inside its
-        # event loop, so a longer timeout stalled every request (65 s seen here), while 5 s
-        # fails fast with a 500 that AirflowApi retries. PostgreSQL has neither problem.
-        return env
 
     def _apply_settings(self, api: AirflowApi) -> None:
         path = self.config.project_root / "airflow_settings.yaml"
@@ -277,70 +198,14 @@ class LocalStack:
         if not errors:
             echo("    no DAG import errors")
 
-    def _seed_demo_data(self, api: AirflowApi, specs: Any) -> None:
-        from loopline.storage.objects import ObjectStore
+    def _bootstrap_demo(self, api: AirflowApi, specs: list[PipelineSpec]) -> None:
+        from loopline.stack.bootstrap import DemoBootstrap
 
-        store = ObjectStore(self.s3_client())
-        for spec in specs:
-            if spec.demo is None:
-                continue
-            prefixes = (
-                spec.data.landing_prefix,
-                spec.data.validated_prefix,
-                spec.data.quarantine_prefix,
-            )
-            if any(next(store.list_keys(spec.data.bucket, p), None) for p in prefixes):
-                echo(f"    {spec.name}: data already present")
-                continue
-            dag_id = plan_dag_id(spec, "demo_feed")
-            # A first batch large enough to train a first model that passes the thresholds.
-            run_id = api.trigger(dag_id, {"rows": max(spec.demo.rows, FIRST_BATCH_ROWS)})
-            echo(f"    {spec.name}: triggered {dag_id} ({run_id}), waiting")
-            state = api.wait_for_run(dag_id, run_id, timeout=BOOT_TIMEOUT)
-            if state != "success":
-                raise RuntimeError(f"{dag_id} run {run_id} ended {state}; see the Airflow UI")
-            echo(
-                f"    {spec.name}: landed a batch in s3://{spec.data.bucket}/"
-                f"{spec.data.landing_prefix}"
-            )
-
-    def _ensure_champions(self, api: AirflowApi, specs: Any) -> None:
-        """Train a first model where a demo pipeline has none, so that scoring has one."""
-        from loopline.registry import CHAMPION, ModelRegistry
-        from loopline.storage.objects import ObjectStore
-
-        store = ObjectStore(self.s3_client())
-        for spec in specs:
-            if spec.demo is None:
-                continue
-            registry = ModelRegistry(store, spec.data.bucket)
-            if (version := registry.alias(spec.name, CHAMPION)) is not None:
-                echo(f"    {spec.name}: champion is version {version}")
-                continue
-            self._wait_for_validated_data(store, spec)
-            dag_id = plan_dag_id(spec, "train")
-            run_id = api.trigger(dag_id, {"reason": "first model, on the demo data"})
-            echo(f"    {spec.name}: triggered {dag_id} ({run_id}), waiting")
-            state = api.wait_for_run(dag_id, run_id, timeout=BOOT_TIMEOUT)
-            version = registry.alias(spec.name, CHAMPION)
-            if state != "success" or version is None:
-                raise RuntimeError(
-                    f"{dag_id} run {run_id} ended {state} without a champion; "
-                    "see its judge task in the Airflow UI"
-                )
-            record = registry.get(spec.name, version)
-            metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(record.metrics.items()))
-            echo(f"    {spec.name}: champion is version {version} ({metrics})")
-
-    def _wait_for_validated_data(self, store: Any, spec: Any) -> None:
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while next(store.list_keys(spec.data.bucket, spec.data.validated_prefix), None) is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"no validated data for {spec.name} after {BOOT_TIMEOUT}s; "
-                    f"see {plan_dag_id(spec, 'validate')} in the Airflow UI"
-                )
-            time.sleep(2)
+        bootstrap = DemoBootstrap(api, self._store(), timeout=BOOT_TIMEOUT)
+        with step("Demo data"):
+            bootstrap.seed_demo_data(specs)
+        with step("A first champion model"):
+            bootstrap.ensure_champions(specs)
 
     def _print_welcome(self) -> None:
         c = self.config
@@ -371,6 +236,11 @@ class LocalStack:
         return {name: self.processes.pid(name) for name in names}
 
     # ---------------------------------------------------------------- helpers
+    def _store(self) -> ObjectStore:
+        from loopline.storage.objects import ObjectStore
+
+        return ObjectStore(self.s3_client())
+
     def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         if self.processes.pid(name):
             echo(f"    {name} already running")
@@ -379,13 +249,20 @@ class LocalStack:
             ProcessSpec(name, argv, env or dict(os.environ), self.config.project_root)
         )
 
-    def _wait(self, name: str, check: Callable[[], bool], what: str) -> None:
+    def _wait(
+        self,
+        name: str,
+        check: Callable[[], bool],
+        what: str,
+        retry_on: tuple[type[Exception], ...] = (),
+    ) -> None:
         try:
             wait_until(
                 check,
                 timeout=BOOT_TIMEOUT,
                 what=what,
                 alive=lambda: self.processes.pid(name) is not None,
+                retry_on=retry_on,
             )
         except (TimeoutError, RuntimeError):
             self._print_logs(name)
@@ -412,8 +289,5 @@ def _port_open(port: int) -> bool:
 
 
 def _s3_answers(client: Any) -> bool:
-    try:
-        client.list_buckets()
-    except Exception:
-        return False
+    client.list_buckets()  # raises a botocore error until the server answers
     return True

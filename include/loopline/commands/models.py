@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from loopline.registry.registry import (
-    CHALLENGER,
-    CHAMPION,
-    ModelRegistry,
-    RegistryError,
-)
+from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+
+if TYPE_CHECKING:
+    from loopline.spec import PipelineSpec
+    from loopline.storage.objects import ObjectStore
 
 
-def run_models_command(args: argparse.Namespace) -> int:
-    from loopline.spec import load_spec
-
-    spec = load_spec(args.project / "include" / "pipelines" / f"{args.pipeline}.yaml")
-    registry = ModelRegistry(_object_store(args.project), spec.data.bucket)
+def run_models_command(args: argparse.Namespace, spec: PipelineSpec, store: ObjectStore) -> int:
+    """Run one `models` action on `spec`'s registry in `store` (both chosen by the caller)."""
+    registry = ModelRegistry(store, spec.data.bucket)
     try:
         if args.action == "list":
             _list(registry, spec.name)
@@ -94,22 +90,6 @@ def _resolve(registry: ModelRegistry, name: str, which: str) -> int:
 
 def _me() -> str:
     return f"cli:{getpass.getuser()}"
-
-
-def _object_store(project: Path):
-    """The local stack's S3 when it has been started here, else AWS's default chain (which
-    honours AWS_ENDPOINT_URL for MinIO and the like); LOOPLINE_S3=aws forces the latter."""
-    import boto3
-
-    from loopline.storage.objects import ObjectStore
-
-    state = Path(os.environ.get("LOOPLINE_STATE_DIR", project / ".loopline"))
-    if os.environ.get("LOOPLINE_S3") != "aws" and (state / "stack.json").exists():
-        from loopline.stack.config import load_config
-        from loopline.stack.local import LocalStack
-
-        return ObjectStore(LocalStack(load_config(project, state)).s3_client())
-    return ObjectStore(boto3.client("s3"))
 
 
 __all__ = ["run_models_command"]

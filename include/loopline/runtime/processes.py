@@ -1,4 +1,4 @@
-"""Start, find and stop the stack's background processes, each in its own process group."""
+"""Start, find and stop background processes, each in its own process group."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 
 @dataclass(frozen=True)
@@ -91,55 +93,59 @@ def wait_until(
     what: str,
     interval: float = 0.5,
     alive: Callable[[], bool] | None = None,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> None:
-    """Poll `check` until it is true; fail early if `alive` says the process died."""
+    """Poll `check` until it is true; fail early if `alive` says the process died.
+
+    An exception listed in `retry_on` counts as "not yet"; the last one is named when waiting
+    ends, so that a wrong password does not hide behind "gave up waiting".
+    """
     deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
-        if check():
-            return
+        try:
+            if check():
+                return
+        except retry_on as error:
+            last_error = error
         if alive is not None and not alive():
-            raise RuntimeError(f"gave up waiting for {what}: the process exited")
+            raise RuntimeError(
+                f"gave up waiting for {what}: the process exited{_last(last_error)}"
+            ) from last_error
         time.sleep(interval)
-    raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s")
+    raise TimeoutError(
+        f"gave up waiting for {what} after {timeout:.0f}s{_last(last_error)}"
+    ) from last_error
+
+
+def _last(error: Exception | None) -> str:
+    return "" if error is None else f"; last error: {type(error).__name__}: {error}"
 
 
 def _alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped by its parent) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:  # someone else's process: it exists
         return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return any(_in_group(pid, pgid) for pid in _all_pids())
+    return next(_group_members(pgid), None) is not None
 
 
-def _all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-
-
-def _in_group(pid: int, pgid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return fields[0] != "Z" and int(fields[2]) == pgid
+def _group_members(pgid: int) -> Iterator[psutil.Process]:
+    """The live (non-zombie) processes of group `pgid`."""
+    for process in psutil.process_iter(["status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if os.getpgid(process.pid) == pgid:
+                yield process
+        except ProcessLookupError:  # it exited while we looked
+            continue
 
 
 def _signal_group(pgid: int, sig: int) -> None:

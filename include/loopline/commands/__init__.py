@@ -1,0 +1,1 @@
+"""The ``loopline`` subcommands, one module each; `loopline.cli` parses and dispatches."""

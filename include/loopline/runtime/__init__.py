@@ -1,0 +1,1 @@
+"""Local process supervision shared by the dev stack and, later, local consumer backends."""

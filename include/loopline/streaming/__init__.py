@@ -1,0 +1,1 @@
+"""Real-time scoring on Kafka: consumers, their deployment and scaling."""
