@@ -51,8 +51,8 @@ JOB_TIMEOUT_S = 1800
 
 def run() -> list[Comparison]:
     warnings.filterwarnings("ignore")
-    from loopline.batch.scoring import S3Settings
     from loopline.storage.objects import ObjectStore
+    from loopline.storage.settings import S3Settings
     from servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
 
     with S3Server.start() as server, tempfile.TemporaryDirectory() as work_dir:
@@ -84,9 +84,9 @@ def _spec(prefix: str) -> Any:
 def _crown_champion(store: Any, work: Path) -> Path:
     """Train on 50k rows, register, make champion; return a local copy of its files."""
     from loopline.demo.card_transactions import generate
-    from loopline.promotion.flow import register_candidate
     from loopline.registry import CHAMPION, ModelRegistry
     from loopline.storage.formats import encode
+    from loopline.training.register import register_candidate
     from loopline.training.snapshot import assemble_snapshot
     from loopline.training.trainer import train_model
 
@@ -194,7 +194,7 @@ def _bare_inference_rate(model_dir: Path, specs: dict[int, Any]) -> float:
     """Rows/s of the bare model on the first size's rows, already tensors in memory."""
     import pyarrow as pa
     from loopline.demo.card_transactions import generate
-    from loopline.training.trainer import as_tensors, features_of
+    from loopline.serving.inputs import as_tensors, features_of
 
     spec = specs[SIZES[0]][0]
     tables = [generate(ROWS_PER_OBJECT, seed=n) for n in range(SIZES[0] // ROWS_PER_OBJECT)]

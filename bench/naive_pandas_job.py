@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
     import tensorflow as tf
-    from loopline.batch.scoring import S3Settings
+    from loopline.serving.model import load_model
     from loopline.spec import load_spec
-    from loopline.training.trainer import load_model
+    from loopline.storage.settings import S3Settings
 
     spec = load_spec(os.environ["LOOPLINE_SPEC"])
     client = S3Settings.from_json(os.environ["LOOPLINE_S3"]).boto3_client()

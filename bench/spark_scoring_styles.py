@@ -60,7 +60,8 @@ def run() -> list[Comparison]:
 def _prepare(work: Path) -> tuple[Path, Path]:
     import pyarrow.parquet as pq
     from loopline.demo.card_transactions import generate
-    from loopline.training.trainer import save_artifacts, train_model
+    from loopline.serving.model import save_artifacts
+    from loopline.training.trainer import train_model
 
     spec = _spec()
     outcome = train_model(generate(50_000, seed=99), spec.model, spec.training, epochs=1)
@@ -109,7 +110,7 @@ def _time(style: Callable[[str], None], out: Path) -> list[float]:
 def score_arrow(model_dir: str, table: Any) -> Any:
     import numpy as np
     import pyarrow as pa
-    from loopline.training.trainer import as_tensors, features_of
+    from loopline.serving.inputs import as_tensors, features_of
 
     spec = _spec()
     scores = np.asarray(local_model(model_dir)(as_tensors(features_of(table, spec.model))))

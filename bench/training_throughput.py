@@ -30,17 +30,18 @@ EPOCHS = 20  # the demo spec's model.hyperparameters.epochs (early stopping off 
 def run(repeats: int = 1) -> list[Comparison]:
     warnings.filterwarnings("ignore")
     from loopline.demo.card_transactions import generate
-    from loopline.promotion.flow import train_and_register
+    from loopline.records import RunContext
     from loopline.registry import ModelRegistry
+    from loopline.serving.inputs import features_of
     from loopline.spec import load_spec
     from loopline.storage.formats import encode
     from loopline.storage.objects import ObjectStore
-    from loopline.training.snapshot import assemble_snapshot, run_prefix, save_snapshot
+    from loopline.training.register import train_and_register
+    from loopline.training.snapshot import assemble_snapshot, save_snapshot
     from loopline.training.trainer import (
         EARLY_STOPPING_SHARE,
         batches,
         build_model,
-        features_of,
     )
     from servers import S3Server
 
@@ -58,15 +59,13 @@ def run(repeats: int = 1) -> list[Comparison]:
             key = f"{spec.data.validated_prefix}dt={day:%Y-%m-%d}/part-{part}.parquet"
             store.put_new(spec.data.bucket, key, encode(table, "parquet"))
         snapshot = assemble_snapshot(store, spec, now)
-        prefix = run_prefix(spec, "bench")
-        save_snapshot(store, spec, snapshot, prefix)
+        save_snapshot(store, spec, snapshot, RunContext(spec.name, "bench"))
         registry = ModelRegistry(store, spec.data.bucket)
         fitted_rows = snapshot.train.num_rows - int(snapshot.train.num_rows * EARLY_STOPPING_SHARE)
         for attempt in range(repeats):
             started = time.perf_counter()
-            _, outcome = train_and_register(
-                registry, spec, prefix, {"run_id": f"bench-{attempt}"}, epochs=EPOCHS
-            )
+            run = RunContext(spec.name, "bench", task_id=f"train-{attempt}")
+            _, outcome = train_and_register(registry, spec, run, epochs=EPOCHS)
             task_times.append(time.perf_counter() - started)
             assert outcome.epochs_run == EPOCHS
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
-from loopline.promotion.flow import register_candidate
 from loopline.registry import CHAMPION, ModelRegistry
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
+from loopline.training.register import register_candidate
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
 

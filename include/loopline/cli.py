@@ -91,9 +91,9 @@ def _s3_mode_is_aws() -> bool:
 
 
 def _profile_suite(args: argparse.Namespace) -> int:
+    from loopline.data.reading import UnreadableFile, read_batch
     from loopline.plan import ProjectPaths
     from loopline.validation.profiling import profile_suite, write_suite
-    from loopline.validation.reading import UnreadableFile, read_batch
 
     paths = ProjectPaths.beside(pipelines_dir(args.project))
     spec = _load_pipeline(args.project, args.pipeline)

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow_helpers import asset_events
-from conftest import DAGS_FOLDER, PIPELINES
+from conftest import DAGS_FOLDER, PIPELINES, PROJECT_ROOT
 from loopline.demo.card_transactions import generate
+from loopline.records import RecordStore
 from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
+
+
+@pytest.fixture
+def cpu_only(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo spec with training pinned to the CPU: ops are deterministic only there, so
+    two trainings on the same data give the same model on any machine, GPU or not."""
+    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    spec["training"]["use_gpu_if_available"] = False
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
+    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
+    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
 
 
 @pytest.fixture
@@ -46,7 +62,9 @@ def promote_in_turn(registry: ModelRegistry, tmp_path, versions: int) -> None:
         )
 
 
-def test_first_training_becomes_champion_and_an_equal_one_stays_challenger(registry) -> None:
+def test_first_training_becomes_champion_and_an_equal_one_stays_challenger(
+    registry, cpu_only
+) -> None:
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.train"]
 
     first = dag.test(run_conf={"epochs": 8, "reason": "first model"})
@@ -60,6 +78,16 @@ def test_first_training_becomes_champion_and_an_equal_one_stays_challenger(regis
     assert record.training["device"] == "CPU" and record.training["samples_per_second"] > 0
     [event] = asset_events("s3://loopline/models/card_fraud/aliases/champion", first.run_id)
     assert event.extra["version"] == 1
+    records = list(
+        RecordStore(registry.store, "loopline").records("card_fraud", run_id=first.run_id)
+    )
+    assert [(r.stage, r.verdict) for r in records] == [
+        ("snapshot", "taken"),
+        ("training", "registered"),
+        ("judgement", "promote"),
+        ("promotion", "champion"),
+    ]
+    assert {(r.dag_id, r.try_number) for r in records} == {("card_fraud.train", 1)}
 
     # Same data, same seed: the same model. A tie never promotes.
     second = dag.test(run_conf={"epochs": 8, "reason": "same again"})
@@ -93,7 +121,12 @@ def test_a_retried_rollback_rolls_back_once(registry, tmp_path) -> None:
     operator = RollbackChampionOperator(
         task_id="rollback", spec_path=str(PIPELINES / "card_fraud.yaml"), reason="oops"
     )
-    context = {"dag": SimpleNamespace(dag_id="card_fraud.rollback"), "run_id": "manual__1"}
+    context = {
+        "dag": SimpleNamespace(dag_id="card_fraud.rollback"),
+        "run_id": "manual__1",
+        "ti": SimpleNamespace(try_number=1),
+        "outlet_events": {},
+    }
 
     first = operator.execute(context)
     retried = operator.execute(context)  # the worker died after the move: Airflow retries
@@ -106,11 +139,7 @@ def test_a_retried_rollback_rolls_back_once(registry, tmp_path) -> None:
 def test_require_approval_puts_a_human_between_judge_and_promote(
     airflow_db, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
-
-    import yaml
     from airflow.providers.standard.operators.hitl import ApprovalOperator
-    from conftest import PROJECT_ROOT
 
     spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
     spec["promotion"]["require_approval"] = True

@@ -17,6 +17,7 @@ from airflow_helpers import asset_events
 from bad_batches import BAD_BATCHES
 from conftest import DAGS_FOLDER, PIPELINES, PROJECT_ROOT
 from loopline.demo.card_transactions import generate
+from loopline.records import RecordStore
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore, sha256_hex
 
@@ -67,7 +68,7 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
     assert states["verdict"] == ["failed"]
     assert states["publish_validated"] == ["success"]
     assert sorted(states["validate"]) == ["success"] * 3
-    keys = sorted(store.list_keys("loopline"))
+    keys = sorted(k for k in store.list_keys("loopline") if not k.startswith("records/"))
     assert keys == [
         "card_fraud/quarantine/dt=2026-11-23/c.parquet",
         "card_fraud/quarantine/dt=2026-11-23/c.parquet.report.html",
@@ -79,6 +80,14 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
     assert any("channel" in reason for reason in report["reasons"])
     [event] = asset_events("s3://loopline/card_fraud/validated", run.run_id)
     assert sorted(event.extra["keys"]) == keys[3:] and event.extra["rows"] == 700
+    records = RecordStore(store, "loopline").records("card_fraud", "validation", run.run_id)
+    outcomes = {r.subject: (r.verdict, r.inputs[0].sha256 is not None) for r in records}
+    assert outcomes == {
+        "dt=2026-11-23/a.parquet": ("validated", True),
+        "dt=2026-11-23/b.csv": ("validated", True),
+        "dt=2026-11-23/c.parquet": ("quarantined", True),
+        "run": ("failed", True),
+    }
 
 
 def test_quarantine_only_spec_keeps_the_run_green(
@@ -110,7 +119,7 @@ def test_the_run_waits_deferred_until_a_file_lands(
 
     assert run.state == "success"
     assert deferred, "the sensor never deferred to the triggerer"
-    assert sorted(store.list_keys("loopline")) == [
+    assert sorted(store.list_keys("loopline", "card_fraud/")) == [
         "card_fraud/validated/dt=2026-11-23/late.parquet"
     ]
 
@@ -186,7 +195,7 @@ def test_row_split_moves_good_rows_on_without_failing_the_run(
     run = dag.test()
 
     assert run.state == "success"
-    assert sorted(store.list_keys("loopline")) == [
+    assert sorted(store.list_keys("loopline", "card_fraud/")) == [
         "card_fraud/quarantine/dt=2026-11-23/mixed.parquet",
         "card_fraud/quarantine/dt=2026-11-23/mixed.parquet.rejected.parquet",
         "card_fraud/quarantine/dt=2026-11-23/mixed.parquet.report.html",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -12,16 +11,19 @@ import pyarrow as pa
 import pytest
 from conftest import PIPELINES
 from loopline.batch.commit import commit_output, committed_files
-from loopline.batch.scoring import S3Settings, ScoringJob, score_with_spark
+from loopline.batch.scoring import ScoringJob, score_with_spark
 from loopline.demo.card_transactions import generate
-from loopline.promotion.flow import register_candidate
+from loopline.records import RecordStage, RecordStore
 from loopline.registry import ModelRegistry
+from loopline.serving.evaluate import score
+from loopline.serving.model import load_model
 from loopline.spec import load_spec
 from loopline.storage.formats import decode, encode
 from loopline.storage.objects import ObjectStore
-from loopline.training.evaluate import score
+from loopline.storage.settings import S3Settings
+from loopline.training.register import register_candidate
 from loopline.training.snapshot import assemble_snapshot
-from loopline.training.trainer import load_model, train_model
+from loopline.training.trainer import train_model
 from servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
@@ -153,9 +155,11 @@ def test_an_empty_window_scores_nothing_and_says_so(s3, registered, monkeypatch)
         str(version),
     ]
     assert job.main(args) == 0
-    result = job.result_key(SPEC, "manual__empty") + "result.json"
-    summary = json.loads(store.get(SPEC.data.bucket, result))
-    assert summary["objects"] == 0 and summary["rows"] == 0
+    record = RecordStore(store, SPEC.data.bucket).read(
+        SPEC.name, RecordStage.BATCH_SCORING, "manual__empty"
+    )
+    assert record.verdict == "scored" and record.numbers == {"rows": 0, "objects": 0}
+    assert record.payload["objects"] == 0 and record.payload["rows"] == 0
     assert not list(store.list_keys(SPEC.data.bucket, SPEC.batch_inference.output_prefix + "dt="))
 
 

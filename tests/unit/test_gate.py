@@ -8,12 +8,12 @@ import json
 import pyarrow as pa
 import pytest
 from conftest import PIPELINES, PROJECT_ROOT
+from loopline.data.reading import read_batch
 from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
 from loopline.storage.formats import decode, encode
 from loopline.storage.objects import ObjectConflictError, ObjectStore, sha256_hex
 from loopline.validation.gate import RowSplitPolicy, validate_and_route
-from loopline.validation.reading import read_batch
 from loopline.validation.report import validate_table
 from loopline.validation.split import REASON_COLUMN
 from loopline.validation.suites import load_suite

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -10,11 +9,13 @@ import pyarrow as pa
 import pytest
 from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
-from loopline.promotion.flow import apply, judge, register_candidate
+from loopline.promotion.judge import apply_judgement, judge, roll_back_champion
+from loopline.records import RecordStage, RecordStore, RunContext
 from loopline.registry import CHALLENGER, CHAMPION, CorruptModelError, ModelRegistry
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
+from loopline.training.register import register_candidate
 from loopline.training.snapshot import Snapshot, assemble_snapshot
 from loopline.training.trainer import train_model
 
@@ -36,6 +37,10 @@ SPEC = BASE.model_copy(
     }
 )
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def RUN(run_id: str) -> RunContext:
+    return RunContext(SPEC.name, run_id, dag_id="card_fraud.train")
 
 
 @pytest.fixture
@@ -69,30 +74,41 @@ def test_better_is_promoted_worse_is_not_and_rollback_restores(world) -> None:
     weak = candidate(registry, snapshot, "r1", bad=True)
     first = judge(registry, SPEC, weak.version, snapshot.holdout)
     assert first.decision.promote and first.champion is None
-    apply(registry, SPEC, first, by="test")
+    apply_judgement(registry, SPEC, first, RUN("r1"))
 
     good = candidate(registry, snapshot, "r2")
     assert good.parent_champion == weak.version
     assert good.snapshot["objects"][0]["key"].endswith("b.parquet")
     better = judge(registry, SPEC, good.version, snapshot.holdout)
     assert better.decision.promote, better.decision.summary()
-    apply(registry, SPEC, better, by="test")
+    apply_judgement(registry, SPEC, better, RUN("r2"))
     assert registry.alias(SPEC.name, CHAMPION) == good.version
 
     worse = candidate(registry, snapshot, "r3", bad=True)
-    refused = judge(registry, SPEC, worse.version, snapshot.holdout)
+    refused = judge(registry, SPEC, worse.version, snapshot.holdout, RUN("r3"))
     assert not refused.decision.promote
     assert "auc improvement" in [r.split(":")[0] for r in refused.decision.reasons]
-    apply(registry, SPEC, refused, by="test")
+    apply_judgement(registry, SPEC, refused, RUN("r3"))
     assert registry.alias(SPEC.name, CHAMPION) == good.version
     assert registry.alias(SPEC.name, CHALLENGER) == worse.version
     [challenger_move] = registry.history(SPEC.name, CHALLENGER)
     assert "auc improvement" in challenger_move.reason
-    decision_key = f"models/card_fraud/versions/{worse.version:06d}/decision.json"
-    assert json.loads(registry.store.get(SPEC.data.bucket, decision_key))["promote"] is False
+    records = RecordStore(registry.store, SPEC.data.bucket)
+    judged = records.read(SPEC.name, RecordStage.JUDGEMENT, "r3", subject=f"v{worse.version}")
+    assert judged.verdict == "refuse" and judged.payload["decision"]["promote"] is False
+    assert any(reason.startswith("auc improvement") for reason in judged.reasons)
+    promotion = records.read(SPEC.name, RecordStage.PROMOTION, "r3")
+    assert promotion.verdict == "challenger" and promotion.numbers["version"] == worse.version
 
-    registry.rollback(SPEC.name, reason="test", by="test")
+    # A retry of the same run returns the move it made: the alias moves once.
+    apply_judgement(registry, SPEC, refused, RUN("r3"))
+    assert len(registry.history(SPEC.name, CHALLENGER)) == 1
+
+    roll_back_champion(registry, SPEC, "test", RUN("rollback-1"))
+    roll_back_champion(registry, SPEC, "test", RUN("rollback-1"))  # a retry: no second step
     assert registry.alias(SPEC.name, CHAMPION) == weak.version
+    rollback = records.read(SPEC.name, RecordStage.ROLLBACK, "rollback-1")
+    assert (rollback.verdict, rollback.numbers["version"]) == ("rolled_back", weak.version)
 
 
 def test_a_corrupt_model_is_rejected_before_promotion(world) -> None:

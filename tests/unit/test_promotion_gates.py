@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from loopline.promotion.gates import Candidate, decide
+from loopline.promotion.gates import Measurement, decide
 from loopline.spec.model import PromotionSpec
 
 RULES = PromotionSpec(
@@ -15,10 +15,10 @@ RULES = PromotionSpec(
     max_model_size_mb=50,
 )
 SCHEMA = [{"name": "amount", "type": "float32"}, {"name": "channel", "type": "string"}]
-CHAMPION = Candidate({"auc": 0.90, "logloss": 0.20}, 5.0, 1.0, SCHEMA)
+CHAMPION = Measurement({"auc": 0.90, "logloss": 0.20}, 5.0, 1.0, SCHEMA)
 
 
-def candidate(**changes) -> Candidate:
+def candidate(**changes) -> Measurement:
     values = {
         "metrics": {"auc": 0.91, "logloss": 0.19},
         "p99_latency_ms": 5.0,
@@ -26,7 +26,7 @@ def candidate(**changes) -> Candidate:
         "input_schema": SCHEMA,
     }
     values.update(changes)
-    return Candidate(**values)
+    return Measurement(**values)
 
 
 def test_a_better_candidate_is_promoted() -> None:

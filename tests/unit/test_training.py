@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
+from loopline.serving.evaluate import evaluate, score
+from loopline.serving.model import load_model, save_artifacts
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
-from loopline.training.evaluate import evaluate, score
 from loopline.training.snapshot import EmptySnapshotError, assemble_snapshot, holdout_mask
-from loopline.training.trainer import load_model, save_artifacts, train_model
+from loopline.training.trainer import train_model
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 # A few thousand rows learn in a few epochs with a larger step.

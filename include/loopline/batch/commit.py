@@ -12,12 +12,12 @@ a manifest.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore
 
 SUCCESS = "_SUCCESS.json"
@@ -36,7 +36,7 @@ def commit_output(
 ) -> dict[str, int]:
     """Commit each date of `manifest`, then clear `staging_prefix` (including the files of
     task attempts that failed and were retried); returns rows per date."""
-    run = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    run = safe_segment(run_id)
     by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in manifest:
         by_day[row["dt"]].append(row)
@@ -76,8 +76,7 @@ def _copy_all(store: ObjectStore, bucket: str, finals: dict[str, str]) -> None:
     """Server-side copies, many at once: each is one request S3 serves on its own."""
 
     def copy(staged: str) -> None:
-        source = {"Bucket": bucket, "Key": staged}
-        store.client.copy_object(Bucket=bucket, Key=finals[staged], CopySource=source)
+        store.copy(bucket, staged, finals[staged])
 
     with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
         list(pool.map(copy, finals))  # list(): re-raises the first failure

@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-RESULT_MARKER = "LOOPLINE_RESULT "
+RESULT_MARKER = "LOOPLINE_RESULT "  # the summary's line in the driver's output
 
 
 def spark_conf(python: str) -> dict[str, str]:
@@ -34,11 +34,11 @@ def submit_env(s3_json: str, python: str) -> dict[str, str]:
     return {"LOOPLINE_S3": s3_json, "PYSPARK_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
 
 
-def result_key(spec: Any, run_id: str) -> str:
-    """Where a run's summary is kept, for the Airflow task to read back."""
-    from loopline.training.snapshot import run_prefix
+def staging_prefix(spec: Any, run_id: str) -> str:
+    """Where a run's tasks write before the commit; readers never look here."""
+    from loopline.storage.keys import safe_segment
 
-    return run_prefix(spec, run_id, models_prefix=f"{spec.batch_inference.output_prefix}_runs/")
+    return f"{spec.batch_inference.output_prefix}_staging/{safe_segment(run_id)}/"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-end", required=True, help="ISO timestamp; the window ends here")
     parser.add_argument("--window-days", type=int, default=1)
     parser.add_argument("--model-version", default="champion", help="a version or an alias")
+    parser.add_argument("--dag-id", help="the Airflow DAG that submitted the job, for its record")
+    parser.add_argument("--task-id")
+    parser.add_argument("--try-number", type=int)
     args = parser.parse_args(argv)
     summary = score_window(args)
     print(RESULT_MARKER + json.dumps(summary), flush=True)
@@ -58,23 +61,27 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
     from pyspark.sql import SparkSession
 
     from loopline.batch.commit import commit_output
-    from loopline.batch.scoring import S3Settings, ScoringJob, score_with_spark
+    from loopline.batch.scoring import ScoringJob, score_with_spark
+    from loopline.data.validated import validated_keys
+    from loopline.records import RunContext
     from loopline.registry import ModelRegistry
     from loopline.spec import load_spec
     from loopline.storage.objects import ObjectStore
-    from loopline.training.snapshot import run_prefix, validated_keys
+    from loopline.storage.settings import S3Settings
 
     spec = load_spec(args.spec)
+    run = RunContext(spec.name, args.run_id, args.dag_id, args.task_id, args.try_number)
     s3 = S3Settings.from_json(os.environ["LOOPLINE_S3"])
     store = ObjectStore(s3.boto3_client())
     version = _resolve(ModelRegistry(store, spec.data.bucket), spec.name, args.model_version)
     if version is None:  # nothing to score with yet (a fresh project): say so, score nothing
         summary = {"skipped": f"{spec.name}@{args.model_version} is not set yet"}
-        _keep(store, spec, args.run_id, summary)
+        record_run(store, spec, run, summary)
         return summary
     end = datetime.fromisoformat(args.window_end).astimezone(UTC)
     first = (end - timedelta(days=args.window_days)).date()
-    keys = list(validated_keys(store, spec, first, (end - timedelta(microseconds=1)).date()))
+    last = (end - timedelta(microseconds=1)).date()
+    keys = list(validated_keys(store, spec.data, first, last))
     summary: dict[str, Any] = {
         "pipeline": spec.name,
         "run_id": args.run_id,
@@ -84,9 +91,7 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
     }
     if keys:
         spark = SparkSession.builder.getOrCreate()  # its name and master come from spark-submit
-        staging = run_prefix(
-            spec, args.run_id, models_prefix=f"{spec.batch_inference.output_prefix}_staging/"
-        )
+        staging = staging_prefix(spec, args.run_id)
         # An earlier attempt of this run may have died after staging some files.
         store.delete_prefix(spec.data.bucket, staging)
         job = ScoringJob(
@@ -114,13 +119,32 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
     else:
         summary["rows_per_date"] = {}
     summary["rows"] = sum(summary["rows_per_date"].values())
-    _keep(store, spec, args.run_id, summary)
+    record_run(store, spec, run, summary, keys)
     return summary
 
 
-def _keep(store: Any, spec: Any, run_id: str, summary: dict[str, Any]) -> None:
-    body = json.dumps(summary, indent=2).encode()
-    store.put(spec.data.bucket, result_key(spec, run_id) + "result.json", body, "application/json")
+def record_run(
+    store: Any, spec: Any, run: Any, summary: dict[str, Any], keys: list[str] | None = None
+) -> Any:
+    """The run's record (its summary as the payload), which the Airflow task reads back."""
+    from loopline.records import ObjectRef, RecordStage, RecordStore
+
+    bucket, output = spec.data.bucket, spec.batch_inference.output_prefix
+    skipped = summary.get("skipped")
+    record = run.record(
+        RecordStage.BATCH_SCORING,
+        "skipped" if skipped else "scored",
+        reasons=[skipped] if skipped else [],
+        inputs=[ObjectRef(uri=f"s3://{bucket}/{key}") for key in keys or []],
+        outputs=[
+            ObjectRef(uri=f"s3://{bucket}/{output}dt={day}/", rows=rows)
+            for day, rows in summary.get("rows_per_date", {}).items()
+        ],
+        numbers={k: summary[k] for k in ("rows", "objects", "retried_tasks") if k in summary},
+        payload=summary,
+    )
+    RecordStore(store, bucket).write(record)
+    return record
 
 
 def _resolve(registry: Any, name: str, which: str) -> int | None:

@@ -9,13 +9,10 @@ YARN, Kubernetes, EMR, Databricks) whose workers can reach S3 and have this pack
 
 from __future__ import annotations
 
-import json
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,44 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-
-@dataclass(frozen=True)
-class S3Settings:
-    """How a worker reaches S3: what the Airflow connection says, passed to the job as JSON."""
-
-    endpoint_url: str | None = None
-    access_key: str | None = None
-    secret_key: str | None = None
-    region: str = "us-east-1"
-
-    def filesystem(self) -> Any:
-        from pyarrow import fs
-
-        options: dict[str, Any] = {"region": self.region}
-        if self.access_key:
-            options.update(access_key=self.access_key, secret_key=self.secret_key)
-        if self.endpoint_url:
-            scheme, _, host = self.endpoint_url.partition("://")
-            options.update(endpoint_override=host, scheme=scheme)
-        return fs.S3FileSystem(**options)
-
-    def boto3_client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=self.region,
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> S3Settings:
-        return cls(**json.loads(text))
+from loopline.storage.settings import S3Settings
 
 
 @dataclass(frozen=True)
@@ -82,26 +42,21 @@ class ScoringJob:
         return PipelineSpec.model_validate_json(self.spec_json)
 
 
-_MODELS: dict[tuple[str, int], Any] = {}  # one model per Python worker, not per batch
-
-
 def serving_function(job: ScoringJob) -> Any:
     """The model of `job`, downloaded (checksums verified) and compiled once per worker."""
-    key = (job.pipeline, job.model_version)
-    if key not in _MODELS:
-        from loopline.registry import ModelRegistry
-        from loopline.storage.objects import ObjectStore
-        from loopline.training.trainer import compiled, load_model
+    from loopline.registry import ModelRegistry
+    from loopline.serving.cache import served_model
+    from loopline.storage.objects import ObjectStore
 
+    def registry() -> ModelRegistry:
         store = ObjectStore(S3Settings.from_json(job.s3_json).boto3_client())
-        folder = Path(tempfile.mkdtemp(prefix=f"loopline-{job.pipeline}-v{job.model_version}-"))
-        ModelRegistry(store, job.bucket).download(job.pipeline, job.model_version, folder)
-        _MODELS[key] = compiled(load_model(folder))
-    return _MODELS[key]
+        return ModelRegistry(store, job.bucket)
+
+    return served_model(job.pipeline, job.model_version, registry)
 
 
 def score_table(serve: Any, table: pa.Table, spec: Any) -> np.ndarray:
-    from loopline.training.trainer import as_tensors, features_of
+    from loopline.serving.inputs import as_tensors, features_of
 
     return np.asarray(serve(as_tensors(features_of(table, spec.model)))).reshape(-1)
 
@@ -157,7 +112,7 @@ class SchemaMismatch(ValueError):
 
 
 def check_schema(schema: pa.Schema, needed: list[str], spec: Any, where: str) -> None:
-    from loopline.validation.reading import ARROW_TYPES
+    from loopline.data.reading import ARROW_TYPES
 
     declared = {column.name: ARROW_TYPES[column.type] for column in spec.data.columns}
     problems = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -15,6 +14,7 @@ from loopline.demo.card_transactions import DriftKnobs, generate, start_of_batch
 from loopline.demo.params import FeedParams
 from loopline.spec.model import FileFormat
 from loopline.storage.formats import CONTENT_TYPES, EXTENSIONS, encode
+from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore, StoredObject
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,7 @@ class LandedBatch:
 
 def safe_batch_id(raw: str) -> str:
     """Turn a run id such as ``manual__2026-11-23T20:00:00+00:00`` into a key-safe id."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", raw).strip("_.")
-    if not cleaned:
-        raise ValueError(f"batch id {raw!r} has no usable characters")
-    return cleaned[:200]
+    return safe_segment(raw)
 
 
 def batch_key(target: FeedTarget, request: BatchRequest) -> str:

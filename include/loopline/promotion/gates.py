@@ -17,7 +17,9 @@ Pure functions over numbers measured on the *same* holdout. The rules, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
 
 from loopline.spec.model import Metric, PromotionSpec
 
@@ -25,24 +27,28 @@ LOWER_IS_BETTER = frozenset({Metric.LOGLOSS.value})
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Measurement:
+    """A model measured on the holdout: the candidate's, or the champion's to beat."""
+
     metrics: dict[str, float]
     p99_latency_ms: float
     size_mb: float
     input_schema: list[dict[str, str]]
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     name: str
     passed: bool
     detail: str
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     promote: bool
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Check] = []
 
     @property
     def reasons(self) -> list[str]:
@@ -60,7 +66,7 @@ def gain(metric: str, candidate: float, champion: float) -> float:
     return champion - candidate if metric in LOWER_IS_BETTER else candidate - champion
 
 
-def decide(candidate: Candidate, champion: Candidate | None, rules: PromotionSpec) -> Decision:
+def decide(candidate: Measurement, champion: Measurement | None, rules: PromotionSpec) -> Decision:
     checks = [*_absolute(candidate, rules), *_budgets(candidate, rules)]
     if champion is not None:
         checks += [
@@ -68,29 +74,29 @@ def decide(candidate: Candidate, champion: Candidate | None, rules: PromotionSpe
             *_guards(candidate, champion, rules),
             _schema(candidate, champion),
         ]
-    return Decision(all(check.passed for check in checks), checks)
+    return Decision(promote=all(check.passed for check in checks), checks=checks)
 
 
-def _absolute(candidate: Candidate, rules: PromotionSpec) -> list[Check]:
+def _absolute(candidate: Measurement, rules: PromotionSpec) -> list[Check]:
     checks = []
     for metric, threshold in rules.absolute_thresholds.items():
         value = candidate.metrics[metric.value]
         ok = gain(metric.value, value, threshold) >= 0
         relation = "<=" if metric.value in LOWER_IS_BETTER else ">="
         checks.append(
-            Check(f"{metric.value} threshold", ok, f"{value:.4f} (needs {relation} {threshold})")
+            _check(f"{metric.value} threshold", ok, f"{value:.4f} (needs {relation} {threshold})")
         )
     return checks
 
 
-def _budgets(candidate: Candidate, rules: PromotionSpec) -> list[Check]:
+def _budgets(candidate: Measurement, rules: PromotionSpec) -> list[Check]:
     return [
-        Check(
+        _check(
             "p99 latency",
             candidate.p99_latency_ms <= rules.max_p99_latency_ms,
             f"{candidate.p99_latency_ms:.2f} ms (budget {rules.max_p99_latency_ms} ms)",
         ),
-        Check(
+        _check(
             "model size",
             candidate.size_mb <= rules.max_model_size_mb,
             f"{candidate.size_mb:.2f} MB (budget {rules.max_model_size_mb} MB)",
@@ -98,12 +104,12 @@ def _budgets(candidate: Candidate, rules: PromotionSpec) -> list[Check]:
     ]
 
 
-def _primary(candidate: Candidate, champion: Candidate, rules: PromotionSpec) -> Check:
+def _primary(candidate: Measurement, champion: Measurement, rules: PromotionSpec) -> Check:
     metric = rules.metric.value
     improvement = gain(metric, candidate.metrics[metric], champion.metrics[metric])
     margin = rules.min_improvement
     ok = improvement > 0 and improvement >= margin
-    return Check(
+    return _check(
         f"{metric} improvement",
         ok,
         f"{candidate.metrics[metric]:.4f} vs champion {champion.metrics[metric]:.4f} "
@@ -111,13 +117,13 @@ def _primary(candidate: Candidate, champion: Candidate, rules: PromotionSpec) ->
     )
 
 
-def _guards(candidate: Candidate, champion: Candidate, rules: PromotionSpec) -> list[Check]:
+def _guards(candidate: Measurement, champion: Measurement, rules: PromotionSpec) -> list[Check]:
     checks = []
     for metric, tolerance in rules.guard_tolerances.items():
         name = metric.value
         change = gain(name, candidate.metrics[name], champion.metrics[name])
         checks.append(
-            Check(
+            _check(
                 f"{name} guard",
                 change >= -tolerance,
                 f"{candidate.metrics[name]:.4f} vs champion {champion.metrics[name]:.4f} "
@@ -127,7 +133,7 @@ def _guards(candidate: Candidate, champion: Candidate, rules: PromotionSpec) -> 
     return checks
 
 
-def _schema(candidate: Candidate, champion: Candidate) -> Check:
+def _schema(candidate: Measurement, champion: Measurement) -> Check:
     served = {column["name"]: column["type"] for column in champion.input_schema}
     problems = []
     for column in candidate.input_schema:
@@ -138,4 +144,8 @@ def _schema(candidate: Candidate, champion: Candidate) -> Check:
                 f"{column['name']} is {column['type']}, champion takes {served[column['name']]}"
             )
     detail = "; ".join(problems) if problems else "takes the champion's inputs"
-    return Check("input schema", not problems, detail)
+    return _check("input schema", not problems, detail)
+
+
+def _check(name: str, passed: bool, detail: str) -> Check:
+    return Check(name=name, passed=passed, detail=detail)

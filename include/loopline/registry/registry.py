@@ -157,7 +157,15 @@ class ModelRegistry:
     def history(self, name: str, alias: str) -> list[AliasMove]:
         prefix = self._alias_prefix(name, alias)
         keys = sorted(k for k in self.store.list_keys(self.bucket, prefix) if k.endswith(".json"))
-        return [AliasMove.model_validate_json(self.store.get(self.bucket, k)) for k in keys]
+        return [self._alias_move(key) for key in keys]
+
+    def _alias_move(self, key: str) -> AliasMove:
+        try:
+            return AliasMove.model_validate_json(self.store.get(self.bucket, key))
+        except ValidationError as exc:
+            raise CorruptModelError(
+                f"s3://{self.bucket}/{key} is not an alias move: {exc}"
+            ) from exc
 
     def alias(self, name: str, alias: str) -> int | None:
         """The version `alias` points at, or None when it was never set."""
@@ -216,7 +224,14 @@ class ModelRegistry:
                 stack.append(move.version)
         return stack[-2] if len(stack) >= 2 else None
 
+    def last_move_by(self, name: str, alias: str, by: str) -> AliasMove | None:
+        """The alias's newest move if `by` made it: a retry of the same caller must not move
+        the alias twice (a second rollback would walk back one promotion too many)."""
+        moves = self.history(name, alias)
+        return moves[-1] if moves and moves[-1].by == by else None
+
     def rollback(self, name: str, *, reason: str, by: str, alias: str = CHAMPION) -> AliasMove:
+        """Restore the version before the last promotion (each call pops one more)."""
         current, target = self.alias(name, alias), self.rollback_target(name, alias)
         if target is None:
             raise RegistryError(f"{name}@{alias} has no earlier version to roll back to")

@@ -1,4 +1,4 @@
-"""Judge a model on a holdout: quality metrics, single-row CPU latency, size on disk."""
+"""Measure a model on a holdout: quality metrics, single-row CPU latency, size on disk."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from loopline.serving.inputs import as_tensors, features_of, labels_of
+from loopline.serving.model import compiled
 from loopline.spec.model import Metric, ModelSpec
-from loopline.training.trainer import as_tensors, compiled, features_of, labels_of
 
 LATENCY_CALLS = 200
 LATENCY_ROUNDS = 3

@@ -178,6 +178,11 @@ class ObjectStore:
     def metadata(self, bucket: str, key: str) -> dict[str, str]:
         return self.client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
 
+    def copy(self, bucket: str, source: str, destination: str) -> None:
+        """A server-side copy within `bucket` (no bytes pass through this process)."""
+        copy_source = {"Bucket": bucket, "Key": source}
+        self.client.copy_object(Bucket=bucket, Key=destination, CopySource=copy_source)
+
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):

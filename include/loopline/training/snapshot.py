@@ -1,7 +1,7 @@
 """The training snapshot: which validated rows a run trains and judges on, recorded exactly.
 
-The window is by the spec's timestamp column, ending at the run's data interval end. Files
-under a ``dt=YYYY-MM-DD`` folder outside the window are not even read. The record lists every
+The window is by the spec's timestamp column, ending when the run was due; the rows come from
+``loopline.data`` (objects outside the window are not even read). The record lists every
 object read with its sha256 and row count, so the run can be reproduced or audited.
 
 The holdout is chosen by a stable hash of the key column, not by position: a row is in the
@@ -11,24 +11,24 @@ neither trained on (when the champion came from an earlier window of the same da
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from loopline.data.validated import read_window
+from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
+from loopline.registry.layout import model_prefix
 from loopline.spec.model import FileFormat, PipelineSpec
+from loopline.storage.formats import CONTENT_TYPES, decode, encode
+from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore, sha256_hex
-from loopline.validation.reading import UnreadableFile, read_batch
 
 log = logging.getLogger(__name__)
 
-PARTITION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
 HOLDOUT_BUCKETS = 10_000
 
 
@@ -64,24 +64,14 @@ def assemble_snapshot(
     days = window_days or spec.training.window_days
     window_end = window_end.astimezone(UTC)
     window_start = window_end - timedelta(days=days)
-    tables, objects = [], []
-    for key in validated_keys(store, spec, window_start.date(), window_end.date()):
-        data = store.get(spec.data.bucket, key)
-        try:
-            table = read_batch(data, key, spec.data.columns, spec.data.format)
-        except UnreadableFile as exc:  # validated files were read once; this one changed
-            raise ValueError(f"s3://{spec.data.bucket}/{key} cannot be read: {exc}") from exc
-        table = _in_window(table, spec.data.timestamp, window_start, window_end)
-        if table.num_rows:
-            tables.append(table.select(spec.data.column_names))
-            objects.append({"key": key, "sha256": sha256_hex(data), "rows": table.num_rows})
-    if not tables:
+    window = read_window(store, spec.data, window_start, window_end)
+    if window.table is None:
         raise EmptySnapshotError(
             f"no validated rows for {spec.name} between {window_start:%Y-%m-%d %H:%M} and "
             f"{window_end:%Y-%m-%d %H:%M} under s3://{spec.data.bucket}/"
             f"{spec.data.validated_prefix}"
         )
-    rows = pa.concat_tables(tables)
+    rows, objects = window.table, [asdict(read) for read in window.objects]
     in_holdout = holdout_mask(rows.column(spec.data.key), spec.training.holdout_fraction)
     train, holdout = rows.filter(pa.array(~in_holdout)), rows.filter(pa.array(in_holdout))
     record = SnapshotRecord(
@@ -109,46 +99,46 @@ def holdout_mask(keys: pa.ChunkedArray | pa.Array, fraction: float) -> np.ndarra
     return (hashes % HOLDOUT_BUCKETS) < round(fraction * HOLDOUT_BUCKETS)
 
 
-def validated_keys(store: ObjectStore, spec: PipelineSpec, first: date, last: date):
-    """Validated objects whose dt= folder is within [first, last]; those without one too."""
-    for key in sorted(store.list_keys(spec.data.bucket, spec.data.validated_prefix)):
-        match = PARTITION.search(key)
-        if match and not first <= date.fromisoformat(match.group(1)) <= last:
-            continue
-        yield key
-
-
-def _in_window(table: pa.Table, column: str, start: datetime, end: datetime) -> pa.Table:
-    utc = pa.timestamp("us", tz="UTC")  # what read_batch casts every timestamp column to
-    times = table.column(column).cast(utc)
-    keep = pc.and_(
-        pc.greater_equal(times, pa.scalar(start, type=utc)),
-        pc.less(times, pa.scalar(end, type=utc)),
-    )
-    return table.filter(keep)
-
-
-def run_prefix(spec: PipelineSpec, run_id: str, models_prefix: str = "models/") -> str:
+def run_prefix(spec: PipelineSpec, run_id: str) -> str:
     """Where one training run keeps its snapshot, so that each of its tasks can be retried."""
-    safe = re.sub(r"[^A-Za-z0-9._=-]", "_", run_id)
-    return f"{models_prefix}{spec.name}/runs/{safe}/"
+    return f"{model_prefix(spec.name)}runs/{safe_segment(run_id)}/"
 
 
-def save_snapshot(store: ObjectStore, spec: PipelineSpec, snapshot: Snapshot, prefix: str) -> None:
-    from loopline.storage.formats import CONTENT_TYPES, encode
+def save_snapshot(
+    store: ObjectStore, spec: PipelineSpec, snapshot: Snapshot, run: RunContext
+) -> StageRecord:
+    """Keep the run's train and holdout tables, and its snapshot record, for the next tasks."""
+    bucket, prefix = spec.data.bucket, run_prefix(spec, run.run_id)
+    outputs = []
+    for name, table in (("train", snapshot.train), ("holdout", snapshot.holdout)):
+        body = encode(table, FileFormat.PARQUET)
+        store.put(bucket, f"{prefix}{name}.parquet", body, CONTENT_TYPES[FileFormat.PARQUET])
+        uri = f"s3://{bucket}/{prefix}{name}.parquet"
+        outputs.append(ObjectRef(uri=uri, sha256=sha256_hex(body), rows=table.num_rows))
+    snapshot_record = snapshot.record
+    record = run.record(
+        RecordStage.SNAPSHOT,
+        "taken",
+        inputs=[
+            ObjectRef(uri=f"s3://{bucket}/{o['key']}", sha256=o["sha256"], rows=o["rows"])
+            for o in snapshot_record.objects
+        ],
+        outputs=outputs,
+        numbers={
+            "rows": snapshot_record.rows,
+            "train_rows": snapshot_record.train_rows,
+            "holdout_rows": snapshot_record.holdout_rows,
+        },
+        payload=snapshot_record.to_dict(),
+    )
+    RecordStore(store, bucket).write(record)
+    return record
 
-    bucket, parquet = spec.data.bucket, CONTENT_TYPES[FileFormat.PARQUET]
-    store.put(bucket, prefix + "train.parquet", encode(snapshot.train, "parquet"), parquet)
-    store.put(bucket, prefix + "holdout.parquet", encode(snapshot.holdout, "parquet"), parquet)
-    record = json.dumps(snapshot.record.to_dict(), indent=2).encode()
-    store.put(bucket, prefix + "snapshot.json", record, "application/json")
 
-
-def load_saved_snapshot(store: ObjectStore, spec: PipelineSpec, prefix: str) -> Snapshot:
-    from loopline.storage.formats import decode
-
-    bucket = spec.data.bucket
-    record = SnapshotRecord(**json.loads(store.get(bucket, prefix + "snapshot.json")))
-    train = decode(store.get(bucket, prefix + "train.parquet"), "parquet")
-    holdout = decode(store.get(bucket, prefix + "holdout.parquet"), "parquet")
-    return Snapshot(train, holdout, record)
+def load_saved_snapshot(store: ObjectStore, spec: PipelineSpec, run_id: str) -> Snapshot:
+    """The snapshot a run's snapshot task saved."""
+    bucket, prefix = spec.data.bucket, run_prefix(spec, run_id)
+    record = RecordStore(store, bucket).read(spec.name, RecordStage.SNAPSHOT, run_id)
+    train = decode(store.get(bucket, prefix + "train.parquet"), FileFormat.PARQUET)
+    holdout = decode(store.get(bucket, prefix + "holdout.parquet"), FileFormat.PARQUET)
+    return Snapshot(train, holdout, SnapshotRecord(**record.payload))

@@ -1,7 +1,7 @@
-"""The data validation gate: read a landed file, check it with Great Expectations, report.
+"""The data validation gate: read a landed file, check it with Great Expectations, route it to
+validated/ or quarantine/ with its report, and judge the run.
 
-This slice holds the library: suites kept as JSON files, strict reading of Parquet, CSV and
-JSON Lines against the spec's columns (a file whose bytes contradict its extension, an empty
-or corrupt file, a wrong type all become readable reasons), and a typed report of the run.
-Routing on S3 and the DAG build on it.
+Suites are JSON files reviewed like code (``suites``); reading is strict (``loopline.data``);
+``gate`` routes one file; ``verdict`` decides what a run's outcomes mean; every outcome is a
+record (``loopline.records``).
 """

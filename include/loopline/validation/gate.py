@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
 
+from loopline.data.reading import UnreadableFile, read_batch
+from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.spec.model import DataSpec, FileFormat
 from loopline.storage.formats import CONTENT_TYPES, encode, format_for_key
 from loopline.storage.objects import ObjectStore, sha256_hex
-from loopline.validation.reading import UnreadableFile, read_batch
 from loopline.validation.report import ValidationReport, unreadable_report, validate_table
 from loopline.validation.split import RowSplit, split_rows, why_not_splittable
 
@@ -51,6 +52,37 @@ class GateResult:
     @property
     def split(self) -> bool:
         return self.passed and self.quarantine_key is not None
+
+    @property
+    def disposition(self) -> str:
+        """Where the file went: validated (whole), split (good rows on), or quarantined."""
+        return "split" if self.split else "validated" if self.passed else "quarantined"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As XCom and records carry it; ``GateResult(**d)`` reads it back."""
+        return asdict(self)
+
+    def record(self, run: RunContext, bucket: str, landing_prefix: str) -> StageRecord:
+        """This file's outcome as a record of the run."""
+        outputs = [self.destination, self.quarantine_key, self.report_key]
+        return run.record(
+            RecordStage.VALIDATION,
+            self.disposition,
+            subject=self.source.removeprefix(landing_prefix),
+            inputs=[
+                ObjectRef(uri=f"s3://{bucket}/{self.source}", sha256=self.sha256, rows=self.rows)
+            ],
+            outputs=[
+                ObjectRef(uri=f"s3://{bucket}/{key}") for key in dict.fromkeys(outputs) if key
+            ],
+            reasons=self.reasons,
+            numbers={
+                "rows": self.rows or 0,
+                "accepted_rows": self.accepted_rows or 0,
+                "rejected_rows": self.rejected_rows,
+            },
+            payload=self.to_dict(),
+        )
 
     def summary(self) -> str:
         if self.split:
@@ -84,8 +116,10 @@ def validate_and_route(
     key: str,
     *,
     row_split: RowSplitPolicy | None = None,
+    run: RunContext | None = None,
 ) -> GateResult:
-    """Validate s3://bucket/`key` (under the landing prefix) and move it where it belongs."""
+    """Validate s3://bucket/`key` (under the landing prefix) and move it where it belongs;
+    with a `run`, its outcome is recorded."""
     bucket = data_spec.bucket
     route = _Route(
         store,
@@ -96,7 +130,10 @@ def validate_and_route(
         file_format=data_spec.format,
     )
     if store.head(bucket, key) is None:
-        return route.already_routed()
+        result = route.already_routed()
+        if run is not None:
+            _record(store, data_spec, result, run)
+        return result
     data = store.get(bucket, key)
     checksum = sha256_hex(data)
     try:
@@ -114,7 +151,14 @@ def validate_and_route(
     log.info("%s", result.summary())
     for warning in report.warnings:
         log.warning("%s: warning: %s", key, warning.describe())
+    if run is not None:
+        _record(store, data_spec, result, run)
     return result
+
+
+def _record(store: ObjectStore, data_spec: DataSpec, result: GateResult, run: RunContext) -> None:
+    record = result.record(run, data_spec.bucket, data_spec.landing_prefix)
+    RecordStore(store, data_spec.bucket).write(record)
 
 
 def _split_or_quarantine(

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from loopline.data.reading import UnreadableFile, read_batch
 from loopline.spec.model import Column
-from loopline.validation.reading import UnreadableFile, read_batch
 
 SAMPLE_SIZE = 20
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -10,12 +9,14 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
+from loopline.airflow.hooks import ObjectStoreHook
+
 
 class BatchScoreOperator(SparkSubmitOperator):
-    """Submit ``loopline/batch/job.py`` to the ``spark_default`` connection's master, then
-    read back the run's summary and put it on the predictions asset event.
+    """Submit ``loopline/batch/job.py`` to the ``spark_conn_id`` connection's master, then
+    read back the run's record and put its summary on the predictions asset event.
 
-    S3 credentials go to the driver in an environment variable, from ``aws_default``;
+    S3 credentials go to the driver in an environment variable, from ``aws_conn_id``;
     executors get them inside the job description Spark ships to them.
     """
 
@@ -26,26 +27,21 @@ class BatchScoreOperator(SparkSubmitOperator):
         window_days: Any,
         model_version: Any,
         aws_conn_id: str = "aws_default",
-        conn_id: str = "spark_default",
+        spark_conn_id: str = "spark_default",
         **kwargs: Any,
     ) -> None:
         from loopline.batch import job
 
         super().__init__(
             application=job.__file__,
-            conn_id=conn_id,
+            conn_id=spark_conn_id,
             name="loopline-batch-score-{{ dag.dag_id }}",
             application_args=[
-                "--spec",
-                spec_path,
-                "--run-id",
-                "{{ run_id }}",
-                "--window-end",
-                "{{ (data_interval_end or dag_run.run_after).isoformat() }}",
-                "--window-days",
-                str(window_days),
-                "--model-version",
-                str(model_version),
+                *("--spec", spec_path, "--run-id", "{{ run_id }}"),
+                *("--window-end", "{{ (data_interval_end or dag_run.run_after).isoformat() }}"),
+                *("--window-days", str(window_days), "--model-version", str(model_version)),
+                *("--dag-id", "{{ dag.dag_id }}", "--task-id", "{{ task.task_id }}"),
+                *("--try-number", "{{ ti.try_number }}"),
             ],
             conf=job.spark_conf(sys.executable),
             **kwargs,
@@ -53,18 +49,21 @@ class BatchScoreOperator(SparkSubmitOperator):
         self.spec_path, self.aws_conn_id = spec_path, aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.batch.job import result_key, submit_env
+        from loopline.batch.job import submit_env
+        from loopline.records import RecordStage, RecordStore
         from loopline.spec import load_spec
 
-        store, settings = _s3(self.aws_conn_id)
-        self.env_vars = {**(self.env_vars or {}), **submit_env(settings.to_json(), sys.executable)}
+        hook = ObjectStoreHook(aws_conn_id=self.aws_conn_id)
+        self.env_vars = {
+            **(self.env_vars or {}),
+            **submit_env(hook.settings.to_json(), sys.executable),
+        }
         # Params render to native types (an int stays an int); spark-submit takes strings.
         self.application_args = [str(argument) for argument in self.application_args or []]
         super().execute(context)
         spec = load_spec(self.spec_path)
-        summary = json.loads(
-            store.get(spec.data.bucket, result_key(spec, context["run_id"]) + "result.json")
-        )
+        records = RecordStore(hook.store, spec.data.bucket)
+        summary = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"]).payload
         if summary.get("skipped"):
             raise AirflowSkipException(summary["skipped"])
         self.log.info(
@@ -78,20 +77,3 @@ class BatchScoreOperator(SparkSubmitOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = summary
         return summary
-
-
-def _s3(aws_conn_id: str) -> tuple[Any, Any]:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    from loopline.batch.scoring import S3Settings
-    from loopline.storage.objects import ObjectStore
-
-    hook = S3Hook(aws_conn_id=aws_conn_id)
-    credentials = hook.get_credentials()
-    settings = S3Settings(
-        endpoint_url=hook.conn_config.endpoint_url,
-        access_key=credentials.access_key,
-        secret_key=credentials.secret_key,
-        region=hook.conn_config.region_name or "us-east-1",
-    )
-    return ObjectStore(hook.get_conn()), settings

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
+
+from loopline.airflow.operators.base import ObjectStoreOperator
 
 
-class LandDemoBatchOperator(BaseOperator):
+class LandDemoBatchOperator(ObjectStoreOperator):
     """Generate one seeded batch for a pipeline and write it create-only to its landing prefix.
 
     :param batch: the batch's knobs (rows, file_format, seed, mean_shift, drifted_features,
@@ -28,7 +30,6 @@ class LandDemoBatchOperator(BaseOperator):
         batch: dict[str, Any],
         base_seed: int = 7,
         fraud_rate: float = 0.05,
-        aws_conn_id: str = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -38,13 +39,9 @@ class LandDemoBatchOperator(BaseOperator):
         self.batch = batch
         self.base_seed = base_seed
         self.fraud_rate = fraud_rate
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         from loopline.demo.feed import FeedTarget, land_batch, request_from_params, safe_batch_id
-        from loopline.storage.objects import ObjectStore
 
         request = request_from_params(
             self.batch,
@@ -54,9 +51,8 @@ class LandDemoBatchOperator(BaseOperator):
             logical_date=context.get("logical_date") or context["dag_run"].run_after,
         )
         self.log.info("Landing batch %s: %s", request.batch_id, request)
-        store = ObjectStore(S3Hook(aws_conn_id=self.aws_conn_id).get_conn())
         target = FeedTarget(self.pipeline, self.bucket, self.landing_prefix)
-        landed = land_batch(store, target, request)
+        landed = land_batch(self.store, target, request)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {
                 "key": landed.key,

@@ -1,0 +1,5 @@
+"""Hooks: an Airflow connection turned into the object a stage library works with."""
+
+from loopline.airflow.hooks.object_store import ObjectStoreHook
+
+__all__ = ["ObjectStoreHook"]

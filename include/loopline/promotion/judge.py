@@ -1,0 +1,151 @@
+"""Judge a registered candidate against the champion, then apply the judgement.
+
+Both models are measured on the same holdout from the registry's own files (checksums
+verified: a corrupt file fails here, before any promotion). Applying is retry-safe: an alias
+move already made by the same caller (the same Airflow run) is returned, never made twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from loopline.promotion.gates import Decision, Measurement, decide
+from loopline.records import RecordStage, RecordStore, RunContext
+from loopline.registry import CHALLENGER, CHAMPION, AliasMove, ModelRegistry
+from loopline.serving.evaluate import evaluate, size_mb
+from loopline.serving.model import MODEL_FILE, load_model
+from loopline.spec.model import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+class Judgement(BaseModel):
+    """A candidate's verdict against the champion it was judged with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int
+    champion: int | None  # the champion it was judged against
+    decision: Decision
+
+    @property
+    def alias(self) -> str:
+        """The alias the candidate goes to: champion if it passed, else challenger."""
+        return CHAMPION if self.decision.promote else CHALLENGER
+
+    def summary(self) -> str:
+        return self.decision.summary()
+
+
+def judge(
+    registry: ModelRegistry,
+    spec: PipelineSpec,
+    version: int,
+    holdout: pa.Table,
+    run: RunContext | None = None,
+) -> Judgement:
+    """Measure the candidate and the current champion on `holdout` and decide; with a `run`,
+    the judgement is recorded (refusals as explicitly as promotions)."""
+    champion = registry.alias(spec.name, CHAMPION)
+    candidate = measure(registry, spec, version, holdout)
+    incumbent = None
+    if champion is not None and champion != version:
+        incumbent = measure(registry, spec, champion, holdout)
+    decision = decide(candidate, incumbent, spec.promotion)
+    log.info("%s v%d against champion %s:\n%s", spec.name, version, champion, decision.summary())
+    judgement = Judgement(version=version, champion=champion, decision=decision)
+    if run is not None:
+        numbers = {f"candidate_{k}": v for k, v in candidate.metrics.items()}
+        if incumbent is not None:
+            numbers |= {f"champion_{k}": v for k, v in incumbent.metrics.items()}
+        numbers |= {"p99_latency_ms": candidate.p99_latency_ms, "size_mb": candidate.size_mb}
+        record = run.record(
+            RecordStage.JUDGEMENT,
+            "promote" if decision.promote else "refuse",
+            subject=f"v{version}",
+            reasons=decision.reasons,
+            numbers=numbers,
+            payload=judgement.model_dump(mode="json"),
+        )
+        RecordStore(registry.store, registry.bucket).write(record)
+    return judgement
+
+
+def apply_judgement(
+    registry: ModelRegistry, spec: PipelineSpec, judgement: Judgement, run: RunContext
+) -> AliasMove:
+    """Promote a passing candidate (only if the champion is still the one it beat), or point
+    the challenger alias at a refused one, with its reasons; recorded either way. A move this
+    run already made (an earlier try) is returned instead of made again."""
+    move = registry.last_move_by(spec.name, judgement.alias, run.by)
+    if move is None:
+        move = _move(registry, spec, judgement, by=run.by)
+    record = run.record(
+        RecordStage.PROMOTION,
+        judgement.alias,
+        reasons=[move.reason],
+        numbers={"version": move.version, "previous": move.previous or 0},
+        payload={"move": move.model_dump(mode="json"), **judgement.model_dump(mode="json")},
+    )
+    RecordStore(registry.store, registry.bucket).write(record)
+    return move
+
+
+def roll_back_champion(
+    registry: ModelRegistry, spec: PipelineSpec, reason: str, run: RunContext
+) -> AliasMove:
+    """Restore the champion before the last promotion (once per run, whatever its retries:
+    a second rollback would walk back one promotion too many)."""
+    move = registry.last_move_by(spec.name, CHAMPION, run.by)
+    if move is None or move.action != "rollback":
+        move = registry.rollback(spec.name, reason=reason, by=run.by)
+    record = run.record(
+        RecordStage.ROLLBACK,
+        "rolled_back",
+        reasons=[reason],
+        numbers={"version": move.version, "previous": move.previous or 0},
+        payload=move.model_dump(mode="json"),
+    )
+    RecordStore(registry.store, registry.bucket).write(record)
+    return move
+
+
+def _move(registry: ModelRegistry, spec: PipelineSpec, judgement: Judgement, by: str) -> AliasMove:
+    if judgement.decision.promote:
+        reason = "beat champion" if judgement.champion else "first model above thresholds"
+        return registry.move_alias(
+            spec.name,
+            CHAMPION,
+            judgement.version,
+            expected=judgement.champion,
+            action="promote",
+            reason=reason,
+            by=by,
+        )
+    return registry.move_alias(
+        spec.name,
+        CHALLENGER,
+        judgement.version,
+        expected=registry.alias(spec.name, CHALLENGER),
+        action="set",
+        reason="; ".join(judgement.decision.reasons),
+        by=by,
+    )
+
+
+def measure(
+    registry: ModelRegistry, spec: PipelineSpec, version: int, holdout: pa.Table
+) -> Measurement:
+    """One registered version on the holdout, from its verified files."""
+    record = registry.get(spec.name, version)
+    with tempfile.TemporaryDirectory(prefix="loopline-judge-") as folder:
+        registry.download(spec.name, version, Path(folder))
+        model = load_model(folder)
+        evaluation = evaluate(model, holdout, spec.model, spec.training.metrics)
+        size = size_mb(Path(folder) / MODEL_FILE)
+    return Measurement(evaluation.metrics, evaluation.p99_latency_ms, size, record.input_schema)
