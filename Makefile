@@ -29,8 +29,8 @@ status:
 test: install               ## every test, the real servers included
 	@$(BIN)/pytest
 
-test-fast: install          ## unit tests only, in seconds
-	@$(BIN)/pytest -m "not integration"
+test-fast: install          ## the unit tier only: pure logic, in seconds
+	@$(BIN)/pytest -m unit
 
 lint: install
 	@$(BIN)/ruff check .

@@ -1,5 +1,11 @@
 """Test set-up shared by every tier.
 
+Tests mirror the package and sit in one folder per tier, which gives them their marker:
+``unit/`` (pure logic, seconds: no Spark, no TensorFlow training, no Airflow; a real S3 server
+at most), ``airflow_layer/`` (DAGs and operators through Airflow), ``integration/`` (real
+Spark, real TensorFlow training, the whole stack) and ``gpu/`` (run only where a GPU is
+visible). ``make test-fast`` runs ``-m unit``.
+
 Airflow reads its configuration when first imported, so the environment is set here, before
 any test module imports it: a throw-away AIRFLOW_HOME, this project's dags folder, no examples.
 Servers are started by fixtures on free ports; no running stack is needed.
@@ -35,6 +41,27 @@ os.environ.pop("LOOPLINE_PIPELINES_DIR", None)
 sys.path.insert(0, str(Path(__file__).parent))
 
 from servers import S3Server  # noqa: E402
+
+TIERS = {"unit": "unit", "airflow_layer": "airflow", "integration": "integration", "gpu": "gpu"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder); skip GPU tests where no GPU is visible."""
+    tests = Path(__file__).parent
+    no_gpu = pytest.mark.skip(reason="no GPU visible (nvidia-smi -L lists none)")
+    for item in items:
+        tier = TIERS[item.path.relative_to(tests).parts[0]]
+        item.add_marker(tier)
+        if tier == "gpu" and not gpu_visible():
+            item.add_marker(no_gpu)
+
+
+def gpu_visible() -> bool:
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return listing.returncode == 0 and "GPU" in listing.stdout
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Training with real TensorFlow on CPU: snapshots from S3, a self-contained model, seeds."""
+"""Training snapshots: the validated rows of a window, each object recorded; a stable holdout."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ import numpy as np
 import pytest
 from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
-from loopline.serving.evaluate import evaluate, score
-from loopline.serving.model import load_model, save_artifacts
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
 from loopline.training.snapshot import EmptySnapshotError, assemble_snapshot, holdout_mask
-from loopline.training.trainer import train_model
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 # A few thousand rows learn in a few epochs with a larger step.
@@ -58,22 +55,21 @@ def test_the_holdout_is_chosen_by_key_so_it_is_stable() -> None:
     assert np.array_equal(first[500:], again)
 
 
-def test_training_is_reproducible_and_the_saved_model_needs_no_preprocessing_code(
-    store, tmp_path
-) -> None:
-    land_validated(store, NOW - timedelta(days=1), 6000, seed=3)
+def test_a_saved_snapshot_is_a_record_the_next_task_reads_back(store) -> None:
+    from loopline.records import RecordStage, RecordStore, RunContext
+    from loopline.training.snapshot import load_saved_snapshot, save_snapshot
+
+    land_validated(store, NOW - timedelta(days=1), 1000, seed=4)
     snapshot = assemble_snapshot(store, SPEC, NOW)
-    first = train_model(snapshot.train, SMALL, SPEC.training, epochs=5)
-    second = train_model(snapshot.train, SMALL, SPEC.training, epochs=5)
-    scores = score(first.model, snapshot.holdout, SMALL)
-    assert np.array_equal(scores, score(second.model, snapshot.holdout, SMALL))
-    assert first.device == "CPU" and first.samples_per_second > 0
+    run = RunContext(SPEC.name, "manual__1", "card_fraud.train", "snapshot", 1)
+    saved = save_snapshot(store, SPEC, snapshot, run)
 
-    save_artifacts(first.model, tmp_path / "model")
-    reloaded = load_model(tmp_path / "model")
-    assert np.allclose(score(reloaded, snapshot.holdout, SMALL), scores, atol=1e-6)
-    assert (tmp_path / "model" / "saved_model" / "saved_model.pb").exists()
-
-    evaluation = evaluate(first.model, snapshot.holdout, SMALL, SPEC.training.metrics)
-    assert evaluation.metrics["auc"] > 0.75  # the label depends on the features
-    assert 0 < evaluation.p99_latency_ms < 1000
+    again = load_saved_snapshot(store, SPEC, "manual__1")
+    assert again.record == snapshot.record and again.holdout.equals(snapshot.holdout)
+    record = RecordStore(store, SPEC.data.bucket).read(SPEC.name, RecordStage.SNAPSHOT, "manual__1")
+    assert record == saved and record.numbers["rows"] == 1000
+    assert [o.rows for o in record.inputs] == [1000]
+    assert [o.uri.rsplit("/", 1)[-1] for o in record.outputs] == [
+        "train.parquet",
+        "holdout.parquet",
+    ]

@@ -1,0 +1,62 @@
+"""Training with real TensorFlow on the CPU: a self-contained, seeded, reproducible model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from conftest import PIPELINES
+from loopline.demo.card_transactions import generate
+from loopline.serving.evaluate import evaluate, score
+from loopline.serving.model import load_model, save_artifacts
+from loopline.spec import load_spec
+from loopline.storage.formats import encode
+from loopline.storage.objects import ObjectStore
+from loopline.training.snapshot import assemble_snapshot
+from loopline.training.trainer import train_model
+
+SPEC = load_spec(PIPELINES / "card_fraud.yaml")
+# A few thousand rows learn in a few epochs with a larger step.
+FAST = {"batch_size": 256, "learning_rate": 0.01}
+SMALL = SPEC.model.model_copy(
+    update={"hyperparameters": SPEC.model.hyperparameters.model_copy(update=FAST)}
+)
+# Pinned to the CPU, the only device with deterministic ops: the test holds on a GPU machine.
+ON_CPU = SPEC.training.model_copy(update={"use_gpu_if_available": False})
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+def land_validated(store: ObjectStore, day: datetime, rows: int, seed: int) -> str:
+    key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/batch-{seed}.parquet"
+    table = generate(rows, seed=seed, start=day, batch_id=f"b{seed}")
+    store.put_new(SPEC.data.bucket, key, encode(table, "parquet"))
+    return key
+
+
+@pytest.fixture
+def store(s3) -> ObjectStore:
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    return store
+
+
+def test_training_is_reproducible_and_the_saved_model_needs_no_preprocessing_code(
+    store, tmp_path
+) -> None:
+    land_validated(store, NOW - timedelta(days=1), 6000, seed=3)
+    snapshot = assemble_snapshot(store, SPEC, NOW)
+    first = train_model(snapshot.train, SMALL, ON_CPU, epochs=5)
+    second = train_model(snapshot.train, SMALL, ON_CPU, epochs=5)
+    scores = score(first.model, snapshot.holdout, SMALL)
+    assert np.array_equal(scores, score(second.model, snapshot.holdout, SMALL))
+    assert first.device == "CPU" and first.samples_per_second > 0
+
+    save_artifacts(first.model, tmp_path / "model")
+    reloaded = load_model(tmp_path / "model")
+    assert np.allclose(score(reloaded, snapshot.holdout, SMALL), scores, atol=1e-6)
+    assert (tmp_path / "model" / "saved_model" / "saved_model.pb").exists()
+
+    evaluation = evaluate(first.model, snapshot.holdout, SMALL, SPEC.training.metrics)
+    assert evaluation.metrics["auc"] > 0.75  # the label depends on the features
+    assert 0 < evaluation.p99_latency_ms < 1000

@@ -1,0 +1,66 @@
+"""A plan checks its own wiring when it is built: a mistake is an error naming the DAG."""
+
+from __future__ import annotations
+
+import pytest
+from loopline.plan.model import DagPlan, PlanError, Stage, TaskPlan
+from loopline.plan.tasks import JudgeCandidate, ListObjects, MapOver, ValidateBatch, XCom
+
+
+def dag(*tasks: TaskPlan) -> DagPlan:
+    return DagPlan(
+        dag_id="fraud.train",
+        pipeline="fraud",
+        stage=Stage.TRAIN,
+        description="",
+        schedule=None,
+        owner="me",
+        retries=1,
+        tags=(),
+        tasks=tasks,
+    )
+
+
+LIST = TaskPlan("list", ListObjects("bucket", "landing/", 10))
+
+
+def test_an_xcom_read_from_an_upstream_task_is_accepted() -> None:
+    judge = TaskPlan("judge", JudgeCandidate("spec.yaml", version_from=XCom("list")), ("list",))
+    assert dag(LIST, judge).task("judge").args.xcom_inputs() == {"version_from": XCom("list")}
+
+
+def test_an_xcom_read_from_a_task_that_is_not_upstream_is_a_plan_error() -> None:
+    judge = TaskPlan("judge", JudgeCandidate("spec.yaml", version_from=XCom("list")))
+    with pytest.raises(
+        PlanError,
+        match=r"fraud\.train: task 'judge' reads version_from from 'list', which is not "
+        r"upstream of it \(upstream: none\)",
+    ):
+        dag(LIST, judge)
+
+
+def test_a_typo_in_an_xcom_source_names_the_known_upstream() -> None:
+    judge = TaskPlan("judge", JudgeCandidate("spec.yaml", version_from=XCom("lsit")), ("list",))
+    with pytest.raises(PlanError, match=r"reads version_from from 'lsit'.*\(upstream: list\)"):
+        dag(LIST, judge)
+
+
+def test_upstream_counts_transitively_and_a_mapped_source_is_an_upstream() -> None:
+    validate = TaskPlan("validate", ValidateBatch("s.yaml", "suite.json", key=MapOver("list")))
+    judge = TaskPlan("judge", JudgeCandidate("s.yaml", version_from=XCom("list")), ("validate",))
+    plan = dag(LIST, validate, judge)
+    assert plan.task("validate").depends_on == ("list",)
+
+
+def test_unknown_upstreams_and_duplicate_ids_are_plan_errors() -> None:
+    with pytest.raises(PlanError, match="depends on 'nowhere', which is not a task listed before"):
+        dag(TaskPlan("list", ListObjects("b", "p/", 1), upstream=("nowhere",)))
+    with pytest.raises(PlanError, match="task id 'list' is used twice"):
+        dag(LIST, LIST)
+
+
+def test_operator_arguments_turn_xcoms_into_task_ids_and_leave_mapped_ones_out() -> None:
+    args = ValidateBatch("s.yaml", "suite.json", key=MapOver("list"))
+    assert args.operator_kwargs() == {"spec_path": "s.yaml", "suite_path": "suite.json"}
+    judge = JudgeCandidate("s.yaml", version_from=XCom("train"))
+    assert judge.operator_kwargs() == {"spec_path": "s.yaml", "version_from": "train"}
