@@ -56,6 +56,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(no_gpu)
 
 
+# The unit tier's promise, checked after every run of it alone (make test-fast).
+NOT_IN_THE_UNIT_TIER = ("airflow", "tensorflow", "keras")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    items = getattr(session, "items", [])
+    if not items or any(item.get_closest_marker("unit") is None for item in items):
+        return
+    loaded = sorted({name.split(".")[0] for name in sys.modules} & set(NOT_IN_THE_UNIT_TIER))
+    if loaded:
+        print(f"\nthe unit tier imported {loaded}: move those tests to another tier")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def gpu_visible() -> bool:
     try:
         listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)

@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("version", nargs="?", help="show/promote: a version number or an alias")
     models.add_argument("--reason", default="", help="promote/rollback: why (kept in history)")
 
+    records = commands.add_parser(
+        "records", help="what each stage decided: the pipeline's records, oldest first"
+    )
+    records.add_argument("pipeline", help="pipeline name")
+    records.add_argument("--stage", help="only this stage (validation, training, promotion...)")
+    records.add_argument("--run", help="only this run id")
+
     args = parser.parse_args(argv)
     if args.command == "stack":
         return _stack(args)
@@ -61,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = _load_pipeline(args.project, args.pipeline)
         return run_models_command(args, spec, object_store_for_cli(args.project))
+    if args.command == "records":
+        from loopline.commands.records import print_records
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        return print_records(args, spec, object_store_for_cli(args.project))
     if args.command == "suite":
         return _profile_suite(args)
     return _check_specs(args)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import yaml
 from airflow.dag_processing.dagbag import DagBag
-from airflow_helpers import asset_events
-from conftest import DAGS_FOLDER, PIPELINES, PROJECT_ROOT
+from airflow_helpers import asset_events, use_spec_variant
+from conftest import DAGS_FOLDER, PIPELINES
 from loopline.demo.card_transactions import generate
 from loopline.records import RecordStore
 from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -24,13 +22,9 @@ SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 def cpu_only(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo spec with training pinned to the CPU: ops are deterministic only there, so
     two trainings on the same data give the same model on any machine, GPU or not."""
-    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
-    spec["training"]["use_gpu_if_available"] = False
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
-    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
-    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+    use_spec_variant(
+        tmp_path, monkeypatch, lambda spec: spec["training"].update(use_gpu_if_available=False)
+    )
 
 
 @pytest.fixture
@@ -141,13 +135,9 @@ def test_require_approval_puts_a_human_between_judge_and_promote(
 ) -> None:
     from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
-    spec["promotion"]["require_approval"] = True
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
-    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
-    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+    use_spec_variant(
+        tmp_path, monkeypatch, lambda spec: spec["promotion"].update(require_approval=True)
+    )
 
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.train"]
 

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-import yaml
 from airflow.dag_processing.dagbag import DagBag
 from airflow_helpers import asset_events
 from bad_batches import BAD_BATCHES
-from conftest import DAGS_FOLDER, PIPELINES, PROJECT_ROOT
+from conftest import DAGS_FOLDER
 from loopline.demo.card_transactions import generate
 from loopline.records import RecordStore
 from loopline.storage.formats import encode
@@ -32,15 +30,9 @@ def land_three_files(store: ObjectStore) -> None:
     store.put_new("loopline", LANDING + "c.parquet", encode(bad, "parquet"))
 
 
-def use_spec_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **validation) -> None:
-    """Point the DAG factory at a copy of the demo spec with other validation settings."""
-    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
-    spec["validation"].update(validation)
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    (pipelines / "card_fraud.yaml").write_text(yaml.safe_dump(spec))
-    shutil.copytree(PROJECT_ROOT / "include" / "expectations", tmp_path / "expectations")
-    monkeypatch.setenv("LOOPLINE_PIPELINES_DIR", str(pipelines))
+def use_validation_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **changes) -> None:
+    """The demo spec with other validation settings."""
+    use_validation_variant(tmp_path, monkeypatch, lambda spec: spec["validation"].update(changes))
 
 
 def task_states(run) -> dict[str, list[str]]:
@@ -93,7 +85,7 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
 def test_quarantine_only_spec_keeps_the_run_green(
     store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_spec_variant(tmp_path, monkeypatch, fail_run_on_invalid=False)
+    use_validation_variant(tmp_path, monkeypatch, fail_run_on_invalid=False)
 
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
     run = dag.test()
@@ -110,7 +102,7 @@ def test_the_run_waits_deferred_until_a_file_lands(
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
     store = ObjectStore(s3.client())
     store.ensure_bucket("loopline")
-    use_spec_variant(tmp_path, monkeypatch, poll_seconds=1)
+    use_validation_variant(tmp_path, monkeypatch, poll_seconds=1)
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
     data = encode(generate(200, seed=9), "parquet")
     deferred = land_when_the_trigger_runs(monkeypatch, store, data)
@@ -179,7 +171,7 @@ def test_row_split_moves_good_rows_on_without_failing_the_run(
     airflow_db, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
-    use_spec_variant(tmp_path, monkeypatch, row_split=True, max_rejected_row_share=0.05)
+    use_validation_variant(tmp_path, monkeypatch, row_split=True, max_rejected_row_share=0.05)
     store = ObjectStore(s3.client())
     store.ensure_bucket("loopline")
     mixed = generate(300, seed=4)

@@ -8,11 +8,12 @@ from the spec's own model (``bounds``), never copied.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import annotated_types
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from loopline.plan.model import ParamPlan
 
@@ -31,11 +32,22 @@ def bounds(model: type[BaseModel], name: str) -> dict[str, Any]:
     return found
 
 
+def reason_field(description: str, section: str) -> Any:
+    """A free-text "why this run" parameter, kept with what the run decides."""
+    return Field(
+        min_length=1,
+        max_length=500,
+        title="Reason",
+        description=description,
+        json_schema_extra={"section": section},
+    )
+
+
 def params_from_model(
     model: type[BaseModel], defaults: Mapping[str, Any] | None = None
 ) -> tuple[ParamPlan, ...]:
     """One ParamPlan per field of `model`, in field order; `defaults` override the model's."""
-    schema = model.model_json_schema()
+    schema = _json_schema(model)
     definitions = schema.get("$defs", {})
     plans = []
     for name, prop in schema["properties"].items():
@@ -52,6 +64,12 @@ def params_from_model(
             )
         )
     return tuple(plans)
+
+
+@functools.cache
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Generated once per model (a few milliseconds), however many specs use it."""
+    return model.model_json_schema()
 
 
 def _plain_schema(prop: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from loopline.plan.assets import champion_asset
 from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
-from loopline.plan.params import params_from_model
+from loopline.plan.params import params_from_model, reason_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import Rollback
 from loopline.spec.model import PipelineSpec
@@ -16,14 +16,7 @@ from loopline.spec.model import PipelineSpec
 
 class RollbackParams(BaseModel):
     reason: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=500,
-            title="Reason",
-            description="Why the champion is rolled back; kept in the alias history.",
-            json_schema_extra={"section": "Rollback"},
-        ),
+        str, reason_field("Why the champion is rolled back; kept in the alias history.", "Rollback")
     ] = ""  # no default reason: the form asks for one
 
 

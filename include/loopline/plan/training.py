@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from loopline.plan.assets import champion_asset
 from loopline.plan.model import GPU_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
-from loopline.plan.params import bounds, params_from_model
+from loopline.plan.params import bounds, params_from_model, reason_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import (
     ApprovePromotion,
@@ -44,14 +44,7 @@ class TrainParams(BaseModel):
         ),
     ]
     reason: Annotated[
-        str,
-        Field(
-            min_length=1,
-            max_length=500,
-            title="Reason",
-            description="Why this retraining runs; kept in the model's lineage.",
-            json_schema_extra=_FORM,
-        ),
+        str, reason_field("Why this retraining runs; kept in the model's lineage.", "Training")
     ] = "manual"
 
 

@@ -1,15 +1,42 @@
-"""Model registry on S3: versions with lineage, champion/challenger aliases, rollback."""
+"""Model registry on S3: versions with lineage, champion/challenger aliases, rollback.
 
-from loopline.registry.registry import (
-    CHALLENGER,
-    CHAMPION,
-    AliasConflict,
-    AliasMove,
-    CorruptModelError,
-    ModelRegistry,
-    ModelVersion,
-    RegistryError,
-)
+``layout`` (where things live) is importable alone, without boto: the plan asks it for the
+champion asset at DAG-parse time. The registry itself is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from loopline.registry.layout import CHALLENGER, CHAMPION
+
+if TYPE_CHECKING:
+    from loopline.registry.registry import (
+        AliasConflict,
+        AliasMove,
+        CorruptModelError,
+        ModelRegistry,
+        ModelVersion,
+        RegistryError,
+    )
+
+_LAZY = {
+    "AliasConflict",
+    "AliasMove",
+    "CorruptModelError",
+    "ModelRegistry",
+    "ModelVersion",
+    "RegistryError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from loopline.registry import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHALLENGER",

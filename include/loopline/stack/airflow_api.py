@@ -1,4 +1,9 @@
-"""A small client for Airflow 3's REST API v2, enough to drive and check the local stack."""
+"""A small client for Airflow 3's REST API v2, enough to drive and check the local stack.
+
+Hand-written on httpx (already installed with Airflow) rather than the generated
+``apache-airflow-client``: the stack needs five calls and a retry on the brief 500s SQLite's
+lock gives the api-server, and the dev tool should not add a dependency for that.
+"""
 
 from __future__ import annotations
 
@@ -88,9 +93,6 @@ class AirflowApi:
 
     def import_errors(self) -> list[dict[str, Any]]:
         return self.call("GET", "/api/v2/importErrors")["import_errors"]
-
-    def unpause(self, dag_id: str) -> None:
-        self.call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         run = self.call(

@@ -1,7 +1,8 @@
 """Load ``airflow_settings.yaml`` (the Astro CLI's format) into a running Airflow via REST.
 
 Values may refer to the local stack as ``${LOOPLINE_S3_ENDPOINT}`` and the like, so the file
-stays true whatever ports the stack picked.
+stays true whatever ports the stack picked. Through REST rather than ``airflow connections
+import`` because the stack fills those placeholders first and reports each setting applied.
 """
 
 from __future__ import annotations

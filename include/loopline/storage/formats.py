@@ -48,7 +48,7 @@ def decode(data: bytes, file_format: FileFormat | str) -> pa.Table:
     raise ValueError(f"unsupported file format {file_format!r}")  # pragma: no cover
 
 
-def format_of_key(key: str) -> FileFormat:
+def format_from_extension(key: str) -> FileFormat:
     """The format a key's extension names; raises ValueError naming the key otherwise."""
     for file_format, extension in EXTENSIONS.items():
         if key.endswith(extension):
@@ -65,4 +65,4 @@ def format_for_key(key: str, default: FileFormat | None = None) -> FileFormat:
     names no supported format is an error, never a guess."""
     if default is not None and "." not in key.rsplit("/", 1)[-1]:
         return default
-    return format_of_key(key)
+    return format_from_extension(key)

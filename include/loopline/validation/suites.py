@@ -14,10 +14,6 @@ class SuiteError(ValueError):
     """A suite file that cannot be used, naming the file, the entry and the reason."""
 
 
-def suite_path(folder: Path, name: str) -> Path:
-    return Path(folder) / f"{name}.json"
-
-
 def load_suite(path: Path) -> Any:
     """A ``great_expectations.ExpectationSuite`` from a JSON file, every entry checked.
 

@@ -152,7 +152,7 @@ def test_the_models_command_lists_shows_promotes_and_rolls_back(
     from servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
     for env, value in {
-        "LOOPLINE_S3": "aws",
+        "LOOPLINE_S3_MODE": "aws",
         "AWS_ENDPOINT_URL": s3.endpoint,
         "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
@@ -181,3 +181,19 @@ def test_the_models_command_lists_shows_promotes_and_rolls_back(
     assert models("rollback", "card_fraud") == (0, "card_fraud@champion: 2 -> 1 (rollback)\n")
     code, out = models("promote", "card_fraud", "7")
     assert code == 1 and "card_fraud has no version 7" in out
+
+    assert main(["--project", str(PROJECT_ROOT), "records", "card_fraud"]) == 0
+    assert capsys.readouterr().out == "card_fraud: no records yet\n"
+    from loopline.promotion.judge import roll_back_champion
+    from loopline.records import RunContext
+    from loopline.spec import load_spec
+
+    spec = load_spec(PROJECT_ROOT / "include" / "pipelines" / "card_fraud.yaml")
+    assert models("promote", "card_fraud", "2")[0] == 0
+    roll_back_champion(model, spec, "scores look wrong", RunContext("card_fraud", "manual__9"))
+    assert (
+        main(["--project", str(PROJECT_ROOT), "records", "card_fraud", "--stage", "rollback"]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert "rollback       rolled_back" in lines[1] and lines[1].endswith("manual__9")
+    assert lines[2].strip() == "- scores look wrong"

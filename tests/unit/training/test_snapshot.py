@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import validated_data
 from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
-from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
 from loopline.training.snapshot import EmptySnapshotError, assemble_snapshot, holdout_mask
 
@@ -23,10 +23,7 @@ NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
 def land_validated(store: ObjectStore, day: datetime, rows: int, seed: int) -> str:
-    key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/batch-{seed}.parquet"
-    table = generate(rows, seed=seed, start=day, batch_id=f"b{seed}")
-    store.put_new(SPEC.data.bucket, key, encode(table, "parquet"))
-    return key
+    return validated_data.land_validated(store, SPEC, day, rows, seed)
 
 
 @pytest.fixture
