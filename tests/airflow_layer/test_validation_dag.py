@@ -32,7 +32,7 @@ def land_three_files(store: ObjectStore) -> None:
 
 def use_validation_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **changes) -> None:
     """The demo spec with other validation settings."""
-    use_validation_variant(tmp_path, monkeypatch, lambda spec: spec["validation"].update(changes))
+    use_spec_variant(tmp_path, monkeypatch, lambda spec: spec["validation"].update(changes))
 
 
 def task_states(run) -> dict[str, list[str]]:
