@@ -4,7 +4,7 @@ Tests mirror the package and sit in one folder per tier, which gives them their 
 ``unit/`` (pure logic, seconds: no Spark, no TensorFlow training, no Airflow; a real S3 server
 at most), ``airflow_layer/`` (DAGs and operators through Airflow), ``integration/`` (real
 Spark, real TensorFlow training, the whole stack) and ``gpu/`` (run only where a GPU is
-visible). ``make test-fast`` runs ``-m unit``.
+visible). ``make test-fast`` runs ``tests/unit``.
 
 Airflow reads its configuration when first imported, so the environment is set here, before
 any test module imports it: a throw-away AIRFLOW_HOME, this project's dags folder, no examples.
@@ -13,6 +13,7 @@ Servers are started by fixtures on free ports; no running stack is needed.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -42,6 +43,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from servers import S3Server  # noqa: E402
 
+# py4j logs "Closing down clientserver connection" from a finaliser at interpreter exit, after
+# pytest has closed its capture streams: a "--- Logging error ---" traceback below the summary.
+logging.getLogger("py4j").setLevel(logging.WARNING)
+
 TIERS = {"unit": "unit", "airflow_layer": "airflow", "integration": "integration", "gpu": "gpu"}
 
 
@@ -49,21 +54,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark each test with its tier (its folder); skip GPU tests where no GPU is visible."""
     tests = Path(__file__).parent
     no_gpu = pytest.mark.skip(reason="no GPU visible (nvidia-smi -L lists none)")
+    config.stash[COLLECTED_TIERS] = set()
     for item in items:
         tier = TIERS[item.path.relative_to(tests).parts[0]]
+        config.stash[COLLECTED_TIERS].add(tier)
         item.add_marker(tier)
         if tier == "gpu" and not gpu_visible():
             item.add_marker(no_gpu)
 
 
-# The unit tier's promise, checked after every run of it alone (make test-fast).
+# The unit tier's promise, checked after every run that collected only it (make test-fast).
 NOT_IN_THE_UNIT_TIER = ("airflow", "tensorflow", "keras")
+COLLECTED_TIERS = pytest.StashKey[set]()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    items = getattr(session, "items", [])
-    if not items or any(item.get_closest_marker("unit") is None for item in items):
-        return
+    if session.config.stash.get(COLLECTED_TIERS, set()) != {"unit"}:
+        return  # other tiers' modules were imported while collecting
     loaded = sorted({name.split(".")[0] for name in sys.modules} & set(NOT_IN_THE_UNIT_TIER))
     if loaded:
         print(f"\nthe unit tier imported {loaded}: move those tests to another tier")

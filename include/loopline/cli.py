@@ -28,12 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     stack.add_argument("--no-demo-data", action="store_true", help="do not land a first demo batch")
 
     spec = commands.add_parser("spec", help="pipeline specs")
-    spec.add_argument("action", choices=["check"])
+    spec.add_argument("action", choices=["check", "schema"])
     spec.add_argument(
         "paths",
         nargs="*",
         type=Path,
-        help="spec files (default: every spec under include/pipelines)",
+        help="check: spec files (default: every spec under include/pipelines)",
+    )
+    spec.add_argument(
+        "--output",
+        type=Path,
+        help="schema: where to write the JSON Schema (default: include/pipeline.schema.json)",
     )
 
     suite = commands.add_parser("suite", help="expectation suites")
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return print_records(args, spec, object_store_for_cli(args.project))
     if args.command == "suite":
         return _profile_suite(args)
+    if args.action == "schema":
+        return _write_spec_schema(args)
     return _check_specs(args)
 
 
@@ -161,6 +168,18 @@ def _load_pipeline(project: Path, name: str) -> PipelineSpec:
     from loopline.spec import load_spec
 
     return load_spec(ProjectPaths.beside(pipelines_dir(project)).spec_file(name))
+
+
+def _write_spec_schema(args: argparse.Namespace) -> int:
+    """The spec's JSON Schema, for editors (see the README); beside, not among, the specs."""
+    import json
+
+    from loopline.spec.loader import spec_json_schema
+
+    output = args.output or args.project / "include" / "pipeline.schema.json"
+    output.write_text(json.dumps(spec_json_schema(), indent=2) + "\n")
+    print(f"wrote the pipeline spec's JSON Schema to {output}")
+    return 0
 
 
 def pipelines_dir(project: Path) -> Path:

@@ -145,3 +145,51 @@ def test_require_approval_puts_a_human_between_judge_and_promote(
     assert isinstance(approve, ApprovalOperator)
     assert approve.upstream_task_ids == {"judge"}
     assert approve.downstream_task_ids == {"promote"}
+
+
+def test_a_backfill_trains_on_data_with_past_dates(airflow_db, s3, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    past = datetime(2024, 6, 20, tzinfo=UTC)
+    key = f"{SPEC.data.validated_prefix}dt={past:%Y-%m-%d}/history.parquet"
+    store.put_new(SPEC.data.bucket, key, encode(generate(4000, seed=8, start=past), "parquet"))
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.train"]
+
+    run = dag.test(run_conf={"epochs": 1, "window_end": "2024-06-30"}, logical_date=None)
+
+    assert run.state == "success"
+    [version] = ModelRegistry(store, SPEC.data.bucket).versions("card_fraud")
+    assert version.snapshot["window_end"].startswith("2024-06-30T00:00:00")
+
+
+def test_an_empty_window_fails_a_manual_run_and_skips_a_scheduled_one(
+    airflow_db, s3, monkeypatch
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    from loopline.airflow.operators import TrainingSnapshotOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    key = f"{SPEC.data.validated_prefix}dt=2024-06-20/history.parquet"
+    store.put_new(SPEC.data.bucket, key, encode(generate(100, seed=8), "parquet"))
+    operator = TrainingSnapshotOperator(
+        task_id="snapshot", spec_path=str(PIPELINES / "card_fraud.yaml"), window_days="30"
+    )
+
+    def context(run_type: str) -> dict:
+        now = datetime.now(UTC)
+        run = SimpleNamespace(run_type=run_type, data_interval_end=None, run_after=now)
+        return {"dag_run": run, "run_id": "r", "dag": SimpleNamespace(dag_id="card_fraud.train")}
+
+    with pytest.raises(AirflowFailException) as failed:
+        operator.execute(context("manual"))
+    message = str(failed.value)
+    assert "no validated rows for card_fraud between" in message and "(window_days 30)" in message
+    assert "the validated zone holds 1 object(s) dated 2024-06-20 .. 2024-06-20" in message
+    assert "run with window_end (a backfill)" in message
+    with pytest.raises(AirflowSkipException, match="nothing to train on: no validated rows"):
+        operator.execute(context("scheduled"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow_helpers import asset_events
+from airflow_helpers import asset_events, use_spec_variant
 from bad_batches import BAD_BATCHES
 from conftest import DAGS_FOLDER
 from loopline.demo.card_transactions import generate

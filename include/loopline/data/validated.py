@@ -46,6 +46,31 @@ def validated_keys(store: ObjectStore, data: DataSpec, first: date, last: date) 
         yield key
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """What the validated zone holds, by its dt= folders: for messages about empty windows."""
+
+    objects: int
+    first_day: date | None
+    last_day: date | None
+    undated: int  # objects outside any dt= folder
+
+    def describe(self) -> str:
+        if not self.objects:
+            return "the validated zone is empty"
+        dated = self.objects - self.undated
+        span = f"{dated} object(s) dated {self.first_day} .. {self.last_day}" if dated else ""
+        undated = f"{self.undated} object(s) without a dt= folder" if self.undated else ""
+        return "the validated zone holds " + " and ".join(part for part in (span, undated) if part)
+
+
+def coverage(store: ObjectStore, data: DataSpec) -> Coverage:
+    keys = list(store.list_keys(data.bucket, data.validated_prefix))
+    days = sorted(date.fromisoformat(m.group(1)) for k in keys if (m := PARTITION.search(k)))
+    first, last = (days[0], days[-1]) if days else (None, None)
+    return Coverage(len(keys), first, last, len(keys) - len(days))
+
+
 def read_window(store: ObjectStore, data: DataSpec, start: datetime, end: datetime) -> WindowRows:
     """The validated rows whose timestamp is in [start, end), with every object recorded."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)

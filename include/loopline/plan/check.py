@@ -14,7 +14,13 @@ from pathlib import Path
 
 from loopline.plan import ProjectPaths, plan_pipeline
 from loopline.plan.model import DagPlan
-from loopline.spec.loader import PipelineSpecsInvalid, SpecError, load_spec, spec_files
+from loopline.spec.loader import (
+    SPEC_SUFFIXES,
+    PipelineSpecsInvalid,
+    SpecError,
+    load_spec,
+    spec_files,
+)
 from loopline.spec.model import PipelineSpec, Problem
 
 
@@ -40,14 +46,62 @@ class PipelineCheck:
 
 
 def check_pipelines(folder: Path, files: Iterable[Path] | None = None) -> PipelineCheck:
-    """Check every spec of `folder` (or just `files`), each against the project beside it."""
+    """Check every spec of `folder` (or just `files`), each against the project beside it,
+    then against each other: one file per pipeline name, no two pipelines on the same data."""
     pipelines, errors = [], []
     for path in files if files is not None else spec_files(folder):
         try:
             pipelines.append(check_pipeline(Path(path)))
         except SpecError as error:
             errors.append(error)
-    return PipelineCheck(tuple(pipelines), tuple(errors))
+    kept: list[PlannedPipeline] = []
+    for pipeline in sorted(pipelines, key=_precedence):
+        problems = [p for other in kept for p in conflicts(pipeline, other)]
+        if problems:
+            errors.append(SpecError.located(pipeline.path, problems))
+        else:
+            kept.append(pipeline)
+    return PipelineCheck(tuple(kept), tuple(errors))
+
+
+def _precedence(pipeline: PlannedPipeline) -> tuple[str, int]:
+    """Of two files of one pipeline, the one its tasks read (ProjectPaths.spec_file) wins."""
+    return pipeline.spec.name, SPEC_SUFFIXES.index(pipeline.path.suffix)
+
+
+def conflicts(pipeline: PlannedPipeline, other: PlannedPipeline) -> list[Problem]:
+    """Why `pipeline` cannot run beside `other`, each at the field to edit."""
+    if pipeline.spec.name == other.spec.name:
+        message = (
+            f"pipeline {pipeline.spec.name!r} is already defined by {other.path}; "
+            "each pipeline has one spec file"
+        )
+        return [Problem(("name",), message)]
+    if pipeline.spec.data.bucket != other.spec.data.bucket:
+        return []
+    return [
+        Problem(
+            field,
+            f"{prefix!r} overlaps {'.'.join(other_field)} {other_prefix!r} of pipeline "
+            f"{other.spec.name!r} ({other.path}) in bucket {pipeline.spec.data.bucket!r}; "
+            "their stages would take each other's files",
+        )
+        for field, prefix in data_prefixes(pipeline.spec)
+        for other_field, other_prefix in data_prefixes(other.spec)
+        if prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
+    ]
+
+
+def data_prefixes(spec: PipelineSpec) -> list[tuple[tuple[str, ...], str]]:
+    """Every prefix a pipeline's stages list and write in its bucket, by spec field."""
+    data = spec.data
+    found = [
+        (("data", name), getattr(data, name))
+        for name in ("landing_prefix", "validated_prefix", "quarantine_prefix")
+    ]
+    if spec.batch_inference is not None:
+        found.append((("batch_inference", "output_prefix"), spec.batch_inference.output_prefix))
+    return found
 
 
 def check_pipeline(path: Path) -> PlannedPipeline:

@@ -80,8 +80,11 @@ def _plain_schema(prop: Mapping[str, Any], definitions: Mapping[str, Any]) -> di
         target = definitions[ref.rsplit("/", 1)[-1]]
         schema = {**{k: v for k, v in target.items() if k != "title"}, **schema}
     alternatives = schema.get("anyOf", [])
-    if alternatives and all(set(a) == {"type"} for a in alternatives):
+    simple = all(isinstance(a.get("type"), str) for a in alternatives)
+    typed = [a for a in alternatives if a.get("type") != "null"]
+    if alternatives and simple and (len(typed) == 1 or all(set(a) == {"type"} for a in typed)):
+        # "null, or a string matching ..." reads as one schema: {"type": ["null", "string"], ...}
         schema.pop("anyOf")
-        types = [a["type"] for a in alternatives]
-        schema["type"] = sorted(types, key=lambda t: t != "null")
+        schema.update({k: v for a in typed for k, v in a.items() if k != "type"})
+        schema["type"] = sorted((a["type"] for a in alternatives), key=lambda t: t != "null")
     return schema

@@ -129,6 +129,7 @@ class TrainingSnapshot(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.TRAINING_SNAPSHOT
     spec_path: str
     window_days: Template
+    window_end: Template  # empty: the run's own
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,16 @@ class TrainParams(BaseModel):
     reason: Annotated[
         str, reason_field("Why this retraining runs; kept in the model's lineage.", "Training")
     ] = "manual"
+    window_end: Annotated[
+        str | None,
+        Field(
+            pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$",
+            title="Window end (backfill)",
+            description="Train on the window ending here (UTC), e.g. 2024-06-30 for data with "
+            "past dates; empty: when the run was due.",
+            json_schema_extra=_FORM,
+        ),
+    ] = None
 
 
 def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
@@ -58,7 +68,11 @@ def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     tasks = [
         TaskPlan(
             "snapshot",
-            TrainingSnapshot(spec_path, window_days="{{ params.window_days }}"),
+            TrainingSnapshot(
+                spec_path,
+                window_days="{{ params.window_days }}",
+                window_end="{{ params.window_end }}",
+            ),
             doc_md="The validated rows of the window, split into train and holdout by key; "
             "the objects read and their sha256 are recorded.",
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from loopline.spec.model import FieldPath, PipelineSpec, Problem, SpecProblems
 
-SPEC_SUFFIXES = (".yaml", ".yml")
+# In this order of precedence: of two files of one pipeline, its tasks read the first.
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+SCHEMA_KEY = "$schema"  # an editor's pointer to the spec's JSON Schema; not part of the spec
 
 
 class SpecError(Exception):
@@ -61,6 +64,8 @@ def load_spec(path: Path) -> PipelineSpec:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(path, [Problem((), f"cannot read the file: {exc}")], {}) from exc
+    if path.suffix == ".json":
+        _check_json(path, text)  # JSON's own rules first; the YAML parse gives the lines
     try:
         document, lines = _parse_yaml(text)
     except yaml.YAMLError as exc:
@@ -71,6 +76,7 @@ def load_spec(path: Path) -> PipelineSpec:
     if not isinstance(document, dict):
         got = type(document).__name__ if document is not None else "an empty file"
         raise SpecError(path, [Problem((), f"expected a mapping of sections, got {got}")], {})
+    document.pop(SCHEMA_KEY, None)
     problems = _validate(document)
     if not problems and document.get("name") != path.stem:
         problems = [
@@ -83,6 +89,22 @@ def load_spec(path: Path) -> PipelineSpec:
     if problems:
         raise SpecError(path, problems, lines)
     return PipelineSpec.model_validate(document)
+
+
+def _check_json(path: Path, text: str) -> None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"at line {exc.lineno}, column {exc.colno}"
+        raise SpecError(path, [Problem((), f"not valid JSON {where}: {exc.msg}")], {}) from exc
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec file, for editors to check a spec while it is typed."""
+    schema = PipelineSpec.model_json_schema()
+    schema["properties"] = {SCHEMA_KEY: {"type": "string"}, **schema["properties"]}
+    schema["title"] = "Loopline pipeline spec"
+    return schema
 
 
 def load_specs(folder: Path) -> SpecSet:

@@ -265,6 +265,13 @@ class SpecProblems(Exception):
         self.problems = problems
 
 
+# A key names one row: text or a whole number, never a float (1.0 and 1.0000001 would be two
+# keys that print alike) nor a time.
+KEY_TYPES = (ColumnType.STRING, ColumnType.INT64)
+# Where the registry and the record store keep their objects, in every pipeline's bucket.
+RESERVED_PREFIXES = ("models/", "records/")
+
+
 def cross_section_problems(spec: PipelineSpec) -> list[Problem]:
     """Rules that span fields or sections, each reported at the field a user should edit."""
     return [
@@ -298,12 +305,30 @@ def _data_problems(data: DataSpec) -> list[Problem]:
                     f"column {name!r} is declared more than once",
                 )
             )
-    for role in ("key", "timestamp"):
-        if getattr(data, role) not in names:
+    types = {column.name: column.type for column in data.columns}
+    for role, allowed in (("key", KEY_TYPES), ("timestamp", (ColumnType.TIMESTAMP,))):
+        name = getattr(data, role)
+        if name not in names:
+            problems.append(
+                Problem(
+                    ("data", role), f"{name!r} is not a declared column; expected one of {names}"
+                )
+            )
+        elif types[name] not in allowed:
             problems.append(
                 Problem(
                     ("data", role),
-                    f"{getattr(data, role)!r} is not a declared column; expected one of {names}",
+                    f"{name!r} is a {types[name]} column; data.{role} must name a "
+                    f"{' or '.join(allowed)} column",
+                )
+            )
+    for field in prefixes:
+        prefix = getattr(data, field)
+        if reserved := next((r for r in RESERVED_PREFIXES if prefix.startswith(r)), None):
+            problems.append(
+                Problem(
+                    ("data", field),
+                    f"{prefix!r} is under {reserved!r}, where Loopline keeps its own objects",
                 )
             )
     return problems

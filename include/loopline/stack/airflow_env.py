@@ -12,7 +12,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from loopline.stack.config import ADMIN_USER, HOST, StackConfig
+from loopline.stack.config import ADMIN_USER, HOST, StackConfig, write_secret
 from loopline.stack.console import echo
 
 
@@ -75,4 +75,4 @@ def migrate_metadata_db(config: StackConfig, log: Path) -> None:
 def write_admin_login(config: StackConfig) -> None:
     """Pin the admin's password: Airflow's simple auth manager would generate a new one here."""
     passwords = config.airflow_home / "simple_auth_manager_passwords.json.generated"
-    passwords.write_text(json.dumps({ADMIN_USER: config.state.admin_password}))
+    write_secret(passwords, json.dumps({ADMIN_USER: config.state.admin_password}))

@@ -99,12 +99,13 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
     state_dir.mkdir(parents=True, exist_ok=True)
     state_file = state_dir / "stack.json"
     if state_file.exists():
+        state_file.chmod(0o600)  # written 0644 by versions before this one
         state = StackState(**json.loads(state_file.read_text()))
         missing = set(DEFAULT_PORTS) - set(state.ports)
         if missing:  # a state folder from an older version: pick the new ports once
             chosen = _choose_ports()
             state = replace(state, ports={**state.ports, **{p: chosen[p] for p in missing}})
-            _write_atomically(state_file, json.dumps(asdict(state), indent=2))
+            write_secret(state_file, json.dumps(asdict(state), indent=2))
     else:
         state = StackState(
             ports=_choose_ports(),
@@ -115,7 +116,7 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
             # later runs use the same database without the variable.
             database_url=os.environ.get("LOOPLINE_DATABASE_URL") or None,
         )
-        _write_atomically(state_file, json.dumps(asdict(state), indent=2))
+        write_secret(state_file, json.dumps(asdict(state), indent=2))
     return StackConfig(project_root, state_dir, state)
 
 
@@ -152,7 +153,11 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_secret(path: Path, text: str) -> None:
+    """Write `text` readable by its owner only (0600), atomically: the file holds secrets."""
     staging = path.with_suffix(path.suffix + ".tmp")
-    staging.write_text(text)
+    staging.unlink(missing_ok=True)
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
     staging.replace(path)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loopline.data.validated import read_window
+from loopline.data.validated import coverage, read_window
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry.layout import model_prefix
 from loopline.spec.model import FileFormat, PipelineSpec
@@ -66,10 +66,12 @@ def assemble_snapshot(
     window_start = window_end - timedelta(days=days)
     window = read_window(store, spec.data, window_start, window_end)
     if window.table is None:
+        held = coverage(store, spec.data).describe()
         raise EmptySnapshotError(
             f"no validated rows for {spec.name} between {window_start:%Y-%m-%d %H:%M} and "
-            f"{window_end:%Y-%m-%d %H:%M} under s3://{spec.data.bucket}/"
-            f"{spec.data.validated_prefix}"
+            f"{window_end:%Y-%m-%d %H:%M} UTC (window_days {days}) under "
+            f"s3://{spec.data.bucket}/{spec.data.validated_prefix}; {held}. For data with "
+            "past dates, run with window_end (a backfill) or a wider window_days"
         )
     rows, objects = window.table, [asdict(read) for read in window.objects]
     in_holdout = holdout_mask(rows.column(spec.data.key), spec.training.holdout_fraction)

@@ -3,7 +3,9 @@
 Great Expectations 1.x ships no profiler, so the starting point is built from Arrow column
 statistics: the exact column set, non-null where the data has no nulls, the key unique,
 numeric ranges widened by their own width on each side (so the tails of fresh data land
-inside), and value sets for low-cardinality columns.
+inside) but never across zero (a column never negative in the trusted data stays
+non-negative: a negative radius or amount is impossible, not a tail), and value sets for
+low-cardinality columns. The review note lists every bound that was widened and by how much.
 """
 
 from __future__ import annotations
@@ -44,9 +46,39 @@ def profile_suite(
             "profiled_from": source,
             "rows": table.num_rows,
             "review": "generated as a starting point; tighten or loosen before use",
+            "widened_bounds": _widened(table, expectations),
         },
         "expectations": expectations,
     }
+
+
+def widen(low: float, high: float, margin: float) -> tuple[float, float]:
+    """[low, high] widened by `margin` of its width on each side, but never across zero."""
+    slack = (high - low) * margin
+    wide_low, wide_high = low - slack, high + slack
+    if low >= 0 > wide_low:
+        wide_low = 0.0
+    if high <= 0 < wide_high:
+        wide_high = 0.0
+    return _round(wide_low), _round(wide_high)
+
+
+def _widened(table: pa.Table, expectations: list[dict[str, Any]]) -> list[str]:
+    """One line per range check, observed against expected, for the reviewer."""
+    notes = []
+    for expectation in expectations:
+        if expectation["type"] != "expect_column_values_to_be_between":
+            continue
+        kwargs = expectation["kwargs"]
+        bounds = pc.min_max(table.column(kwargs["column"]))
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        kept_at_zero = low >= 0 and kwargs["min_value"] == 0
+        notes.append(
+            f"{kwargs['column']}: observed [{_round(low)}, {_round(high)}], expected "
+            f"[{kwargs['min_value']}, {kwargs['max_value']}]"
+            + (" (kept at zero: never negative here)" if kept_at_zero else "")
+        )
+    return notes
 
 
 def write_suite(document: dict[str, Any], path: Path, *, overwrite: bool = False) -> Path:
@@ -84,13 +116,13 @@ def _value_expectations(
                     value_set=sorted(v for v in pc.unique(values).to_pylist() if v is not None),
                 )
             ]
-        slack = (high - low) * margin
+        min_value, max_value = widen(low, high, margin)
         return [
             _expect(
                 "column_values_to_be_between",
                 column=name,
-                min_value=_round(low - slack),
-                max_value=_round(high + slack),
+                min_value=min_value,
+                max_value=max_value,
             )
         ]
     if pa.types.is_string(kind) and name != data.key:

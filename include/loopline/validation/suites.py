@@ -20,7 +20,9 @@ def load_suite(path: Path) -> Any:
     Great Expectations drops an entry of unknown type with only a log line; here that is an
     error naming the entry, so a typo never silently weakens the gate.
     """
-    import great_expectations as gx
+    from loopline.validation.gx import great_expectations
+
+    gx = great_expectations()
 
     path = Path(path)
     document = _read(path)

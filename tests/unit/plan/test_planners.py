@@ -50,7 +50,7 @@ def test_training_plan_trains_in_the_gpu_pool_and_asks_approval_when_the_spec_sa
     assert [t.task_id for t in train.tasks] == ["snapshot", "train", "judge", "promote"]
     assert {t.task_id: t.pool for t in train.tasks}["train"] == "gpu"
     assert [o.name for o in train.tasks[-1].outlets] == ["card_fraud.champion"]
-    assert {p.name for p in train.params} == {"epochs", "window_days", "reason"}
+    assert {p.name for p in train.params} == {"epochs", "window_days", "reason", "window_end"}
 
     gated = spec.model_copy(
         update={"promotion": spec.promotion.model_copy(update={"require_approval": True})}

@@ -111,6 +111,35 @@ BROKEN = [
         r"name \(line \d+\): 'another_name' must match the file name 'card_fraud'",
         id="name-differs-from-file",
     ),
+    pytest.param(
+        mutate(lambda d: d["data"].update(timestamp="amount")),
+        r"data\.timestamp \(line \d+\): 'amount' is a float32 column; data\.timestamp must "
+        r"name a timestamp column",
+        id="timestamp-not-a-timestamp",
+    ),
+    pytest.param(
+        mutate(lambda d: d["data"].update(key="v1")),
+        r"data\.key \(line \d+\): 'v1' is a float32 column; data\.key must name a string or "
+        r"int64 column",
+        id="key-is-a-float",
+    ),
+    pytest.param(
+        mutate(lambda d: d["data"].update(quarantine_prefix="records/quarantine/")),
+        r"data\.quarantine_prefix \(line \d+\): 'records/quarantine/' is under 'records/', "
+        r"where Loopline keeps its own objects",
+        id="prefix-in-a-reserved-place",
+    ),
+    pytest.param(
+        mutate(lambda d: d["training"].update(schedule="every day")),
+        r"training\.schedule \(line \d+\): 'every day' is not a schedule; expected a "
+        r"five-field cron expression",
+        id="schedule-not-cron",
+    ),
+    pytest.param(
+        mutate(lambda d: d["validation"].update(schedule="61 * * * *")),
+        r"validation\.schedule \(line \d+\): '61 \* \* \* \*' is not a schedule",
+        id="cron-out-of-range",
+    ),
     pytest.param(lambda: "", r"expected a mapping of sections, got an empty file", id="empty"),
     pytest.param(lambda: "- a\n- b\n", r"expected a mapping of sections, got list", id="list"),
     pytest.param(
@@ -155,3 +184,42 @@ def test_a_bad_spec_does_not_stop_the_good_ones(tmp_path: Path) -> None:
     assert list(spec_set.specs) == ["card_fraud"]
     assert [error.path.name for error in spec_set.errors] == ["broken.yaml"]
     assert "promotion.guard_tolerances.logloss" in str(spec_set.errors[0])
+
+
+def test_a_json_spec_loads_like_yaml_with_the_same_errors_and_lines(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "card_fraud.json"
+    path.write_text(json.dumps({"$schema": "../pipeline.schema.json", **demo_document()}, indent=2))
+    assert load_spec(path) == load_spec(DEMO)
+
+    broken = demo_document()
+    broken["training"]["epochs"] = 3  # belongs under model.hyperparameters
+    text = json.dumps(broken, indent=2)
+    path.write_text(text)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if '"epochs": 3' in row)
+    with pytest.raises(SpecError, match=rf"training\.epochs \(line {line}\): unknown field"):
+        load_spec(path)
+
+    path.write_text(text.replace('"bucket":', "bucket:"))
+    with pytest.raises(SpecError, match=r"not valid JSON at line \d+, column \d+"):
+        load_spec(path)
+
+
+def test_the_spec_schema_describes_every_section_for_editors() -> None:
+    from loopline.spec.loader import spec_json_schema
+
+    schema = spec_json_schema()
+    assert {"$schema", "name", "data", "model", "streaming"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == ["name", "data", "model"]
+
+
+def test_the_shipped_schema_is_current() -> None:
+    import json
+
+    from conftest import PROJECT_ROOT
+    from loopline.spec.loader import spec_json_schema
+
+    shipped = json.loads((PROJECT_ROOT / "include" / "pipeline.schema.json").read_text())
+    assert shipped == spec_json_schema(), "run `loopline spec schema` to refresh it"

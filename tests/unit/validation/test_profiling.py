@@ -69,3 +69,33 @@ def test_a_reviewed_suite_is_not_overwritten(tmp_path: Path, capsys) -> None:
     assert run_profile(tmp_path / "trusted.parquet", output) == 1
     assert "exists; it may hold reviewed changes" in capsys.readouterr().out
     assert "REVIEWED" in output.read_text()
+
+
+def test_ranges_are_widened_but_never_across_zero() -> None:
+    from loopline.validation.profiling import widen
+
+    assert widen(2.0, 10.0, 1.0) == (0.0, 18.0)  # never negative stays never negative
+    assert widen(-10.0, -2.0, 1.0) == (-18.0, 0.0)  # never positive stays never positive
+    assert widen(-1.0, 3.0, 1.0) == (-5.0, 7.0)  # both signs seen: widened both ways
+    assert widen(20.0, 30.0, 1.0) == (10.0, 40.0)  # far from zero: plain widening
+
+
+def test_an_impossible_negative_value_is_caught_and_the_review_note_says_why(
+    tmp_path: Path,
+) -> None:
+    document = json.loads(profile(tmp_path).read_text())
+    amount = next(
+        e["kwargs"]
+        for e in document["expectations"]
+        if e["type"] == "expect_column_values_to_be_between" and e["kwargs"]["column"] == "amount"
+    )
+    assert amount["min_value"] == 0
+    [note] = [n for n in document["meta"]["widened_bounds"] if n.startswith("amount:")]
+    assert note.endswith("(kept at zero: never negative here)")
+
+    table = generate(1000, seed=33)
+    index = table.column_names.index("amount")
+    negative = table.set_column(index, "amount", pc.multiply(table["amount"], -1.0))
+    suite = load_suite(tmp_path / "suite.json")
+    report = validate_object(encode(negative, "parquet"), "n.parquet", DATA.columns, suite)
+    assert not report.success and any("amount" in reason for reason in report.reasons())

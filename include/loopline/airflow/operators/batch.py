@@ -11,6 +11,10 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from loopline.airflow.hooks import ObjectStoreHook
 
+# The window ends where the run's data interval does; a run triggered without a logical date
+# (REST with "logical_date": null, Airflow 3) has no interval: it ends when the run was due.
+WINDOW_END = "{{ (dag_run.data_interval_end or dag_run.run_after).isoformat() }}"
+
 
 class BatchScoreOperator(SparkSubmitOperator):
     """Submit ``loopline/batch/job.py`` to the ``spark_conn_id`` connection's master, then
@@ -38,7 +42,7 @@ class BatchScoreOperator(SparkSubmitOperator):
             name="loopline-batch-score-{{ dag.dag_id }}",
             application_args=[
                 *("--spec", spec_path, "--run-id", "{{ run_id }}"),
-                *("--window-end", "{{ (data_interval_end or dag_run.run_after).isoformat() }}"),
+                *("--window-end", WINDOW_END),
                 *("--window-days", str(window_days), "--model-version", str(model_version)),
                 *("--dag-id", "{{ dag.dag_id }}", "--task-id", "{{ task.task_id }}"),
                 *("--try-number", "{{ ti.try_number }}"),

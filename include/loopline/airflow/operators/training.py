@@ -33,23 +33,26 @@ class _RegistryOperator(SpecOperator):
 
 
 class TrainingSnapshotOperator(SpecOperator):
-    """Assemble the run's training snapshot from validated data and keep it on S3."""
+    """Assemble the run's training snapshot from validated data and keep it on S3. A window
+    without data fails a run someone asked for, and skips a scheduled one (with the reason):
+    a fresh project's weekly run has nothing to train on yet, which is not an error."""
 
-    template_fields = ("window_days",)
+    template_fields = ("window_days", "window_end")
 
-    def __init__(self, *, window_days: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *, window_days: Any = None, window_end: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.window_days = window_days
+        self.window_days, self.window_end = window_days, window_end
 
     def execute(self, context: Context) -> dict[str, Any]:
         from loopline.training.snapshot import EmptySnapshotError, assemble_snapshot, save_snapshot
 
-        # The window ends when the run was due: its trigger time for a manual or REST run.
-        end = context["dag_run"].run_after or datetime.now(UTC)
+        run = context["dag_run"]
         days = int(self.window_days) if self.window_days not in (None, "") else None
         try:
-            snapshot = assemble_snapshot(self.store, self.spec, end, days)
+            snapshot = assemble_snapshot(self.store, self.spec, self.end_of_window(run), days)
         except EmptySnapshotError as exc:  # a retry will not find data that is not there
+            if str(run.run_type) == "scheduled":
+                raise AirflowSkipException(f"nothing to train on: {exc}") from exc
             raise AirflowFailException(str(exc)) from exc
         record = save_snapshot(self.store, self.spec, snapshot, self.run_context(context))
         self.log.info(
@@ -61,6 +64,16 @@ class TrainingSnapshotOperator(SpecOperator):
             snapshot.record.window_end,
         )
         return {"train_rows": snapshot.record.train_rows, "objects": len(record.inputs)}
+
+    def end_of_window(self, run: Any) -> datetime:
+        """The Param's window end (a backfill), else when the run was due: a scheduled run's
+        tick, a manual one's trigger time. Not the data interval's end: Airflow infers one for
+        a manual run that ends at the schedule's previous tick (up to a week ago here), and a
+        run without a logical date (REST with "logical_date": null) has none."""
+        if self.window_end not in (None, "", "None"):
+            end = datetime.fromisoformat(str(self.window_end))
+            return end if end.tzinfo else end.replace(tzinfo=UTC)
+        return run.run_after or datetime.now(UTC)
 
 
 class TrainModelOperator(_RegistryOperator):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
@@ -80,6 +81,7 @@ class ValidateBatchOperator(SpecOperator):
 
         gate = self.spec.validation
         row_split = RowSplitPolicy(gate.max_rejected_row_share) if gate.row_split else None
+        started = time.perf_counter()
         result = validate_and_route(
             self.store,
             self.spec.data,
@@ -89,7 +91,8 @@ class ValidateBatchOperator(SpecOperator):
             run=self.run_context(context),
         )
         log = {"validated": self.log.info, "split": self.log.warning}
-        log.get(result.disposition, self.log.error)("%s", result.summary())
+        took = time.perf_counter() - started
+        log.get(result.disposition, self.log.error)("%s (%.1f s)", result.summary(), took)
         return result.to_dict()
 
 

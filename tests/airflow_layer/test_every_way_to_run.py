@@ -1,0 +1,113 @@
+"""Every DAG runs every way a user starts it: the trigger form, REST with "logical_date": null
+(no data interval in Airflow 3), REST with a logical date, and its schedule.
+
+Each way is run through ``dag.test()`` against real S3 (and GE, TensorFlow, spark-submit), so a
+template that needs a data interval, or a task that assumes conf, fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from batch_world import crown_champion, land_validated, use_connections
+from conftest import DAGS_FOLDER
+from loopline.demo.card_transactions import generate
+from loopline.registry import CHAMPION, ModelRegistry
+from loopline.storage.formats import encode
+from loopline.storage.objects import ObjectStore
+
+NOW = datetime.now(UTC)
+
+
+def scheduled(dag: Any) -> dict[str, Any]:
+    """The logical date and run-after of the DAG's next scheduled run, from its timetable."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=False)
+    info = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    return {"logical_date": info.logical_date, "run_after": info.run_after}
+
+
+def every_way(dag: Any, conf: dict[str, Any], *, on_schedule: bool = True) -> list[tuple]:
+    """(way, dag.test keyword arguments) for each way a user starts `dag`."""
+    ways = [
+        ("trigger form", {"run_conf": conf}),
+        ("REST, logical_date null", {"run_conf": conf, "logical_date": None}),
+        ("REST, a logical date", {"run_conf": conf, "logical_date": NOW - timedelta(hours=1)}),
+    ]
+    if on_schedule:
+        ways.append(("schedule", scheduled(dag)))
+    return ways
+
+
+def run_every_way(dag: Any, conf: dict[str, Any], before_each: Callable[[], None], **kw) -> None:
+    for way, arguments in every_way(dag, conf, **kw):
+        before_each()
+        run = dag.test(**arguments)
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert run.state == "success", f"{dag.dag_id} started by {way}: {states}"
+
+
+@pytest.fixture
+def dags(airflow_db, s3, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    use_connections(monkeypatch, s3, "local[2,4]")
+    ObjectStore(s3.client()).ensure_bucket("loopline")
+    return DagBag(dag_folder=str(DAGS_FOLDER)).dags
+
+
+def test_the_demo_feed(dags) -> None:
+    run_every_way(dags["card_fraud.demo_feed"], {"rows": 500}, lambda: None)
+
+
+def test_the_validation_gate(dags, s3) -> None:
+    store, batches = ObjectStore(s3.client()), iter(range(10))
+
+    def land() -> None:  # each run validates the file that landed before it
+        number = next(batches)
+        data = encode(generate(300, seed=number, batch_id=f"b{number}"), "parquet")
+        store.put_new("loopline", f"card_fraud/landing/dt=2026-11-23/b{number}.parquet", data)
+
+    run_every_way(dags["card_fraud.validate"], {}, land)
+    assert not list(store.list_keys("loopline", "card_fraud/landing/"))
+
+
+def test_retraining(dags, s3) -> None:
+    store = ObjectStore(s3.client())
+    # Before the weekly schedule's last tick, so that every way's window holds it.
+    day = scheduled(dags["card_fraud.train"])["run_after"] - timedelta(days=1)
+    data = encode(generate(4000, seed=8, start=day), "parquet")
+    store.put_new("loopline", f"card_fraud/validated/dt={day:%Y-%m-%d}/h.parquet", data)
+
+    run_every_way(dags["card_fraud.train"], {"epochs": 1, "reason": "every way"}, lambda: None)
+    assert len(ModelRegistry(store, "loopline").versions("card_fraud")) == 4
+
+
+def test_rollback(dags, s3, tmp_path) -> None:
+    registry = ModelRegistry(ObjectStore(s3.client()), "loopline")
+    for version in range(1, 5):  # four promotions: three rollbacks to walk back
+        folder = tmp_path / f"v{version}"
+        folder.mkdir()
+        (folder / "model.keras").write_text(f"v{version}")
+        registry.register("card_fraud", folder, metrics={}, input_schema=[])
+        registry.move_alias(
+            "card_fraud", CHAMPION, version, expected=version - 1 or None,
+            action="promote", reason="test", by="test",
+        )  # fmt: skip
+
+    dag = dags["card_fraud.rollback"]
+    run_every_way(dag, {"reason": "every way"}, lambda: None, on_schedule=False)
+    assert registry.alias("card_fraud", CHAMPION) == 1
+
+
+def test_batch_scoring(dags, s3) -> None:
+    store = ObjectStore(s3.client())
+    land_validated(store, objects=1, rows=2000)
+    crown_champion(store)
+
+    run_every_way(dags["card_fraud.batch_score"], {"window_days": 2}, lambda: None)
