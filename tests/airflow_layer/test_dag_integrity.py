@@ -70,7 +70,7 @@ def _add_broken_spec(pipelines: Path, change) -> Path:
     """A second pipeline, "broken", on its own data, then broken by `change`."""
     spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
     spec["name"] = "broken"
-    for zone in ("landing", "validated", "quarantine"):
+    for zone in ("landing", "validated", "quarantine", "archive"):
         spec["data"][f"{zone}_prefix"] = f"broken/{zone}/"
     spec["batch_inference"]["output_prefix"] = "broken/predictions/"
     change(spec)

@@ -62,16 +62,17 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
     assert sorted(states["validate"]) == ["success"] * 3
     keys = sorted(k for k in store.list_keys("loopline") if not k.startswith("records/"))
     assert keys == [
+        "card_fraud/archive/dt=2026-11-23/b.csv",
         "card_fraud/quarantine/dt=2026-11-23/c.parquet",
         "card_fraud/quarantine/dt=2026-11-23/c.parquet.report.html",
         "card_fraud/quarantine/dt=2026-11-23/c.parquet.report.json",
         "card_fraud/validated/dt=2026-11-23/a.parquet",
-        "card_fraud/validated/dt=2026-11-23/b.csv",
+        "card_fraud/validated/dt=2026-11-23/b.csv.parquet",
     ]
-    report = json.loads(store.get("loopline", keys[2]))
+    report = json.loads(store.get("loopline", keys[3]))
     assert any("channel" in reason for reason in report["reasons"])
     [event] = asset_events("s3://loopline/card_fraud/validated", run.run_id)
-    assert sorted(event.extra["keys"]) == keys[3:] and event.extra["rows"] == 700
+    assert sorted(event.extra["keys"]) == keys[4:] and event.extra["rows"] == 700
     records = RecordStore(store, "loopline").records("card_fraud", "validation", run.run_id)
     outcomes = {r.subject: (r.verdict, r.inputs[0].sha256 is not None) for r in records}
     assert outcomes == {

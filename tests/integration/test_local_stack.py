@@ -33,7 +33,7 @@ def data_files(store: ObjectStore) -> dict[str, str]:
     """Every landed data file, wherever the gate has moved it: name -> sha256."""
     return {
         key.rsplit("/", 1)[-1]: store.checksum("loopline", key)
-        for prefix in (LANDING, VALIDATED, "card_fraud/quarantine/")
+        for prefix in (LANDING, VALIDATED, "card_fraud/archive/", "card_fraud/quarantine/")
         for key in store.list_keys("loopline", prefix)
         if not key.endswith((".report.json", ".report.html"))
     }
@@ -197,9 +197,9 @@ def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
     store = ObjectStore(local.s3_client())
     # The landing event starts the validation gate, which moves the file on.
     [key] = wait_for(
-        lambda: [k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl")]
+        lambda: [k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl.parquet")]
     )
-    table = decode(store.get("loopline", key), "jsonl")
+    table = decode(store.get("loopline", key), "parquet")  # the validated zone is Parquet
     assert table.num_rows == 123
     assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
 

@@ -19,6 +19,18 @@ ARROW_TYPES = {
 }
 
 
+def canonical_schema(columns: Sequence[Column]) -> pa.Schema:
+    """The validated zone's schema: the spec's columns, in its order and types, nullable (a
+    CSV never says a column is not null; a Parquet writer may: the two must concatenate)."""
+    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in columns])
+
+
+def conform(table: pa.Table, columns: Sequence[Column]) -> pa.Table:
+    """`table` (already cast to the spec's types by read_batch) in the canonical schema."""
+    schema = canonical_schema(columns)
+    return table.select(schema.names).cast(schema)
+
+
 class UnreadableFile(Exception):
     """The file cannot be read as a batch; `kind` groups reasons for reports and routing."""
 

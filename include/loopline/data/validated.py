@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopline.data.reading import UnreadableFile, read_batch
+from loopline.data.reading import UnreadableFile, conform, read_batch
 from loopline.spec.model import DataSpec
 from loopline.storage.objects import ObjectStore, sha256_hex
 
@@ -83,7 +83,7 @@ def read_window(store: ObjectStore, data: DataSpec, start: datetime, end: dateti
             raise ValueError(f"s3://{data.bucket}/{key} cannot be read: {exc}") from exc
         table = in_window(table, data.timestamp, start, end)
         if table.num_rows:
-            tables.append(table.select(data.column_names))
+            tables.append(conform(table, data.columns))
             objects.append(ObjectRead(key, sha256_hex(raw), table.num_rows))
     return WindowRows(pa.concat_tables(tables) if tables else None, objects)
 

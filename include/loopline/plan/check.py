@@ -99,6 +99,7 @@ def data_prefixes(spec: PipelineSpec) -> list[tuple[tuple[str, ...], str]]:
         (("data", name), getattr(data, name))
         for name in ("landing_prefix", "validated_prefix", "quarantine_prefix")
     ]
+    found.append((("data", "archive_prefix"), data.archive_root))
     if spec.batch_inference is not None:
         found.append((("batch_inference", "output_prefix"), spec.batch_inference.output_prefix))
     return found

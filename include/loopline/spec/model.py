@@ -73,6 +73,9 @@ class DataSpec(StrictModel):
     landing_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
     validated_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
     quarantine_prefix: str = Field(pattern=S3_PREFIX_PATTERN)
+    # Where the gate keeps each passed file's landed bytes, unchanged, once it has written
+    # them to the validated zone as Parquet; default: `archive/` beside the landing prefix.
+    archive_prefix: str | None = Field(default=None, pattern=S3_PREFIX_PATTERN)
     format: FileFormat = FileFormat.PARQUET
     key: str
     timestamp: str
@@ -82,6 +85,14 @@ class DataSpec(StrictModel):
     @property
     def column_names(self) -> list[str]:
         return [column.name for column in self.columns]
+
+    @property
+    def archive_root(self) -> str:
+        """The archive prefix: the spec's, else `archive/` beside the landing prefix."""
+        if self.archive_prefix:
+            return self.archive_prefix
+        parent = self.landing_prefix.rstrip("/").rpartition("/")[0]
+        return f"{parent}/archive/" if parent else "archive/"
 
 
 class ValidationSpec(StrictModel):
@@ -284,16 +295,18 @@ def cross_section_problems(spec: PipelineSpec) -> list[Problem]:
 
 def _data_problems(data: DataSpec) -> list[Problem]:
     problems = []
-    prefixes = ("landing_prefix", "validated_prefix", "quarantine_prefix")
+    prefixes = ("landing_prefix", "validated_prefix", "quarantine_prefix", "archive_prefix")
+    zones = {name: getattr(data, name) for name in prefixes[:3]}
+    zones["archive_prefix"] = data.archive_root
     for i, outer in enumerate(prefixes):
         for inner in prefixes[i + 1 :]:
-            a, b = getattr(data, outer), getattr(data, inner)
+            a, b = zones[outer], zones[inner]
             if a.startswith(b) or b.startswith(a):
                 problems.append(
                     Problem(
                         ("data", inner),
-                        f"{b!r} overlaps data.{outer} {a!r}; landing, validated and quarantine "
-                        "prefixes must be disjoint so that a file is in exactly one of them",
+                        f"{b!r} overlaps data.{outer} {a!r}; landing, validated, quarantine and "
+                        "archive prefixes must be disjoint so a file is in exactly one of them",
                     )
                 )
     names = data.column_names
@@ -323,7 +336,7 @@ def _data_problems(data: DataSpec) -> list[Problem]:
                 )
             )
     for field in prefixes:
-        prefix = getattr(data, field)
+        prefix = zones[field]
         if reserved := next((r for r in RESERVED_PREFIXES if prefix.startswith(r)), None):
             problems.append(
                 Problem(

@@ -1,12 +1,15 @@
 """The gate: validate one landed object, then route it to validated/ or quarantine/.
 
-Every landed object ends in exactly one of the two, byte-identical (sha256 checked after the
-copy). A failed batch gets its report beside it in quarantine, written before the move, so a
-quarantined file is never without its reason.
+The validated zone is canonical: whatever format a batch landed in (Parquet, CSV, JSON Lines),
+what passed is written there as Parquet in the spec's column types, from the table the gate
+already read and cast, so no later stage parses CSV or meets a float64 the spec calls float32.
+The landed bytes are kept unchanged (sha256 checked after the copy) under the archive prefix,
+and the result names both. A failed batch goes to quarantine byte-identical, with its report
+beside it, written before the move, so a quarantined file is never without its reason.
 
 With a row-level split (spec: validation.row_split), a file whose only failures are row-level
-keeps moving: its accepted rows are written to validated/ under the file's own name and
-format, the original goes to quarantine byte-identical, beside its report and its rejected
+keeps moving: its accepted rows are written to validated/ (Parquet, like every validated
+object), the original goes to quarantine byte-identical, beside its report and its rejected
 rows (``.rejected.parquet``, with the expectations each row broke); the report's counts add
 up: accepted + rejected = rows.
 """
@@ -19,11 +22,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from loopline.data.reading import UnreadableFile, read_batch
+from loopline.data.reading import UnreadableFile, canonical_schema, conform, read_batch
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
-from loopline.spec.model import DataSpec, FileFormat
-from loopline.storage.formats import CONTENT_TYPES, encode, format_for_key
+from loopline.spec.model import Column, DataSpec, FileFormat
+from loopline.storage.formats import CONTENT_TYPES, encode
 from loopline.storage.objects import ObjectStore, sha256_hex
 from loopline.validation.report import ValidationReport, unreadable_report, validate_table
 from loopline.validation.split import RowSplit, split_rows, why_not_splittable
@@ -48,6 +52,7 @@ class GateResult:
     accepted_rows: int | None = None
     rejected_rows: int = 0
     quarantine_key: str | None = None  # with a split: the original file, byte-identical
+    archive_key: str | None = None  # passed whole: the landed bytes, unchanged
 
     @property
     def split(self) -> bool:
@@ -64,7 +69,7 @@ class GateResult:
 
     def record(self, run: RunContext, bucket: str, landing_prefix: str) -> StageRecord:
         """This file's outcome as a record of the run."""
-        outputs = [self.destination, self.quarantine_key, self.report_key]
+        outputs = [self.destination, self.archive_key, self.quarantine_key, self.report_key]
         return run.record(
             RecordStage.VALIDATION,
             self.disposition,
@@ -93,7 +98,8 @@ class GateResult:
             )
         verdict = "passed" if self.passed else "QUARANTINED"
         why = f": {'; '.join(self.reasons)}" if self.reasons else ""
-        return f"{self.source} {verdict} -> {self.destination}{why}"
+        kept = f" (landed bytes kept at {self.archive_key})" if self.archive_key else ""
+        return f"{self.source} {verdict} -> {self.destination}{kept}{why}"
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,13 @@ def routed_key(key: str, from_prefix: str, to_prefix: str) -> str:
     if not key.startswith(from_prefix):
         raise ValueError(f"{key!r} is not under {from_prefix!r}")
     return to_prefix + key[len(from_prefix) :]
+
+
+def validated_key(key: str, data_spec: DataSpec) -> str:
+    """Where a landed file's rows go: its own name under the validated prefix, as Parquet
+    (``b.csv`` -> ``b.csv.parquet``, so a ``b.parquet`` beside it never collides)."""
+    routed = routed_key(key, data_spec.landing_prefix, data_spec.validated_prefix)
+    return routed if routed.endswith(".parquet") else routed + ".parquet"
 
 
 def validate_and_route(
@@ -125,9 +138,10 @@ def validate_and_route(
         store,
         bucket,
         key,
-        valid_key=routed_key(key, data_spec.landing_prefix, data_spec.validated_prefix),
+        valid_key=validated_key(key, data_spec),
         quarantine_key=routed_key(key, data_spec.landing_prefix, data_spec.quarantine_prefix),
-        file_format=data_spec.format,
+        archive_key=routed_key(key, data_spec.landing_prefix, data_spec.archive_root),
+        columns=tuple(data_spec.columns),
     )
     if store.head(bucket, key) is None:
         result = route.already_routed()
@@ -143,7 +157,7 @@ def validate_and_route(
     else:
         report = validate_table(table, key, suite, row_positions=row_split is not None)
     if report.success:
-        result = route.validated(report, checksum)
+        result = route.validated(report, checksum, table, canonical=is_canonical(data, route))
     elif row_split is None or table is None:
         result = route.quarantined(report, checksum)
     else:
@@ -154,6 +168,15 @@ def validate_and_route(
     if run is not None:
         _record(store, data_spec, result, run)
     return result
+
+
+def is_canonical(data: bytes, route: _Route) -> bool:
+    """True for Parquet bytes whose columns and types are the validated zone's, in order."""
+    if data[:4] != b"PAR1" or not route.key.endswith(".parquet"):
+        return False
+    expected = canonical_schema(route.columns)
+    actual = pq.read_schema(pa.BufferReader(data))
+    return [(f.name, f.type) for f in actual] == [(f.name, f.type) for f in expected]
 
 
 def _record(store: ObjectStore, data_spec: DataSpec, result: GateResult, run: RunContext) -> None:
@@ -187,17 +210,43 @@ class _Route:
     key: str
     valid_key: str
     quarantine_key: str
-    file_format: FileFormat  # for a name without extension: the spec's data.format
+    archive_key: str
+    columns: tuple[Column, ...]  # the spec's: the validated zone's schema
 
     @property
     def report_key(self) -> str:
         return self.quarantine_key + REPORT_SUFFIX
 
-    def validated(self, report: ValidationReport, checksum: str) -> GateResult:
-        self.store.move_verified(self.bucket, self.key, self.valid_key, checksum)
+    def validated(
+        self, report: ValidationReport, checksum: str, table: pa.Table, *, canonical: bool
+    ) -> GateResult:
+        """Landed bytes that are already canonical (Parquet in the spec's columns and types, in
+        order) are moved to the validated zone as they are: they are their own archive. Other
+        files: the rows as Parquet in the spec's types first (create-only: a retry writes the
+        same bytes), then the landed bytes into the archive; a crash between leaves the landed
+        file for the retry."""
+        if canonical:
+            self.store.move_verified(self.bucket, self.key, self.valid_key, checksum)
+            archived = self.valid_key
+        else:
+            self._write_canonical(table)
+            self.store.move_verified(self.bucket, self.key, self.archive_key, checksum)
+            archived = self.archive_key
         return GateResult(
-            self.key, self.valid_key, True, report.rows, checksum, [], accepted_rows=report.rows
+            self.key,
+            self.valid_key,
+            True,
+            report.rows,
+            checksum,
+            [],
+            accepted_rows=report.rows,
+            archive_key=archived,
         )
+
+    def _write_canonical(self, table: pa.Table) -> None:
+        body = encode(conform(table, self.columns), FileFormat.PARQUET)
+        parquet = CONTENT_TYPES[FileFormat.PARQUET]
+        self.store.put_new(self.bucket, self.valid_key, body, content_type=parquet)
 
     def quarantined(
         self, report: ValidationReport, checksum: str, note: str | None = None
@@ -233,11 +282,7 @@ class _Route:
             validated_key=self.valid_key,
             rejected_rows_key=rejected_key,
         )
-        file_format = format_for_key(self.key, self.file_format)
-        accepted = encode(split.accepted, file_format)
-        self.store.put_new(
-            self.bucket, self.valid_key, accepted, content_type=CONTENT_TYPES[file_format]
-        )
+        self._write_canonical(split.accepted)
         self.store.move_verified(self.bucket, self.key, self.quarantine_key, checksum)
         return GateResult(
             self.key,
@@ -287,8 +332,14 @@ class _Route:
                     **common,
                 )
             return GateResult(self.key, self.quarantine_key, False, **common)
-        if store.head(bucket, self.valid_key) is not None:
-            return GateResult(self.key, self.valid_key, True, None, None, [], already_routed=True)
+        # The landed bytes are in the archive, or (already canonical) are the validated object.
+        for kept in (self.archive_key, self.valid_key):
+            if store.head(bucket, kept) is not None:
+                checksum = store.checksum(bucket, kept)
+                return GateResult(
+                    self.key, self.valid_key, True, None, checksum, [],
+                    already_routed=True, archive_key=kept,
+                )  # fmt: skip
         raise FileNotFoundError(
-            f"s3://{bucket}/{self.key} is in none of landing, validated, quarantine"
+            f"s3://{bucket}/{self.key} is in none of landing, archive, validated, quarantine"
         )

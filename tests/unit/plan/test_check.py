@@ -29,6 +29,7 @@ def add_spec(pipelines: Path, file_name: str, **data: str) -> Path:
     spec["data"].update(data)
     if spec["name"] != "card_fraud":
         spec["batch_inference"]["output_prefix"] = f"{spec['name']}/predictions/"
+        spec["data"].pop("archive_prefix")  # the default: archive/ beside the landing prefix
     path = pipelines / file_name
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path

@@ -45,12 +45,40 @@ def everything(store: ObjectStore) -> list[str]:
     return sorted(store.list_keys(BUCKET))
 
 
-def test_a_good_file_moves_to_validated_byte_identical(store, suite) -> None:
+VALIDATED = "card_fraud/validated/dt=2026-11-23/good.parquet"
+
+
+def test_canonical_parquet_moves_to_validated_byte_identical(store, suite) -> None:
+    """Parquet already in the spec's columns and types is the validated object as it landed:
+    one verified move, no second copy."""
     checksum = land(store, GOOD_KEY, encode(generate(500, seed=1), "parquet"))
     result = validate_and_route(store, DATA, suite, GOOD_KEY)
     assert result.passed and result.rows == 500
-    assert everything(store) == ["card_fraud/validated/dt=2026-11-23/good.parquet"]
-    assert sha256_hex(store.get(BUCKET, result.destination)) == checksum
+    assert everything(store) == [VALIDATED]
+    assert (result.destination, result.archive_key) == (VALIDATED, VALIDATED)
+    assert sha256_hex(store.get(BUCKET, VALIDATED)) == checksum == result.sha256
+
+
+@pytest.mark.parametrize("file_format", ["csv", "jsonl"])
+def test_any_landed_format_is_validated_as_parquet_in_the_spec_types(
+    store, suite, file_format: str
+) -> None:
+    table = generate(300, seed=11)
+    # float64 where the spec says float32: the gate casts, the validated zone holds float32.
+    wide = table.set_column(
+        table.schema.get_field_index("amount"), "amount", table["amount"].cast(pa.float64())
+    )
+    key = f"{DATA.landing_prefix}dt=2026-11-23/batch.{file_format}"
+    checksum = land(store, key, encode(wide, file_format))
+
+    result = validate_and_route(store, DATA, suite, key)
+
+    assert result.passed
+    assert result.destination == f"card_fraud/validated/dt=2026-11-23/batch.{file_format}.parquet"
+    validated = decode(store.get(BUCKET, result.destination), "parquet")
+    assert validated.schema.field("amount").type == pa.float32()
+    assert validated.column_names == DATA.column_names and validated.num_rows == 300
+    assert sha256_hex(store.get(BUCKET, result.archive_key)) == checksum
 
 
 def test_a_bad_file_is_quarantined_with_its_report(store, suite) -> None:
@@ -76,10 +104,25 @@ def test_retry_after_copy_before_delete_keeps_one_copy(store, suite) -> None:
     data = encode(generate(100, seed=3), "parquet")
     land(store, GOOD_KEY, data)
     # The crash: the copy reached validated/, the landing file was never deleted.
-    store.put_new(BUCKET, "card_fraud/validated/dt=2026-11-23/good.parquet", data)
+    store.put_new(BUCKET, VALIDATED, data)
     result = validate_and_route(store, DATA, suite, GOOD_KEY)
     assert result.passed
-    assert everything(store) == ["card_fraud/validated/dt=2026-11-23/good.parquet"]
+    assert everything(store) == [VALIDATED]
+
+
+def test_a_retry_after_writing_the_parquet_archives_once(store, suite) -> None:
+    key = f"{DATA.landing_prefix}dt=2026-11-23/good.csv"
+    data = encode(generate(100, seed=3), "csv")
+    land(store, key, data)
+    first = validate_and_route(store, DATA, suite, key)
+    # The crash: the Parquet and the archive copy were written, the landed file not deleted.
+    store.put_new(BUCKET, key, data)
+    again = validate_and_route(store, DATA, suite, key)
+    assert again.passed and (again.destination, again.archive_key) == (
+        first.destination,
+        first.archive_key,
+    )
+    assert everything(store) == [first.archive_key, first.destination]
 
 
 def test_retry_after_the_move_reports_where_the_file_went(store, suite) -> None:
@@ -87,7 +130,8 @@ def test_retry_after_the_move_reports_where_the_file_went(store, suite) -> None:
     first = validate_and_route(store, DATA, suite, GOOD_KEY)
     again = validate_and_route(store, DATA, suite, GOOD_KEY)
     assert again.already_routed and again.destination == first.destination
-    assert everything(store) == [first.destination]
+    assert again.archive_key == first.archive_key and again.sha256 == first.sha256
+    assert everything(store) == [VALIDATED]
 
 
 def test_a_destination_with_other_bytes_is_never_overwritten(store, suite) -> None:
@@ -162,11 +206,12 @@ def test_row_split_moves_good_rows_on_and_quarantines_the_rest(store, suite) -> 
     assert report["accepted_rows"] + report["rejected_rows"] == report["rows"] == 500
 
 
-def test_row_split_of_a_csv_keeps_its_format_and_types(store, suite) -> None:
+def test_row_split_of_a_csv_validates_its_good_rows_as_parquet(store, suite) -> None:
     key = f"{DATA.landing_prefix}dt=2026-11-23/mixed.csv"
     land(store, key, encode(with_bad_rows(200, seed=11), "csv"))
     result = validate_and_route(store, DATA, suite, key, row_split=SPLIT)
     assert result.split and result.accepted_rows == 196
+    assert result.destination.endswith("mixed.csv.parquet")
     accepted = read_batch(store.get(BUCKET, result.destination), result.destination, DATA.columns)
     assert accepted.num_rows == 196 and validate_table(accepted, key, suite).success
 
@@ -215,4 +260,5 @@ def test_a_file_without_extension_is_read_as_the_spec_format(store, suite) -> No
     checksum = land(store, key, encode(generate(100, seed=15), DATA.format))
     result = validate_and_route(store, DATA, suite, key)
     assert result.passed and result.rows == 100
-    assert sha256_hex(store.get(BUCKET, result.destination)) == checksum
+    assert result.destination.endswith("part-00000.parquet")
+    assert sha256_hex(store.get(BUCKET, result.archive_key)) == checksum
