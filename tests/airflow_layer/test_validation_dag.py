@@ -60,6 +60,9 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
     assert states["verdict"] == ["failed"]
     assert states["publish_validated"] == ["success"]
     assert sorted(states["validate"]) == ["success"] * 3
+    # Each mapped validation is named by its file in the UI, not 0, 1, 2.
+    names = sorted(ti.rendered_map_index for ti in run.get_task_instances() if ti.map_index >= 0)
+    assert names == [LANDING + name for name in ("a.parquet", "b.csv", "c.parquet")]
     keys = sorted(k for k in store.list_keys("loopline") if not k.startswith("records/"))
     assert keys == [
         "card_fraud/archive/dt=2026-11-23/b.csv",
@@ -103,7 +106,7 @@ def test_the_run_waits_deferred_until_a_file_lands(
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
     store = ObjectStore(s3.client())
     store.ensure_bucket("loopline")
-    use_validation_variant(tmp_path, monkeypatch, poll_seconds=1)
+    use_validation_variant(tmp_path, monkeypatch, wait_minutes=1, poll_seconds=1)
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
     data = encode(generate(200, seed=9), "parquet")
     deferred = land_when_the_trigger_runs(monkeypatch, store, data)
@@ -201,3 +204,22 @@ def test_row_split_moves_good_rows_on_without_failing_the_run(
     [verdict] = [ti for ti in run.get_task_instances() if ti.task_id == "verdict"]
     counts = verdict.xcom_pull(task_ids="verdict")
     assert counts["split"] == 1 and counts["passed"] == 1 and counts["rows_rejected"] == 2
+
+
+def test_a_run_with_nothing_to_validate_ends_at_once_saying_so(
+    airflow_db, s3, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    ObjectStore(s3.client()).ensure_bucket("loopline")
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "success"
+    states = task_states(run)
+    assert states["list_landed"] == ["skipped"] and "wait_for_landing" not in states
+    assert states["verdict"] == ["skipped"]
+    output = capfd.readouterr()
+    assert (
+        "nothing to validate: s3://loopline/card_fraud/landing/ is empty" in output.out + output.err
+    )

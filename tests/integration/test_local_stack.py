@@ -194,11 +194,13 @@ def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
         "card_fraud.demo_feed", {"rows": 123, "file_format": "jsonl", "new_category_share": 0.5}
     )
     assert api.wait_for_run("card_fraud.demo_feed", run_id) == "success"
+    landed = time.monotonic()
     store = ObjectStore(local.s3_client())
     # The landing event starts the validation gate, which moves the file on.
     [key] = wait_for(
         lambda: [k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl.parquet")]
     )
+    print(f"landing -> validated: {time.monotonic() - landed:.1f} s (from the feed run's end)")
     table = decode(store.get("loopline", key), "parquet")  # the validated zone is Parquet
     assert table.num_rows == 123
     assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]

@@ -132,6 +132,8 @@ def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
     if not expansions:
         return operator(**common, **arguments)
     mapped = {name: built[ref.task_id].output for name, ref in expansions.items()}
+    # Each mapped task is named in the UI by the item it got (the file), not 0, 1, 2.
+    common["map_index_template"] = "{{ task." + next(iter(mapped)) + " }}"
     return operator.partial(**common, **arguments).expand(**mapped)
 
 

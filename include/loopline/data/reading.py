@@ -40,6 +40,51 @@ class UnreadableFile(Exception):
         self.reason = reason
 
 
+# Compressed landed files: the codec by the name's last suffix, checked against its magic bytes.
+COMPRESSIONS = {
+    ".gz": ("gzip", b"\x1f\x8b"),
+    ".zst": ("zstd", b"\x28\xb5\x2f\xfd"),
+    ".zstd": ("zstd", b"\x28\xb5\x2f\xfd"),
+}
+
+
+def decompress(data: bytes, key: str) -> tuple[bytes, str]:
+    """The bytes and the name without their compression (``b.csv.gz`` -> ``b.csv``); bytes
+    that are not what the name says, or do not decompress, are UnreadableFile."""
+    for suffix, (codec, magic) in COMPRESSIONS.items():
+        if not key.endswith(suffix):
+            continue
+        if not data.startswith(magic):
+            raise UnreadableFile("compression", f"the name says {codec} but the bytes are not")
+        try:
+            raw = _inflate(codec, data)
+        except (OSError, EOFError, ValueError) as exc:
+            raise UnreadableFile("compression", f"not valid {codec}: {exc}") from exc
+        return raw, key.removesuffix(suffix)
+    for codec, magic in {codec: magic for codec, magic in COMPRESSIONS.values()}.items():
+        if data.startswith(magic):
+            raise UnreadableFile(
+                "compression", f"the bytes are {codec}-compressed but the name has no suffix for it"
+            )
+    return data, key
+
+
+def _inflate(codec: str, data: bytes) -> bytes:
+    if codec == "gzip":
+        import gzip
+
+        return gzip.decompress(data)
+    import io
+
+    import zstandard
+
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+            return reader.read()
+    except zstandard.ZstdError as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def sniff_format(data: bytes) -> FileFormat:
     """What the bytes are, whatever the name says: Parquet magic, a JSON object, else text."""
     if data[:4] == b"PAR1":
@@ -59,6 +104,9 @@ def read_batch(
     """
     if not data:
         raise UnreadableFile("empty", "the object is empty (0 bytes)")
+    data, key = decompress(data, key)
+    if not data:
+        raise UnreadableFile("empty", "the object decompresses to nothing")
     try:
         declared = format_for_key(key, default_format)
     except ValueError as exc:

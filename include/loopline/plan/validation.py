@@ -21,16 +21,18 @@ from loopline.spec.model import PipelineSpec
 def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     data, gate = spec.data, spec.validation
     spec_path = str(paths.spec_file(spec))
+    wait = TaskPlan(
+        "wait_for_landing",
+        WaitForObjects(data.bucket, data.landing_prefix, gate.wait_minutes, gate.poll_seconds),
+        doc_md="Deferred in the triggerer until a file is under the landing prefix.",
+    )
     tasks = (
-        TaskPlan(
-            "wait_for_landing",
-            WaitForObjects(data.bucket, data.landing_prefix, gate.wait_minutes, gate.poll_seconds),
-            doc_md="Deferred in the triggerer until a file is under the landing prefix.",
-        ),
+        *((wait,) if gate.wait_minutes else ()),
         TaskPlan(
             "list_landed",
             ListObjects(data.bucket, data.landing_prefix, gate.max_files_per_run),
-            upstream=("wait_for_landing",),
+            upstream=("wait_for_landing",) if gate.wait_minutes else (),
+            doc_md="The files to validate; none: the run ends at once, saying so.",
         ),
         TaskPlan(
             "validate",

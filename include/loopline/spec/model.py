@@ -103,8 +103,11 @@ class ValidationSpec(StrictModel):
     schedule: Schedule | None = "*/15 * * * *"
     fail_run_on_invalid: bool = True  # False: quarantine and carry on
     max_files_per_run: PositiveInt = 200
-    wait_minutes: PositiveInt = 30  # how long a run waits, deferred, for a first file
-    poll_seconds: PositiveInt = 30  # how often the triggerer lists the landing prefix
+    # How long a run with nothing to validate waits, deferred in the triggerer, for a first
+    # file. 0 (the default): it ends at once with a note. A waiting run is the DAG's one
+    # active run, so later sweeps and landing events queue behind it.
+    wait_minutes: Annotated[int, Field(ge=0)] = 0
+    poll_seconds: PositiveInt = 30  # while waiting: how often the triggerer lists the prefix
     # Row-level split: rows that break a row-level expectation (not null, in set, between,
     # unique...) go to quarantine and the rest of the file moves on. A file with more bad
     # rows than this share, or one failing a table-level expectation, is quarantined whole.

@@ -33,7 +33,12 @@ def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
     tasks = {task.task_id: task for task in gate.tasks}
     assert tasks["validate"].args.expansions() == {"key": MapOver("list_landed")}
     assert tasks["validate"].args.suite_path.endswith("expectations/card_fraud.json")
-    assert tasks["wait_for_landing"].args.poll_seconds == spec.validation.poll_seconds
+    assert "wait_for_landing" not in tasks  # by default a run with nothing landed ends at once
+    waiting = spec.validation.model_copy(update={"wait_minutes": 5, "poll_seconds": 7})
+    [_, gate, *_] = plan_pipeline(spec.model_copy(update={"validation": waiting}), PATHS)
+    wait = gate.task("wait_for_landing")
+    assert (wait.args.timeout_minutes, wait.args.poll_seconds) == (5, 7)
+    assert gate.task("list_landed").upstream == ("wait_for_landing",)
     assert tasks["verdict"].trigger_rule == "all_done"
     assert tasks["publish_validated"].outlets[0].uri == "s3://loopline/card_fraud/validated"
 

@@ -262,3 +262,16 @@ def test_a_file_without_extension_is_read_as_the_spec_format(store, suite) -> No
     assert result.passed and result.rows == 100
     assert result.destination.endswith("part-00000.parquet")
     assert sha256_hex(store.get(BUCKET, result.archive_key)) == checksum
+
+
+def test_a_compressed_csv_is_validated_as_parquet_and_archived_compressed(store, suite) -> None:
+    import gzip
+
+    key = f"{DATA.landing_prefix}dt=2026-11-23/upstream.csv.gz"
+    checksum = land(store, key, gzip.compress(encode(generate(250, seed=16), "csv")))
+    result = validate_and_route(store, DATA, suite, key)
+    assert result.passed and result.rows == 250
+    assert result.destination == "card_fraud/validated/dt=2026-11-23/upstream.csv.gz.parquet"
+    assert decode(store.get(BUCKET, result.destination), "parquet").num_rows == 250
+    assert result.archive_key == "card_fraud/archive/dt=2026-11-23/upstream.csv.gz"
+    assert sha256_hex(store.get(BUCKET, result.archive_key)) == checksum

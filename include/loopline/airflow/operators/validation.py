@@ -56,6 +56,10 @@ class ListObjectsOperator(ObjectStoreOperator):
                 len(keys),
                 self.max_keys,
             )
+        if not keys:  # another run took them, or nothing landed: nothing to wait for
+            raise AirflowSkipException(
+                f"nothing to validate: s3://{self.bucket}/{self.prefix} is empty; this run ends"
+            )
         taken = keys[: self.max_keys]
         self.log.info(
             "%d file(s) to validate under s3://%s/%s", len(taken), self.bucket, self.prefix
@@ -71,7 +75,6 @@ class ValidateBatchOperator(SpecOperator):
     ui_color = "#e8f5e9"
 
     def __init__(self, *, suite_path: str, key: str, **kwargs: Any) -> None:
-        kwargs.setdefault("map_index_template", "{{ task.key }}")
         super().__init__(**kwargs)
         self.suite_path, self.key = suite_path, key
 
