@@ -223,3 +223,25 @@ def test_a_run_with_nothing_to_validate_ends_at_once_saying_so(
     assert (
         "nothing to validate: s3://loopline/card_fraud/landing/ is empty" in output.out + output.err
     )
+
+
+def test_a_replayed_batch_fails_the_run_naming_its_duplicate_keys(
+    airflow_db, s3, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    from datetime import UTC, datetime
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    store = ObjectStore(s3.client())
+    store.ensure_bucket("loopline")
+    rows = encode(generate(200, seed=40, start=datetime(2026, 11, 23, 2, tzinfo=UTC)), "parquet")
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+    store.put_new("loopline", LANDING + "original.parquet", rows)
+    assert dag.test().state == "success"
+
+    store.put_new("loopline", "card_fraud/landing/dt=2026-11-24/retry.parquet", rows)
+    run = dag.test()
+
+    assert run.state == "failed"
+    output = capfd.readouterr()
+    assert "duplicate_keys: 200 row(s) have a key already validated" in output.out + output.err
+    assert store.head("loopline", "card_fraud/quarantine/dt=2026-11-24/retry.parquet")

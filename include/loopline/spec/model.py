@@ -113,6 +113,10 @@ class ValidationSpec(StrictModel):
     # rows than this share, or one failing a table-level expectation, is quarantined whole.
     row_split: bool = False
     max_rejected_row_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    # A batch with keys already validated (a replayed batch: an upstream retry): "reject"
+    # quarantines it whole, with the keys in its report; "drop" validates only its new rows
+    # and reports how many it dropped. Never both copies in the validated zone.
+    duplicate_keys: Literal["reject", "drop"] = "reject"
 
 
 class Features(StrictModel):

@@ -29,6 +29,7 @@ from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, St
 from loopline.spec.model import Column, DataSpec, FileFormat
 from loopline.storage.formats import CONTENT_TYPES, encode
 from loopline.storage.objects import ObjectStore, sha256_hex
+from loopline.validation.replays import replayed_rows
 from loopline.validation.report import ValidationReport, unreadable_report, validate_table
 from loopline.validation.split import RowSplit, split_rows, why_not_splittable
 
@@ -129,6 +130,7 @@ def validate_and_route(
     key: str,
     *,
     row_split: RowSplitPolicy | None = None,
+    duplicate_keys: str = "reject",
     run: RunContext | None = None,
 ) -> GateResult:
     """Validate s3://bucket/`key` (under the landing prefix) and move it where it belongs;
@@ -157,7 +159,9 @@ def validate_and_route(
     else:
         report = validate_table(table, key, suite, row_positions=row_split is not None)
     if report.success:
-        result = route.validated(report, checksum, table, canonical=is_canonical(data, route))
+        result = _new_rows_or_quarantine(
+            store, data_spec, route, report, checksum, table, data, duplicate_keys
+        )
     elif row_split is None or table is None:
         result = route.quarantined(report, checksum)
     else:
@@ -168,6 +172,31 @@ def validate_and_route(
     if run is not None:
         _record(store, data_spec, result, run)
     return result
+
+
+def _new_rows_or_quarantine(
+    store: ObjectStore,
+    data_spec: DataSpec,
+    route: _Route,
+    report: ValidationReport,
+    checksum: str,
+    table: pa.Table,
+    data: bytes,
+    duplicate_keys: str,
+) -> GateResult:
+    """A passing batch moves on, unless its keys are already validated (spec:
+    validation.duplicate_keys): then it is quarantined whole, or moves on without them."""
+    replayed = replayed_rows(store, data_spec, route.key, table, own_key=route.valid_key)
+    if not replayed.count:
+        return route.validated(report, checksum, table, canonical=is_canonical(data, route))
+    if duplicate_keys == "reject":
+        return route.quarantined(report, checksum, replayed.reason("quarantined whole"))
+    if not replayed.fresh.num_rows:
+        return route.quarantined(report, checksum, replayed.reason("nothing new: quarantined"))
+    note = replayed.reason(f"dropped; {replayed.fresh.num_rows} new row(s) moved on")
+    return route.validated(
+        report, checksum, replayed.fresh, canonical=False, dropped=replayed.count, note=note
+    )
 
 
 def is_canonical(data: bytes, route: _Route) -> bool:
@@ -218,7 +247,14 @@ class _Route:
         return self.quarantine_key + REPORT_SUFFIX
 
     def validated(
-        self, report: ValidationReport, checksum: str, table: pa.Table, *, canonical: bool
+        self,
+        report: ValidationReport,
+        checksum: str,
+        table: pa.Table,
+        *,
+        canonical: bool,
+        dropped: int = 0,
+        note: str | None = None,
     ) -> GateResult:
         """Landed bytes that are already canonical (Parquet in the spec's columns and types, in
         order) are moved to the validated zone as they are: they are their own archive. Other
@@ -238,8 +274,9 @@ class _Route:
             True,
             report.rows,
             checksum,
-            [],
-            accepted_rows=report.rows,
+            [note] if note else [],
+            accepted_rows=table.num_rows,
+            rejected_rows=dropped,
             archive_key=archived,
         )
 

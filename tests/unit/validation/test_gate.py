@@ -275,3 +275,64 @@ def test_a_compressed_csv_is_validated_as_parquet_and_archived_compressed(store,
     assert decode(store.get(BUCKET, result.destination), "parquet").num_rows == 250
     assert result.archive_key == "card_fraud/archive/dt=2026-11-23/upstream.csv.gz"
     assert sha256_hex(store.get(BUCKET, result.archive_key)) == checksum
+
+
+# Replayed batches (spec: validation.duplicate_keys).
+
+REPLAY_DAY = "dt=2026-11-24"  # an upstream retry lands the same rows a day later
+
+
+def land_and_replay(store, suite, rows: int = 300) -> tuple:
+    """A batch of 2026-11-23's transactions, landed and validated under that date."""
+    from datetime import UTC, datetime
+
+    original = generate(rows, seed=21, start=datetime(2026, 11, 23, 1, tzinfo=UTC))
+    first_key = f"{DATA.landing_prefix}dt=2026-11-23/first.parquet"
+    land(store, first_key, encode(original, "parquet"))
+    first = validate_and_route(store, DATA, suite, first_key)
+    return original, first
+
+
+def test_a_replayed_batch_is_rejected_whole_with_its_keys(store, suite) -> None:
+    original, first = land_and_replay(store, suite)
+    replay_key = f"{DATA.landing_prefix}{REPLAY_DAY}/again.csv"
+    checksum = land(store, replay_key, encode(original.slice(0, 120), "csv"))
+
+    result = validate_and_route(store, DATA, suite, replay_key)
+
+    assert first.passed and not result.passed
+    assert result.destination == f"card_fraud/quarantine/{REPLAY_DAY}/again.csv"
+    [reason] = result.reasons
+    assert reason.startswith("duplicate_keys: 120 row(s) have a key already validated (")
+    assert "validation.duplicate_keys" in reason
+    assert sha256_hex(store.get(BUCKET, result.destination)) == checksum
+    validated = [k for k in everything(store) if k.startswith("card_fraud/validated/")]
+    assert validated == [first.destination]
+
+
+def test_with_drop_only_the_new_rows_of_a_replay_move_on(store, suite) -> None:
+    original, _ = land_and_replay(store, suite)
+    newer = generate(80, seed=22, batch_id="newer")
+    replay = pa.concat_tables([original.slice(0, 50), newer])
+    replay_key = f"{DATA.landing_prefix}{REPLAY_DAY}/mixed.parquet"
+    checksum = land(store, replay_key, encode(replay, "parquet"))
+
+    result = validate_and_route(store, DATA, suite, replay_key, duplicate_keys="drop")
+
+    assert result.passed and (result.accepted_rows, result.rejected_rows) == (80, 50)
+    assert "50 row(s) have a key already validated" in result.reasons[0]
+    moved_on = decode(store.get(BUCKET, result.destination), "parquet")
+    assert sorted(moved_on["transaction_id"].to_pylist()) == sorted(
+        newer["transaction_id"].to_pylist()
+    )
+    assert sha256_hex(store.get(BUCKET, result.archive_key)) == checksum  # nothing lost
+
+
+def test_a_retried_gate_does_not_take_its_own_output_for_a_replay(store, suite) -> None:
+    key = f"{DATA.landing_prefix}dt=2026-11-23/retried.csv"
+    data = encode(generate(100, seed=23), "csv")
+    land(store, key, data)
+    first = validate_and_route(store, DATA, suite, key)
+    store.put_new(BUCKET, key, data)  # the crash left the landed file: the task is retried
+    again = validate_and_route(store, DATA, suite, key)
+    assert first.passed and again.passed and again.destination == first.destination

@@ -91,6 +91,7 @@ class ValidateBatchOperator(SpecOperator):
             load_suite(self.suite_path),
             self.key,
             row_split=row_split,
+            duplicate_keys=gate.duplicate_keys,
             run=self.run_context(context),
         )
         log = {"validated": self.log.info, "split": self.log.warning}

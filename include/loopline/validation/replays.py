@@ -1,0 +1,83 @@
+"""Keys already validated: a replayed batch (an upstream retry landing the same rows again)
+must not put them in the validated zone twice, or training and scoring count them twice.
+
+The gate looks in the validated zone's ``dt=`` folders of the batch's own landing date and of
+every date its rows carry (a replay lands under a later date, its rows keep theirs), plus
+objects outside any ``dt=`` folder, reading only the key column of each object there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loopline.data.validated import PARTITION
+from loopline.spec.model import DataSpec
+from loopline.storage.objects import ObjectStore
+
+SAMPLE = 3
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The rows of a batch whose keys are already validated, and the rest."""
+
+    count: int
+    sample: list[str]  # a few of the keys, for the reason
+    fresh: pa.Table  # the batch without them
+
+    def reason(self, action: str) -> str:
+        shown = ", ".join(self.sample) + (", ..." if self.count > len(self.sample) else "")
+        return (
+            f"duplicate_keys: {self.count} row(s) have a key already validated ({shown}); "
+            f"a replayed batch? {action} (spec: validation.duplicate_keys)"
+        )
+
+
+def replayed_rows(
+    store: ObjectStore, data: DataSpec, landed_key: str, table: pa.Table, own_key: str
+) -> Replayed:
+    """The rows of `table` (landed as `landed_key`) whose key the validated zone holds in an
+    object other than `own_key` (this batch's own, which a retried gate may have written)."""
+    keys = table.column(data.key)
+    existing = _validated_keys(store, data, _folders(data, landed_key, table), own_key)
+    if existing is None:
+        return Replayed(0, [], table)
+    seen = pc.is_in(keys, value_set=existing)
+    count = pc.sum(seen).as_py() or 0
+    if not count:
+        return Replayed(0, [], table)
+    sample = [str(k) for k in pc.filter(keys, seen).slice(0, SAMPLE).to_pylist()]
+    return Replayed(count, sample, table.filter(pc.invert(seen)))
+
+
+def _folders(data: DataSpec, landed_key: str, table: pa.Table) -> set[str]:
+    """The validated dt= folders (as dates) where the batch's keys could already be."""
+    days = {
+        day.isoformat()
+        for day in pc.unique(pc.cast(table.column(data.timestamp), pa.date32())).to_pylist()
+        if day
+    }
+    if match := PARTITION.search(landed_key):
+        days.add(match.group(1))
+    return days
+
+
+def _validated_keys(
+    store: ObjectStore, data: DataSpec, days: set[str], own_key: str
+) -> pa.Array | None:
+    columns = []
+    for key in store.list_keys(data.bucket, data.validated_prefix):
+        if key == own_key:
+            continue
+        match = PARTITION.search(key)
+        if (match and match.group(1) not in days) or not key.endswith(".parquet"):
+            continue  # another day's, or written before the validated zone was all Parquet
+        source = pa.BufferReader(store.get(data.bucket, key))
+        columns.append(pq.read_table(source, columns=[data.key]).column(0))
+    if not columns:
+        return None
+    return pa.chunked_array(columns).combine_chunks()
