@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PROJECT_ROOT
-from loopline.stack.config import free_port, load_config
+from loopline.stack.config import free_ports, load_config
 from loopline.stack.local import LocalStack
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectStore
@@ -75,10 +75,11 @@ def stack(
     """The stack on the default SQLite database, and on PostgreSQL where a server answers."""
     with metadata_database(request.param) as database_url:
         state_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+        airflow, s3, kafka = free_ports(3)
         settings = {
-            "LOOPLINE_AIRFLOW_PORT": free_port(),
-            "LOOPLINE_S3_PORT": free_port(),
-            "LOOPLINE_KAFKA_PORT": free_port(),
+            "LOOPLINE_AIRFLOW_PORT": airflow,
+            "LOOPLINE_S3_PORT": s3,
+            "LOOPLINE_KAFKA_PORT": kafka,
             "LOOPLINE_DATABASE_URL": database_url,
         }
         os.environ.update({key: str(value) for key, value in settings.items() if value})
@@ -203,6 +204,9 @@ def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
     print(f"landing -> validated: {time.monotonic() - landed:.1f} s (from the feed run's end)")
     table = decode(store.get("loopline", key), "parquet")  # the validated zone is Parquet
     assert table.num_rows == 123
+    # The landed bytes move to the archive just after the Parquet is written.
+    archived = key.replace(VALIDATED, "card_fraud/archive/").removesuffix(".parquet")
+    wait_for(lambda: store.head("loopline", archived))
     assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
 
 

@@ -122,13 +122,21 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
 
 def _choose_ports() -> dict[str, int]:
     """Ports from the environment, else the defaults, else a free one: chosen once, kept."""
-    ports = {}
+    wanted = {
+        name: int(os.environ[PORT_ENV[name]])
+        for name in DEFAULT_PORTS
+        if os.environ.get(PORT_ENV[name])
+    }
+    ports: dict[str, int] = {}
+    spare = iter(free_ports(2 * len(DEFAULT_PORTS)))
     for name, default in DEFAULT_PORTS.items():
-        wanted = os.environ.get(PORT_ENV[name])
-        if wanted:
-            ports[name] = int(wanted)
+        taken = {*ports.values(), *wanted.values()}
+        if name in wanted:
+            ports[name] = wanted[name]
+        elif port_is_free(default) and default not in taken:
+            ports[name] = default
         else:
-            ports[name] = default if port_is_free(default) else free_port()
+            ports[name] = next(port for port in spare if port not in taken)
     return ports
 
 
@@ -142,9 +150,20 @@ def port_is_free(port: int) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are chosen (ports
+    picked one after another can come back the same)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((HOST, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _fernet_key() -> str:
