@@ -24,9 +24,11 @@ LANDING = "card_fraud/landing/dt=2026-11-23/"
 
 def land_three_files(store: ObjectStore) -> None:
     store.ensure_bucket("loopline")
-    store.put_new("loopline", LANDING + "a.parquet", encode(generate(400, seed=1), "parquet"))
-    store.put_new("loopline", LANDING + "b.csv", encode(generate(300, seed=2), "csv"))
-    bad = generate(100, seed=3).drop_columns(["channel"])
+    # Distinct batch ids: distinct transaction ids (the same ids would be a replayed batch).
+    a, b = generate(400, seed=1, batch_id="a"), generate(300, seed=2, batch_id="b")
+    store.put_new("loopline", LANDING + "a.parquet", encode(a, "parquet"))
+    store.put_new("loopline", LANDING + "b.csv", encode(b, "csv"))
+    bad = generate(100, seed=3, batch_id="c").drop_columns(["channel"])
     store.put_new("loopline", LANDING + "c.parquet", encode(bad, "parquet"))
 
 
@@ -178,14 +180,18 @@ def test_row_split_moves_good_rows_on_without_failing_the_run(
     use_validation_variant(tmp_path, monkeypatch, row_split=True, max_rejected_row_share=0.05)
     store = ObjectStore(s3.client())
     store.ensure_bucket("loopline")
-    mixed = generate(300, seed=4)
+    mixed = generate(300, seed=4, batch_id="mixed")
     amounts = mixed.column("amount").to_pylist()
     amounts[0] = amounts[1] = -1.0
     mixed = mixed.set_column(
         mixed.column_names.index("amount"), "amount", pa.array(amounts, pa.float32())
     )
     store.put_new("loopline", LANDING + "mixed.parquet", encode(mixed, "parquet"))
-    store.put_new("loopline", LANDING + "good.parquet", encode(generate(200, seed=5), "parquet"))
+    store.put_new(
+        "loopline",
+        LANDING + "good.parquet",
+        encode(generate(200, seed=5, batch_id="good"), "parquet"),
+    )
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
 
     run = dag.test()

@@ -188,6 +188,20 @@ def test_up_ends_with_a_champion_in_the_registry(stack) -> None:
     assert {"model.keras", "saved_model/saved_model.pb"} <= set(record.artifacts)
 
 
+def test_batch_scoring_triggered_over_rest_without_a_logical_date(stack) -> None:
+    """As the README shows it: POST dagRuns with "logical_date": null (no data interval)."""
+    local, _ = stack
+    api = local.api()
+    run_id = api.trigger("card_fraud.batch_score", {"window_days": 2})
+    assert api.wait_for_run("card_fraud.batch_score", run_id, timeout=600) == "success"
+    from loopline.records import RecordStage, RecordStore
+
+    records = RecordStore(ObjectStore(local.s3_client()), "loopline")
+    record = records.read("card_fraud", RecordStage.BATCH_SCORING, run_id)
+    assert record.verdict == "scored" and record.numbers["rows"] >= 20_000
+    assert record.dag_id == "card_fraud.batch_score" and record.payload["model_version"] == 1
+
+
 def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
     local, _ = stack
     api = local.api()
