@@ -180,7 +180,7 @@ def test_an_empty_window_fails_a_manual_run_and_skips_a_scheduled_one(
         task_id="snapshot", spec_path=str(PIPELINES / "card_fraud.yaml"), window_days="30"
     )
 
-    def context(run_type: str) -> dict:
+    def context(run_type: object) -> dict:
         now = datetime.now(UTC)
         run = SimpleNamespace(run_type=run_type, data_interval_end=None, run_after=now)
         return {"dag_run": run, "run_id": "r", "dag": SimpleNamespace(dag_id="card_fraud.train")}
@@ -191,5 +191,8 @@ def test_an_empty_window_fails_a_manual_run_and_skips_a_scheduled_one(
     assert "no validated rows for card_fraud between" in message and "(window_days 30)" in message
     assert "the validated zone holds 1 object(s) dated 2024-06-20 .. 2024-06-20" in message
     assert "run with window_end (a backfill)" in message
+    # The run type as the Task SDK gives it to a task (an enum whose str() is not its value).
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
     with pytest.raises(AirflowSkipException, match="nothing to train on: no validated rows"):
-        operator.execute(context("scheduled"))
+        operator.execute(context(DagRunType.SCHEDULED))

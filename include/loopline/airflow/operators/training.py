@@ -51,7 +51,7 @@ class TrainingSnapshotOperator(SpecOperator):
         try:
             snapshot = assemble_snapshot(self.store, self.spec, self.end_of_window(run), days)
         except EmptySnapshotError as exc:  # a retry will not find data that is not there
-            if str(run.run_type) == "scheduled":
+            if run.run_type == "scheduled":  # a str enum: str() of it is "DagRunType.SCHEDULED"
                 raise AirflowSkipException(f"nothing to train on: {exc}") from exc
             raise AirflowFailException(str(exc)) from exc
         record = save_snapshot(self.store, self.spec, snapshot, self.run_context(context))
