@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
-from loopline.spec import PipelineSpec
+from loopline.spec import PipelineSpec, load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
 
+DEMO = load_spec(PIPELINES / "card_fraud.yaml")
+
+
+def demo_bucket(s3: Any) -> ObjectStore:
+    """The demo spec's bucket on the test S3 server, created."""
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(DEMO.data.bucket)
+    return store
+
 
 def land_validated(
-    store: ObjectStore, spec: PipelineSpec, day: datetime, rows: int, seed: int
+    store: ObjectStore, day: datetime, rows: int, seed: int, spec: PipelineSpec = DEMO
 ) -> str:
     """One validated Parquet file of `rows` demo rows starting at `day`; returns its key."""
     key = f"{spec.data.validated_prefix}dt={day:%Y-%m-%d}/batch-{seed}.parquet"

@@ -20,23 +20,6 @@ if TYPE_CHECKING:
         RegistryError,
     )
 
-_LAZY = {
-    "AliasConflict",
-    "AliasMove",
-    "CorruptModelError",
-    "ModelRegistry",
-    "ModelVersion",
-    "RegistryError",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from loopline.registry import registry
-
-        return getattr(registry, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "CHALLENGER",
@@ -48,3 +31,12 @@ __all__ = [
     "ModelVersion",
     "RegistryError",
 ]
+_LAZY = set(__all__) - {"CHALLENGER", "CHAMPION"}  # found in loopline.registry.registry
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from loopline.registry import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,16 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import validated_data
-from conftest import PIPELINES
 from loopline.serving.evaluate import evaluate, score
 from loopline.serving.model import load_model, save_artifacts
-from loopline.spec import load_spec
 from loopline.storage.objects import ObjectStore
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
+from validated_data import DEMO, demo_bucket, land_validated
 
-SPEC = load_spec(PIPELINES / "card_fraud.yaml")
+SPEC = DEMO
 # A few thousand rows learn in a few epochs with a larger step.
 FAST = {"batch_size": 256, "learning_rate": 0.01}
 SMALL = SPEC.model.model_copy(
@@ -26,15 +24,9 @@ ON_CPU = SPEC.training.model_copy(update={"use_gpu_if_available": False})
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
-def land_validated(store: ObjectStore, day: datetime, rows: int, seed: int) -> str:
-    return validated_data.land_validated(store, SPEC, day, rows, seed)
-
-
 @pytest.fixture
 def store(s3) -> ObjectStore:
-    store = ObjectStore(s3.client())
-    store.ensure_bucket(SPEC.data.bucket)
-    return store
+    return demo_bucket(s3)
 
 
 def test_training_is_reproducible_and_the_saved_model_needs_no_preprocessing_code(

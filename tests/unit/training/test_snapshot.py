@@ -6,31 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import validated_data
-from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
-from loopline.spec import load_spec
 from loopline.storage.objects import ObjectStore
 from loopline.training.snapshot import EmptySnapshotError, assemble_snapshot, holdout_mask
+from validated_data import DEMO, demo_bucket, land_validated
 
-SPEC = load_spec(PIPELINES / "card_fraud.yaml")
-# A few thousand rows learn in a few epochs with a larger step.
-FAST = {"batch_size": 256, "learning_rate": 0.01}
-SMALL = SPEC.model.model_copy(
-    update={"hyperparameters": SPEC.model.hyperparameters.model_copy(update=FAST)}
-)
+SPEC = DEMO
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
-
-
-def land_validated(store: ObjectStore, day: datetime, rows: int, seed: int) -> str:
-    return validated_data.land_validated(store, SPEC, day, rows, seed)
 
 
 @pytest.fixture
 def store(s3) -> ObjectStore:
-    store = ObjectStore(s3.client())
-    store.ensure_bucket(SPEC.data.bucket)
-    return store
+    return demo_bucket(s3)
 
 
 def test_the_snapshot_reads_the_window_and_records_each_object(store) -> None:
