@@ -18,6 +18,7 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 S3_PREFIX_PATTERN = r"^([A-Za-z0-9!_.*'()-]+/)+$"
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+DuplicateKeys = Literal["reject", "drop"]  # what the gate does with keys already validated
 PositiveInt = Annotated[int, Field(ge=1)]
 Days = Annotated[int, Field(ge=1, le=3650)]  # a data window: at most ten years
 
@@ -116,7 +117,7 @@ class ValidationSpec(StrictModel):
     # A batch with keys already validated (a replayed batch: an upstream retry): "reject"
     # quarantines it whole, with the keys in its report; "drop" validates only its new rows
     # and reports how many it dropped. Never both copies in the validated zone.
-    duplicate_keys: Literal["reject", "drop"] = "reject"
+    duplicate_keys: DuplicateKeys = "reject"
 
 
 class Features(StrictModel):

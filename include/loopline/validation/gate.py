@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from loopline.data.reading import UnreadableFile, canonical_schema, conform, read_batch
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
-from loopline.spec.model import Column, DataSpec, FileFormat
+from loopline.spec.model import Column, DataSpec, DuplicateKeys, FileFormat
 from loopline.storage.formats import CONTENT_TYPES, encode
 from loopline.storage.objects import ObjectStore, sha256_hex
 from loopline.validation.replays import replayed_rows
@@ -130,7 +130,7 @@ def validate_and_route(
     key: str,
     *,
     row_split: RowSplitPolicy | None = None,
-    duplicate_keys: str = "reject",
+    duplicate_keys: DuplicateKeys = "reject",
     run: RunContext | None = None,
 ) -> GateResult:
     """Validate s3://bucket/`key` (under the landing prefix) and move it where it belongs;
@@ -182,7 +182,7 @@ def _new_rows_or_quarantine(
     checksum: str,
     table: pa.Table,
     data: bytes,
-    duplicate_keys: str,
+    duplicate_keys: DuplicateKeys,
 ) -> GateResult:
     """A passing batch moves on, unless its keys are already validated (spec:
     validation.duplicate_keys): then it is quarantined whole, or moves on without them."""
