@@ -8,7 +8,7 @@ sha256 and row count, so a run that used them can be reproduced or audited.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -39,9 +39,14 @@ class WindowRows:
 
 def validated_keys(store: ObjectStore, data: DataSpec, first: date, last: date) -> Iterator[str]:
     """Validated objects whose dt= folder is within [first, last]; those without one too."""
+    return keys_dated(store, data, lambda day: first <= day <= last)
+
+
+def keys_dated(store: ObjectStore, data: DataSpec, keep: Callable[[date], bool]) -> Iterator[str]:
+    """Validated objects whose dt= folder's date `keep` accepts; those without one too."""
     for key in sorted(store.list_keys(data.bucket, data.validated_prefix)):
         match = PARTITION.search(key)
-        if match and not first <= date.fromisoformat(match.group(1)) <= last:
+        if match and not keep(date.fromisoformat(match.group(1))):
             continue
         yield key
 

@@ -9,12 +9,13 @@ objects outside any ``dt=`` folder, reading only the key column of each object t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loopline.data.validated import PARTITION
+from loopline.data.validated import PARTITION, keys_dated
 from loopline.spec.model import DataSpec
 from loopline.storage.objects import ObjectStore
 
@@ -54,28 +55,21 @@ def replayed_rows(
     return Replayed(count, sample, table.filter(pc.invert(seen)))
 
 
-def _folders(data: DataSpec, landed_key: str, table: pa.Table) -> set[str]:
+def _folders(data: DataSpec, landed_key: str, table: pa.Table) -> set[date]:
     """The validated dt= folders (as dates) where the batch's keys could already be."""
-    days = {
-        day.isoformat()
-        for day in pc.unique(pc.cast(table.column(data.timestamp), pa.date32())).to_pylist()
-        if day
-    }
+    days = set(pc.unique(pc.cast(table.column(data.timestamp), pa.date32())).to_pylist())
     if match := PARTITION.search(landed_key):
-        days.add(match.group(1))
-    return days
+        days.add(date.fromisoformat(match.group(1)))
+    return days - {None}
 
 
 def _validated_keys(
-    store: ObjectStore, data: DataSpec, days: set[str], own_key: str
+    store: ObjectStore, data: DataSpec, days: set[date], own_key: str
 ) -> pa.Array | None:
     columns = []
-    for key in store.list_keys(data.bucket, data.validated_prefix):
-        if key == own_key:
-            continue
-        match = PARTITION.search(key)
-        if (match and match.group(1) not in days) or not key.endswith(".parquet"):
-            continue  # another day's, or written before the validated zone was all Parquet
+    for key in keys_dated(store, data, days.__contains__):
+        if key == own_key or not key.endswith(".parquet"):
+            continue  # its own output, or written before the validated zone was all Parquet
         source = pa.BufferReader(store.get(data.bucket, key))
         columns.append(pq.read_table(source, columns=[data.key]).column(0))
     if not columns:
