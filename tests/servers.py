@@ -24,8 +24,8 @@ class S3Server:
 
     @classmethod
     @contextmanager
-    def start(cls) -> Iterator[S3Server]:
-        port = free_port()
+    def start(cls, port: int | None = None) -> Iterator[S3Server]:
+        port = port or free_port()
         moto = Path(sys.executable).parent / "moto_server"
         process = subprocess.Popen(
             [str(moto), "-H", HOST, "-p", str(port)],

@@ -9,6 +9,7 @@ import socket
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 # The log servers of the scheduler's workers and of the triggerer need ports too; two stacks
 # (or another Airflow) on one machine must not share them.
@@ -64,6 +65,14 @@ class StackConfig:
         return self.state_dir / "s3"
 
     @property
+    def s3_snapshot_seconds(self) -> float:
+        """How often changed S3 objects are copied to `s3_snapshot_dir`: the loss window."""
+        seconds = float(os.environ.get("LOOPLINE_S3_SNAPSHOT_SECONDS") or 10)
+        if seconds <= 0:
+            raise ValueError(f"LOOPLINE_S3_SNAPSHOT_SECONDS must be positive, not {seconds}")
+        return seconds
+
+    @property
     def airflow_url(self) -> str:
         return f"http://{HOST}:{self.state.ports['airflow']}"
 
@@ -88,6 +97,21 @@ class StackConfig:
             "LOOPLINE_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "LOOPLINE_STATE_DIR": str(self.state_dir),
         }
+
+
+def stack_s3_client(endpoint: str, **client_config: Any) -> Any:
+    """A boto3 client for the local stack's S3 server; `client_config`: botocore Config."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(**client_config) if client_config else None,
+    )
 
 
 def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfig:

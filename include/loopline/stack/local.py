@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from loopline.stack.config import (
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
     StackConfig,
+    stack_s3_client,
 )
 from loopline.stack.console import echo, step
 from loopline.stack.settings import apply_settings, read_settings
@@ -81,15 +83,7 @@ class LocalStack:
         return AirflowApi(self.config.airflow_url, ADMIN_USER, self.config.state.admin_password)
 
     def s3_client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.config.s3_endpoint,
-            aws_access_key_id=S3_ACCESS_KEY,
-            aws_secret_access_key=S3_SECRET_KEY,
-            region_name="us-east-1",
-        )
+        return stack_s3_client(self.config.s3_endpoint)
 
     def airflow_env(self) -> dict[str, str]:
         """The environment of every Airflow process of the stack, CLI commands included."""
@@ -101,6 +95,8 @@ class LocalStack:
         from loopline.stack import s3_snapshot
 
         already = self.processes.pid("s3")
+        if not already:  # the snapshotter of a server that crashed: the new one gets its own
+            self.processes.stop("s3-snapshot")
         port = self.config.state.ports["s3"]
         self._start("s3", [str(self.config.venv_bin / "moto_server"), "-H", HOST, "-p", str(port)])
         client = self.s3_client()
@@ -110,10 +106,22 @@ class LocalStack:
             "the S3 server to answer",
             retry_on=(BotoCoreError, ClientError),  # the last one is shown if it never answers
         )
+        snapshot_dir = self.config.s3_snapshot_dir
         if not already:
-            restored = s3_snapshot.restore(client, self.config.s3_snapshot_dir)
+            restored = s3_snapshot.restore(client, snapshot_dir)
             if restored:
-                echo(f"    restored {restored} objects saved by the last `stack down`")
+                echo(f"    restored {restored} objects from the snapshot in {snapshot_dir}")
+        # Started after the restore: a sync of the server before it would drop the snapshot.
+        every = self.config.s3_snapshot_seconds
+        self._start(
+            "s3-snapshot",
+            [
+                *(sys.executable, "-m", "loopline.stack.s3_snapshot"),
+                *("--endpoint", self.config.s3_endpoint, "--dir", str(snapshot_dir)),
+                *("--every", str(every), "--server-pid", str(self.processes.pid("s3"))),
+            ],
+        )
+        echo(f"    changed objects are saved to {snapshot_dir} every {every:g} s")
 
     def _start_broker(self) -> None:
         port = self.config.state.ports["kafka"]
@@ -223,16 +231,21 @@ class LocalStack:
                 echo(f"stopped airflow {component}")
         if self.processes.stop("kafka"):
             echo("stopped the Kafka broker")
+        if self.processes.stop("s3-snapshot"):  # it syncs once more on the way out
+            echo("stopped the S3 snapshotter")
         if self.processes.pid("s3"):
             from loopline.stack import s3_snapshot
 
             saved = s3_snapshot.save(self.s3_client(), self.config.s3_snapshot_dir)
-            echo(f"saved {saved} S3 objects to {self.config.s3_snapshot_dir}")
+            echo(
+                f"saved {saved.objects} S3 objects to {self.config.s3_snapshot_dir} "
+                f"({saved.copied} copied, {saved.removed} removed since the last sync)"
+            )
             self.processes.stop("s3")
             echo("stopped the S3 server")
 
     def status(self) -> dict[str, int | None]:
-        names = ["s3", "kafka", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS)]
+        names = ["s3", "s3-snapshot", "kafka", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS)]
         return {name: self.processes.pid(name) for name in names}
 
     # ---------------------------------------------------------------- helpers

@@ -1,4 +1,5 @@
-"""The stack's state: ports and secrets kept across restarts, readable by their owner only."""
+"""The stack's state: ports and secrets kept across restarts, readable by their owner only;
+the settings read from the environment."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from conftest import PROJECT_ROOT
 from loopline.stack.airflow_env import write_admin_login
 from loopline.stack.config import load_config
@@ -34,3 +36,16 @@ def test_a_state_file_left_world_readable_by_an_older_version_is_closed(tmp_path
     again = load_config(PROJECT_ROOT, tmp_path)
     assert mode(tmp_path / "stack.json") == 0o600
     assert again.state == first.state  # same ports and secrets across restarts
+
+
+def test_the_s3_snapshot_interval_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(PROJECT_ROOT, tmp_path)
+    monkeypatch.delenv("LOOPLINE_S3_SNAPSHOT_SECONDS", raising=False)
+    assert config.s3_snapshot_seconds == 10
+    monkeypatch.setenv("LOOPLINE_S3_SNAPSHOT_SECONDS", "2.5")
+    assert config.s3_snapshot_seconds == 2.5
+    monkeypatch.setenv("LOOPLINE_S3_SNAPSHOT_SECONDS", "0")
+    with pytest.raises(ValueError, match="must be positive"):
+        _ = config.s3_snapshot_seconds
