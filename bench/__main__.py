@@ -14,6 +14,7 @@ from bench.common import save
 BENCHMARKS = [
     "parse_time",
     "validation_throughput",
+    "validation_dag",
     "training_throughput",
     "batch_scoring",
     "spark_scoring_styles",

@@ -37,6 +37,10 @@ def use_validation_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **ch
     use_spec_variant(tmp_path, monkeypatch, lambda spec: spec["validation"].update(changes))
 
 
+def mapped_names(run) -> list[str]:
+    return sorted(ti.rendered_map_index for ti in run.get_task_instances() if ti.map_index >= 0)
+
+
 def task_states(run) -> dict[str, list[str]]:
     states: dict[str, list[str]] = {}
     for ti in run.get_task_instances():
@@ -61,10 +65,9 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
     states = task_states(run)
     assert states["verdict"] == ["failed"]
     assert states["publish_validated"] == ["success"]
-    assert sorted(states["validate"]) == ["success"] * 3
-    # Each mapped validation is named by its file in the UI, not 0, 1, 2.
-    names = sorted(ti.rendered_map_index for ti in run.get_task_instances() if ti.map_index >= 0)
-    assert names == [LANDING + name for name in ("a.parquet", "b.csv", "c.parquet")]
+    # Three small files: one task, named in the UI by its files, not 0.
+    assert states["validate"] == ["success"]
+    assert mapped_names(run) == ["dt=2026-11-23/a.parquet … dt=2026-11-23/c.parquet (3 files)"]
     keys = sorted(k for k in store.list_keys("loopline") if not k.startswith("records/"))
     assert keys == [
         "card_fraud/archive/dt=2026-11-23/b.csv",
@@ -86,6 +89,67 @@ def test_bad_file_is_quarantined_and_fails_the_run(store) -> None:
         "dt=2026-11-23/c.parquet": ("quarantined", True),
         "run": ("failed", True),
     }
+
+
+def test_files_are_validated_in_groups_of_the_specs_size_each_file_routed(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_validation_variant(tmp_path, monkeypatch, files_per_task=2, fail_run_on_invalid=False)
+    store.put_new(
+        "loopline", LANDING + "d.parquet", encode(generate(50, seed=9, batch_id="d"), "parquet")
+    )
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "success"
+    assert task_states(run)["validate"] == ["success", "success"]
+    assert mapped_names(run) == [
+        "dt=2026-11-23/a.parquet … dt=2026-11-23/b.csv (2 files)",
+        "dt=2026-11-23/c.parquet … dt=2026-11-23/d.parquet (2 files)",
+    ]
+    [event] = asset_events("s3://loopline/card_fraud/validated", run.run_id)
+    assert event.extra["rows"] == 400 + 300 + 50
+    records = RecordStore(store, "loopline").records("card_fraud", "validation", run.run_id)
+    assert sorted(r.subject for r in records if r.subject != "run") == [
+        "dt=2026-11-23/" + name for name in ("a.parquet", "b.csv", "c.parquet", "d.parquet")
+    ]
+
+
+def test_a_file_that_cannot_be_validated_fails_its_task_not_the_rest_of_its_group(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    from loopline.validation import gate
+
+    use_spec_variant(tmp_path, monkeypatch, lambda spec: spec.update(retries=0))
+    validate = gate.validate_and_route
+
+    def s3_fails_for_b(store, data_spec, suite, key, **kwargs):
+        if key.endswith("b.csv"):
+            raise ConnectionError("the S3 endpoint went away")
+        return validate(store, data_spec, suite, key, **kwargs)
+
+    monkeypatch.setattr(gate, "validate_and_route", s3_fails_for_b)
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "failed"
+    states = task_states(run)
+    assert states["validate"] == ["failed"] and states["publish_validated"] == ["success"]
+    # The files before and after it were routed and reported; it stays in landing.
+    assert store.head("loopline", "card_fraud/validated/dt=2026-11-23/a.parquet")
+    assert store.head("loopline", "card_fraud/quarantine/dt=2026-11-23/c.parquet")
+    assert list(store.list_keys("loopline", "card_fraud/landing/")) == [LANDING + "b.csv"]
+    [event] = asset_events("s3://loopline/card_fraud/validated", run.run_id)
+    assert event.extra["rows"] == 400
+    output = capfd.readouterr()
+    log = output.out + output.err
+    assert "1 of 3 file(s) could not be validated" in log and "endpoint went away" in log
+    assert f"{LANDING}b.csv: not validated (its task failed); it stays in landing" in log
+    records = RecordStore(store, "loopline").records("card_fraud", "validation", run.run_id)
+    [verdict] = [r for r in records if r.subject == "run"]
+    assert verdict.numbers["unchecked"] == 1 and verdict.numbers["passed"] == 1
 
 
 def test_quarantine_only_spec_keeps_the_run_green(
@@ -229,6 +293,21 @@ def test_a_run_with_nothing_to_validate_ends_at_once_saying_so(
     assert (
         "nothing to validate: s3://loopline/card_fraud/landing/ is empty" in output.out + output.err
     )
+
+
+def test_a_listing_that_fails_fails_the_run_instead_of_ending_green(
+    airflow_db, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    use_spec_variant(tmp_path, monkeypatch, lambda spec: spec.update(retries=0))
+    # No bucket: listing it fails (NoSuchBucket), as it would with S3 unreachable.
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "failed"
+    states = task_states(run)
+    assert states["list_landed"] == ["failed"] and states["verdict"] == ["failed"]
 
 
 def test_a_replayed_batch_fails_the_run_naming_its_duplicate_keys(

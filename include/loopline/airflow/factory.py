@@ -20,15 +20,15 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, BaseOperator, CronTrigg
 from loopline.airflow.operators import (
     ApprovePromotionOperator,
     BatchScoreOperator,
+    GroupLandedOperator,
     JudgeCandidateOperator,
     LandDemoBatchOperator,
-    ListObjectsOperator,
     PromoteOperator,
     PublishValidatedOperator,
     RollbackChampionOperator,
     TrainingSnapshotOperator,
     TrainModelOperator,
-    ValidateBatchOperator,
+    ValidateFilesOperator,
     ValidationVerdictOperator,
     WaitForLandedFilesSensor,
 )
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.LAND_DEMO_BATCH: LandDemoBatchOperator,
     TaskKind.WAIT_FOR_OBJECTS: WaitForLandedFilesSensor,
-    TaskKind.LIST_OBJECTS: ListObjectsOperator,
-    TaskKind.VALIDATE_BATCH: ValidateBatchOperator,
+    TaskKind.GROUP_LANDED: GroupLandedOperator,
+    TaskKind.VALIDATE_FILES: ValidateFilesOperator,
     TaskKind.PUBLISH_VALIDATED: PublishValidatedOperator,
     TaskKind.VALIDATION_VERDICT: ValidationVerdictOperator,
     TaskKind.TRAINING_SNAPSHOT: TrainingSnapshotOperator,
@@ -132,8 +132,10 @@ def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
     if not expansions:
         return operator(**common, **arguments)
     mapped = {name: built[ref.task_id].output for name, ref in expansions.items()}
-    # Each mapped task is named in the UI by the item it got (the file), not 0, 1, 2.
-    common["map_index_template"] = "{{ task." + next(iter(mapped)) + " }}"
+    # Each mapped task is named in the UI by what it got (its files), not 0, 1, 2: by the
+    # operator's own `map_label` where it has one, else by the item itself.
+    label = "map_label" if hasattr(operator, "map_label") else next(iter(mapped))
+    common["map_index_template"] = "{{ task." + label + " }}"
     return operator.partial(**common, **arguments).expand(**mapped)
 
 

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 class TaskKind(StrEnum):
     LAND_DEMO_BATCH = "land_demo_batch"
     WAIT_FOR_OBJECTS = "wait_for_objects"
-    LIST_OBJECTS = "list_objects"
-    VALIDATE_BATCH = "validate_batch"
+    GROUP_LANDED = "group_landed"
+    VALIDATE_FILES = "validate_files"
     PUBLISH_VALIDATED = "publish_validated"
     VALIDATION_VERDICT = "validation_verdict"
     TRAINING_SNAPSHOT = "training_snapshot"
@@ -93,19 +93,21 @@ class WaitForObjects(TaskArgs):
 
 
 @dataclass(frozen=True)
-class ListObjects(TaskArgs):
-    kind: ClassVar[TaskKind] = TaskKind.LIST_OBJECTS
+class GroupLanded(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.GROUP_LANDED
     bucket: str
     prefix: str
     max_keys: int
+    files_per_task: int
+    bytes_per_task: int
 
 
 @dataclass(frozen=True)
-class ValidateBatch(TaskArgs):
-    kind: ClassVar[TaskKind] = TaskKind.VALIDATE_BATCH
+class ValidateFiles(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.VALIDATE_FILES
     spec_path: str
     suite_path: str
-    key: MapOver
+    keys: MapOver
 
 
 @dataclass(frozen=True)

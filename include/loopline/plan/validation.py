@@ -7,10 +7,10 @@ from loopline.plan.assets import landing_asset, validated_asset
 from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, TriggerRule, dag_plan
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import (
-    ListObjects,
+    GroupLanded,
     MapOver,
     PublishValidated,
-    ValidateBatch,
+    ValidateFiles,
     ValidationVerdict,
     WaitForObjects,
     XCom,
@@ -30,15 +30,24 @@ def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
         *((wait,) if gate.wait_minutes else ()),
         TaskPlan(
             "list_landed",
-            ListObjects(data.bucket, data.landing_prefix, gate.max_files_per_run),
+            GroupLanded(
+                data.bucket,
+                data.landing_prefix,
+                gate.max_files_per_run,
+                files_per_task=gate.files_per_task,
+                bytes_per_task=int(gate.mib_per_task * 2**20),
+            ),
             upstream=("wait_for_landing",) if gate.wait_minutes else (),
-            doc_md="The files to validate; none: the run ends at once, saying so.",
+            doc_md="The files to validate, in groups of up to "
+            f"{gate.files_per_task} files / {gate.mib_per_task:g} MiB (one task each); "
+            "none: the run ends at once, saying so.",
         ),
         TaskPlan(
             "validate",
-            ValidateBatch(spec_path, str(paths.suite_file(spec)), key=MapOver("list_landed")),
-            doc_md="One file each: validate with Great Expectations, then move it to "
-            "validated/ or quarantine/ (with its report).",
+            ValidateFiles(spec_path, str(paths.suite_file(spec)), keys=MapOver("list_landed")),
+            doc_md="One group of files each, named by its first and last file: validate each "
+            "file with Great Expectations, then move it to validated/ or quarantine/ (with "
+            "its report). Each file's outcome is in the log and in its record.",
         ),
         TaskPlan(
             "publish_validated",

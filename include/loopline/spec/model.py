@@ -104,6 +104,11 @@ class ValidationSpec(StrictModel):
     schedule: Schedule | None = "*/15 * * * *"
     fail_run_on_invalid: bool = True  # False: quarantine and carry on
     max_files_per_run: PositiveInt = 200
+    # Files are validated in tasks of up to this many files and about this many MiB (in name
+    # order, balanced by bytes), each file still with its own report, routing and record:
+    # a task's start-up (a process, imports) costs more than validating a small file.
+    files_per_task: Annotated[int, Field(ge=1, le=1000)] = 50
+    mib_per_task: Annotated[float, Field(gt=0.0)] = 256.0
     # How long a run with nothing to validate waits, deferred in the triggerer, for a first
     # file. 0 (the default): it ends at once with a note. A waiting run is the DAG's one
     # active run, so later sweeps and landing events queue behind it.

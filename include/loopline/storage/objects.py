@@ -184,10 +184,15 @@ class ObjectStore:
         self.client.copy_object(Bucket=bucket, Key=destination, CopySource=copy_source)
 
     def list_keys(self, bucket: str, prefix: str = "") -> Iterator[str]:
+        for key, _ in self.list_sizes(bucket, prefix):
+            yield key
+
+    def list_sizes(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, int]]:
+        """(key, bytes) of every object under `prefix`, as one listing returns them."""
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                yield item["Key"]
+                yield item["Key"], item["Size"]
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many."""

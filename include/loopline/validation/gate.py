@@ -29,7 +29,7 @@ from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, St
 from loopline.spec.model import Column, DataSpec, DuplicateKeys, FileFormat
 from loopline.storage.formats import CONTENT_TYPES, encode
 from loopline.storage.objects import ObjectStore, sha256_hex
-from loopline.validation.replays import replayed_rows
+from loopline.validation.replays import KeyCache, replayed_rows
 from loopline.validation.report import ValidationReport, unreadable_report, validate_table
 from loopline.validation.split import RowSplit, split_rows, why_not_splittable
 
@@ -132,9 +132,11 @@ def validate_and_route(
     row_split: RowSplitPolicy | None = None,
     duplicate_keys: DuplicateKeys = "reject",
     run: RunContext | None = None,
+    known_keys: KeyCache | None = None,
 ) -> GateResult:
     """Validate s3://bucket/`key` (under the landing prefix) and move it where it belongs;
-    with a `run`, its outcome is recorded."""
+    with a `run`, its outcome is recorded. `known_keys`: validated keys already read by this
+    process (a task validating many files), for the replay check."""
     bucket = data_spec.bucket
     route = _Route(
         store,
@@ -160,7 +162,7 @@ def validate_and_route(
         report = validate_table(table, key, suite, row_positions=row_split is not None)
     if report.success:
         result = _new_rows_or_quarantine(
-            store, data_spec, route, report, checksum, table, data, duplicate_keys
+            store, data_spec, route, report, checksum, table, data, duplicate_keys, known_keys
         )
     elif row_split is None or table is None:
         result = route.quarantined(report, checksum)
@@ -183,10 +185,13 @@ def _new_rows_or_quarantine(
     table: pa.Table,
     data: bytes,
     duplicate_keys: DuplicateKeys,
+    known_keys: KeyCache | None,
 ) -> GateResult:
     """A passing batch moves on, unless its keys are already validated (spec:
     validation.duplicate_keys): then it is quarantined whole, or moves on without them."""
-    replayed = replayed_rows(store, data_spec, route.key, table, own_key=route.valid_key)
+    replayed = replayed_rows(
+        store, data_spec, route.key, table, own_key=route.valid_key, cache=known_keys
+    )
     if not replayed.count:
         return route.validated(report, checksum, table, canonical=is_canonical(data, route))
     if duplicate_keys == "reject":

@@ -3,7 +3,9 @@ must not put them in the validated zone twice, or training and scoring count the
 
 The gate looks in the validated zone's ``dt=`` folders of the batch's own landing date and of
 every date its rows carry (a replay lands under a later date, its rows keep theirs), plus
-objects outside any ``dt=`` folder, reading only the key column of each object there.
+objects outside any ``dt=`` folder, reading only the key column of each object there. A task
+validating many files keeps the key columns it read in a ``KeyCache``: a validated object is
+written once, so each file of a group lists the folders again but reads only what is new.
 """
 
 from __future__ import annotations
@@ -38,13 +40,34 @@ class Replayed:
         )
 
 
+class KeyCache:
+    """The key column of validated objects already read, by object key."""
+
+    def __init__(self) -> None:
+        self._columns: dict[tuple[str, str], pa.Array] = {}
+
+    def column(self, store: ObjectStore, data: DataSpec, key: str) -> pa.Array:
+        cached = self._columns.get((data.bucket, key))
+        if cached is None:
+            source = pa.BufferReader(store.get(data.bucket, key))
+            cached = pq.read_table(source, columns=[data.key]).column(0).combine_chunks()
+            self._columns[(data.bucket, key)] = cached
+        return cached
+
+
 def replayed_rows(
-    store: ObjectStore, data: DataSpec, landed_key: str, table: pa.Table, own_key: str
+    store: ObjectStore,
+    data: DataSpec,
+    landed_key: str,
+    table: pa.Table,
+    own_key: str,
+    cache: KeyCache | None = None,
 ) -> Replayed:
     """The rows of `table` (landed as `landed_key`) whose key the validated zone holds in an
     object other than `own_key` (this batch's own, which a retried gate may have written)."""
     keys = table.column(data.key)
-    existing = _validated_keys(store, data, _folders(data, landed_key, table), own_key)
+    days = _folders(data, landed_key, table)
+    existing = _validated_keys(store, data, days, own_key, cache or KeyCache())
     if existing is None:
         return Replayed(0, [], table)
     seen = pc.is_in(keys, value_set=existing)
@@ -64,14 +87,14 @@ def _folders(data: DataSpec, landed_key: str, table: pa.Table) -> set[date]:
 
 
 def _validated_keys(
-    store: ObjectStore, data: DataSpec, days: set[date], own_key: str
+    store: ObjectStore, data: DataSpec, days: set[date], own_key: str, cache: KeyCache
 ) -> pa.Array | None:
-    columns = []
-    for key in keys_dated(store, data, days.__contains__):
-        if key == own_key or not key.endswith(".parquet"):
-            continue  # its own output, or written before the validated zone was all Parquet
-        source = pa.BufferReader(store.get(data.bucket, key))
-        columns.append(pq.read_table(source, columns=[data.key]).column(0))
+    columns = [
+        cache.column(store, data, key)
+        for key in keys_dated(store, data, days.__contains__)
+        # not its own output, nor one written before the validated zone was all Parquet
+        if key != own_key and key.endswith(".parquet")
+    ]
     if not columns:
         return None
     return pa.chunked_array(columns).combine_chunks()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -195,19 +196,22 @@ def run_suite(frame: Any, suite: Any, result_format: str = "SUMMARY") -> Any:
     """
     from great_expectations.validator.v1_validator import Validator
 
-    from loopline.validation.gx import quiet_context
-
-    context = quiet_context()
-    source = context.data_sources.add_pandas("loopline")
-    batch_definition = source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe(
-        "whole"
-    )
     validator = Validator(
-        batch_definition,
+        _whole_frame_batch(),
         result_format={"result_format": result_format, "partial_unexpected_count": SAMPLE_SIZE},
         batch_parameters={"dataframe": frame},
     )
     return validator.validate_expectation_suite(suite)
+
+
+@functools.cache
+def _whole_frame_batch() -> Any:
+    """One in-memory data context and batch definition per process: the frame is a parameter
+    of each validation, and a context costs more than validating a 1,000-row file."""
+    from loopline.validation.gx import quiet_context
+
+    source = quiet_context().data_sources.add_pandas("loopline")
+    return source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
 
 
 def _row_level_types(suite: Any) -> set[str]:

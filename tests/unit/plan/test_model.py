@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from loopline.plan.model import DagPlan, PlanError, Stage, TaskPlan
-from loopline.plan.tasks import JudgeCandidate, ListObjects, MapOver, ValidateBatch, XCom
+from loopline.plan.tasks import GroupLanded, JudgeCandidate, MapOver, ValidateFiles, XCom
 
 
 def dag(*tasks: TaskPlan) -> DagPlan:
@@ -21,7 +21,7 @@ def dag(*tasks: TaskPlan) -> DagPlan:
     )
 
 
-LIST = TaskPlan("list", ListObjects("bucket", "landing/", 10))
+LIST = TaskPlan("list", GroupLanded("bucket", "landing/", 10, 5, 2**20))
 
 
 def test_an_xcom_read_from_an_upstream_task_is_accepted() -> None:
@@ -46,7 +46,7 @@ def test_a_typo_in_an_xcom_source_names_the_known_upstream() -> None:
 
 
 def test_upstream_counts_transitively_and_a_mapped_source_is_an_upstream() -> None:
-    validate = TaskPlan("validate", ValidateBatch("s.yaml", "suite.json", key=MapOver("list")))
+    validate = TaskPlan("validate", ValidateFiles("s.yaml", "suite.json", keys=MapOver("list")))
     judge = TaskPlan("judge", JudgeCandidate("s.yaml", version_from=XCom("list")), ("validate",))
     plan = dag(LIST, validate, judge)
     assert plan.task("validate").depends_on == ("list",)
@@ -54,13 +54,13 @@ def test_upstream_counts_transitively_and_a_mapped_source_is_an_upstream() -> No
 
 def test_unknown_upstreams_and_duplicate_ids_are_plan_errors() -> None:
     with pytest.raises(PlanError, match="depends on 'nowhere', which is not a task listed before"):
-        dag(TaskPlan("list", ListObjects("b", "p/", 1), upstream=("nowhere",)))
+        dag(TaskPlan("list", GroupLanded("b", "p/", 1, 1, 1), upstream=("nowhere",)))
     with pytest.raises(PlanError, match="task id 'list' is used twice"):
         dag(LIST, LIST)
 
 
 def test_operator_arguments_turn_xcoms_into_task_ids_and_leave_mapped_ones_out() -> None:
-    args = ValidateBatch("s.yaml", "suite.json", key=MapOver("list"))
+    args = ValidateFiles("s.yaml", "suite.json", keys=MapOver("list"))
     assert args.operator_kwargs() == {"spec_path": "s.yaml", "suite_path": "suite.json"}
     judge = JudgeCandidate("s.yaml", version_from=XCom("train"))
     assert judge.operator_kwargs() == {"spec_path": "s.yaml", "version_from": "train"}

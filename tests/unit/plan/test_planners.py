@@ -31,7 +31,7 @@ def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
     assert gate.schedule == "*/15 * * * *"
     assert [a.name for a in gate.schedule_assets] == ["card_fraud.landing"]
     tasks = {task.task_id: task for task in gate.tasks}
-    assert tasks["validate"].args.expansions() == {"key": MapOver("list_landed")}
+    assert tasks["validate"].args.expansions() == {"keys": MapOver("list_landed")}
     assert tasks["validate"].args.suite_path.endswith("expectations/card_fraud.json")
     assert "wait_for_landing" not in tasks  # by default a run with nothing landed ends at once
     waiting = spec.validation.model_copy(update={"wait_minutes": 5, "poll_seconds": 7})

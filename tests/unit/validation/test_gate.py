@@ -336,3 +336,28 @@ def test_a_retried_gate_does_not_take_its_own_output_for_a_replay(store, suite) 
     store.put_new(BUCKET, key, data)  # the crash left the landed file: the task is retried
     again = validate_and_route(store, DATA, suite, key)
     assert first.passed and again.passed and again.destination == first.destination
+
+
+def test_a_group_reads_each_validated_key_column_once_and_still_sees_replays(store, suite) -> None:
+    """One task validating many files shares a KeyCache: the replay check reads each earlier
+    object's keys once, and a replay within the same group is still caught."""
+    from loopline.validation.replays import KeyCache
+
+    cache, reads = KeyCache(), []
+    get = store.get
+    store.get = lambda bucket, key: reads.append(key) or get(bucket, key)  # count the reads
+    batches = [generate(50, seed=30 + i, batch_id=f"g{i}") for i in range(4)]
+    keys = [f"{DATA.landing_prefix}dt=2026-11-23/g{i}.parquet" for i in range(4)]
+    for key, batch in zip(keys, batches, strict=True):
+        land(store, key, encode(batch, "parquet"))
+    replay_key = f"{DATA.landing_prefix}dt=2026-11-23/g9-replay.parquet"
+    land(store, replay_key, encode(batches[1], "parquet"))
+
+    results = [validate_and_route(store, DATA, suite, k, known_keys=cache) for k in keys]
+    replay = validate_and_route(store, DATA, suite, replay_key, known_keys=cache)
+
+    assert all(r.passed for r in results) and not replay.passed
+    assert "duplicate_keys: 50 row(s)" in replay.reasons[0]
+    validated_reads = [k for k in reads if k.startswith(DATA.validated_prefix)]
+    # Each validated object was read once for its keys (without the cache: 0+1+2+3+4 = 10).
+    assert sorted(validated_reads) == sorted(r.destination for r in results)

@@ -11,9 +11,9 @@ from loopline.airflow.operators.training import (
     TrainModelOperator,
 )
 from loopline.airflow.operators.validation import (
-    ListObjectsOperator,
+    GroupLandedOperator,
     PublishValidatedOperator,
-    ValidateBatchOperator,
+    ValidateFilesOperator,
     ValidationVerdictOperator,
     WaitForLandedFilesSensor,
 )
@@ -21,15 +21,15 @@ from loopline.airflow.operators.validation import (
 __all__ = [
     "ApprovePromotionOperator",
     "BatchScoreOperator",
+    "GroupLandedOperator",
     "JudgeCandidateOperator",
     "LandDemoBatchOperator",
-    "ListObjectsOperator",
     "PromoteOperator",
     "PublishValidatedOperator",
     "RollbackChampionOperator",
     "TrainModelOperator",
     "TrainingSnapshotOperator",
-    "ValidateBatchOperator",
+    "ValidateFilesOperator",
     "ValidationVerdictOperator",
     "WaitForLandedFilesSensor",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from loopline.airflow.operators.base import ObjectStoreOperator, SpecOperator
 
@@ -39,77 +39,130 @@ class WaitForLandedFilesSensor(S3KeySensor):
         )
 
 
-class ListObjectsOperator(ObjectStoreOperator):
-    """Return the keys under `prefix`, oldest name first, at most `max_keys` of them."""
+class GroupLandedOperator(ObjectStoreOperator):
+    """Return the landed files to validate, oldest name first, at most `max_keys` of them, in
+    groups of one task each (``loopline.validation.grouping``)."""
 
     template_fields = ("bucket", "prefix")
 
-    def __init__(self, *, bucket: str, prefix: str, max_keys: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str,
+        max_keys: int,
+        files_per_task: int,
+        bytes_per_task: int,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.bucket, self.prefix, self.max_keys = bucket, prefix, max_keys
+        self.files_per_task, self.bytes_per_task = files_per_task, bytes_per_task
 
-    def execute(self, context: Context) -> list[str]:
-        keys = sorted(k for k in self.store.list_keys(self.bucket, self.prefix) if k[-1] != "/")
-        if len(keys) > self.max_keys:
-            self.log.info(
-                "%d files landed; this run takes the first %d, the next run the rest",
-                len(keys),
-                self.max_keys,
-            )
-        if not keys:  # another run took them, or nothing landed: nothing to wait for
+    def execute(self, context: Context) -> list[list[str]]:
+        from loopline.validation.grouping import Landed, group_files
+
+        listed = self.store.list_sizes(self.bucket, self.prefix)
+        files = sorted(Landed(key, size) for key, size in listed if key[-1] != "/")
+        if not files:  # another run took them, or nothing landed: nothing to wait for
             raise AirflowSkipException(
                 f"nothing to validate: s3://{self.bucket}/{self.prefix} is empty; this run ends"
             )
-        taken = keys[: self.max_keys]
+        if len(files) > self.max_keys:
+            self.log.info(
+                "%d files landed; this run takes the first %d, the next run the rest",
+                len(files),
+                self.max_keys,
+            )
+        taken = files[: self.max_keys]
+        groups = group_files(taken, self.files_per_task, self.bytes_per_task)
         self.log.info(
-            "%d file(s) to validate under s3://%s/%s", len(taken), self.bucket, self.prefix
+            "%d file(s), %.1f MiB, to validate under s3://%s/%s in %d task(s)",
+            len(taken),
+            sum(f.size for f in taken) / 2**20,
+            self.bucket,
+            self.prefix,
+            len(groups),
         )
-        return taken
+        return groups
 
 
-class ValidateBatchOperator(SpecOperator):
-    """Validate one landed file against its pipeline's suite and route it (see
-    ``loopline.validation.gate``); its outcome is recorded. Quarantine is not an error here."""
+class ValidateFilesOperator(SpecOperator):
+    """Validate a group of landed files against their pipeline's suite and route each (see
+    ``loopline.validation.gate``); each file's outcome is logged and recorded. Quarantine is
+    not an error here; a file that cannot be validated at all fails the task after the rest
+    of the group is done (a retry finds those already routed and reports where they went)."""
 
-    template_fields = ("key",)
+    template_fields = ("keys",)
     ui_color = "#e8f5e9"
 
-    def __init__(self, *, suite_path: str, key: str, **kwargs: Any) -> None:
+    def __init__(self, *, suite_path: str, keys: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.suite_path, self.key = suite_path, key
+        self.suite_path, self.keys = suite_path, keys
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    @property
+    def map_label(self) -> str:
+        """The UI's name of this mapped task: its files (see ``map_index_template``)."""
+        from loopline.validation.grouping import group_label
+
+        return group_label(self.keys, self.spec.data.landing_prefix)
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
         from loopline.validation.gate import RowSplitPolicy, validate_and_route
+        from loopline.validation.replays import KeyCache
         from loopline.validation.suites import load_suite
 
-        gate = self.spec.validation
+        gate, suite = self.spec.validation, load_suite(self.suite_path)
         row_split = RowSplitPolicy(gate.max_rejected_row_share) if gate.row_split else None
-        started = time.perf_counter()
-        result = validate_and_route(
-            self.store,
-            self.spec.data,
-            load_suite(self.suite_path),
-            self.key,
-            row_split=row_split,
-            duplicate_keys=gate.duplicate_keys,
-            run=self.run_context(context),
-        )
-        log = {"validated": self.log.info, "split": self.log.warning}
-        took = time.perf_counter() - started
-        log.get(result.disposition, self.log.error)("%s (%.1f s)", result.summary(), took)
-        return result.to_dict()
+        run, cache = self.run_context(context), KeyCache()
+        results, errors = [], []
+        self.log.info("validating %d file(s): %s", len(self.keys), self.map_label)
+        for key in self.keys:
+            started = time.perf_counter()
+            try:
+                result = validate_and_route(
+                    self.store,
+                    self.spec.data,
+                    suite,
+                    key,
+                    row_split=row_split,
+                    duplicate_keys=gate.duplicate_keys,
+                    run=run,
+                    known_keys=cache,
+                )
+            except Exception as exc:
+                self.log.exception("%s could not be validated; it stays in landing", key)
+                errors.append(f"{key}: {type(exc).__name__}: {exc}")
+                continue
+            took = time.perf_counter() - started
+            log = {"validated": self.log.info, "split": self.log.warning}
+            log.get(result.disposition, self.log.error)("%s (%.2f s)", result.summary(), took)
+            results.append(result.to_dict())
+        if errors:  # what was routed stays reported: downstream runs on ALL_DONE
+            context["ti"].xcom_push(key="return_value", value=results)
+            raise AirflowException(
+                f"{len(errors)} of {len(self.keys)} file(s) could not be validated:\n"
+                + "\n".join(errors)
+            )
+        return results
 
 
 def _results(context: Context, task_id: str) -> list[Any]:
     """The GateResults of a mapped task's map indexes that returned one."""
     from loopline.validation.gate import GateResult
 
-    # Without map_indexes, Airflow 3 returns every map index of a mapped task.
+    # Without map_indexes, Airflow 3 returns every map index of a mapped task: each a group's
+    # list of results (None where a task returned nothing).
+    return [GateResult(**item) for group in _pulled(context, task_id) for item in group]
+
+
+def _pulled(context: Context, task_id: str) -> list[list[Any]]:
     pulled = context["ti"].xcom_pull(task_ids=task_id)
     if pulled is None:
         return []
-    items = [pulled] if isinstance(pulled, dict) else [item for item in pulled if item]
-    return [GateResult(**item) for item in items]
+    if pulled and not isinstance(pulled[0], list | None):  # one map index: its own list
+        return [pulled]
+    return [group for group in pulled if group]
 
 
 class PublishValidatedOperator(BaseOperator):
@@ -148,9 +201,12 @@ class ValidationVerdictOperator(SpecOperator):
         from loopline.records import RecordStore
         from loopline.validation.verdict import run_verdict
 
-        keys = context["ti"].xcom_pull(task_ids=self.keys_from)
+        keys = [key for group in _pulled(context, self.keys_from) for key in group]
         if not keys:
-            raise AirflowSkipException("no file was listed in this run")
+            if self._listing_skipped(context):
+                raise AirflowSkipException("no file was listed in this run")
+            # A failed listing (S3 unreachable...) must not end as a green run.
+            raise AirflowFailException(f"{self.keys_from} failed: no file could be listed")
         verdict = run_verdict(keys, _results(context, self.results_from), self.fail_on_invalid)
         self.log.info("verdict: %s", verdict.counts)
         record = verdict.record(self.run_context(context), self.spec.data.bucket)
@@ -162,3 +218,10 @@ class ValidationVerdictOperator(SpecOperator):
         for result in verdict.split:
             self.log.warning("split: %s", result.summary())
         return verdict.counts
+
+    def _listing_skipped(self, context: Context) -> bool:
+        ti = context["ti"]
+        skipped = ti.get_ti_count(
+            dag_id=ti.dag_id, task_ids=[self.keys_from], run_ids=[ti.run_id], states=["skipped"]
+        )
+        return skipped > 0
