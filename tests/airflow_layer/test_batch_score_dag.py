@@ -7,7 +7,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow_helpers import asset_events
 from batch_world import SPEC, crown_champion, land_validated, use_connections
 from conftest import DAGS_FOLDER
-from loopline.batch.commit import committed_files
+from loopline.data.predictions import committed_files
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectStore
 

@@ -111,3 +111,11 @@ def test_batch_scoring(dags, s3) -> None:
     crown_champion(store)
 
     run_every_way(dags["card_fraud.batch_score"], {"window_days": 2}, lambda: None)
+
+
+def test_the_drift_audit(dags, s3) -> None:
+    store = ObjectStore(s3.client())
+    land_validated(store, objects=2, rows=3000)  # no profiles yet: the audit makes them
+    crown_champion(store)
+
+    run_every_way(dags["card_fraud.drift_audit"], {}, lambda: None)

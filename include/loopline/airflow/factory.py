@@ -15,16 +15,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, BaseOperator, CronTriggerTimetable, Param
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAny,
+    AssetOrTimeSchedule,
+    BaseOperator,
+    CronTriggerTimetable,
+    Param,
+)
 
 from loopline.airflow.operators import (
     ApprovePromotionOperator,
     BatchScoreOperator,
+    DriftAuditOperator,
     GroupLandedOperator,
     JudgeCandidateOperator,
     LandDemoBatchOperator,
     PromoteOperator,
     PublishValidatedOperator,
+    RetrainOnDriftOperator,
     RollbackChampionOperator,
     TrainingSnapshotOperator,
     TrainModelOperator,
@@ -52,6 +62,8 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.PROMOTE: PromoteOperator,
     TaskKind.ROLLBACK: RollbackChampionOperator,
     TaskKind.BATCH_SCORE: BatchScoreOperator,
+    TaskKind.DRIFT_AUDIT: DriftAuditOperator,
+    TaskKind.RETRAIN_ON_DRIFT: RetrainOnDriftOperator,
 }
 
 
@@ -107,10 +119,11 @@ def render(plan: DagPlan) -> DAG:
 
 
 def _schedule(plan: DagPlan) -> Any:
-    """A cron string, asset events, or either of the two."""
-    assets = [_asset(asset) for asset in plan.schedule_assets]
-    if not assets:
+    """A cron string, asset events (any one of them starts a run), or either of the two."""
+    if not plan.schedule_assets:
         return plan.schedule
+    # A list of assets would wait for an event of every one of them: AssetAny waits for one.
+    assets = AssetAny(*(_asset(asset) for asset in plan.schedule_assets))
     if plan.schedule is None:
         return assets
     return AssetOrTimeSchedule(

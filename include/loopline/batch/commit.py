@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from loopline.data.predictions import SUCCESS, partition_prefix
 from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore
 
-SUCCESS = "_SUCCESS.json"
 COPY_THREADS = 16
 
 
@@ -44,7 +44,7 @@ def commit_output(
     _copy_all(store, bucket, finals)
     committed = {}
     for day, rows in sorted(by_day.items()):
-        partition = f"{output_prefix}dt={day}/"
+        partition = partition_prefix(output_prefix, day)
         files = [finals[row["key"]] for row in rows]
         total = sum(row["rows"] for row in rows)
         record = {
@@ -80,8 +80,3 @@ def _copy_all(store: ObjectStore, bucket: str, finals: dict[str, str]) -> None:
 
     with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
         list(pool.map(copy, finals))  # list(): re-raises the first failure
-
-
-def committed_files(store: ObjectStore, bucket: str, partition: str) -> list[str]:
-    """The files a reader should read in `partition`: those its _SUCCESS.json lists."""
-    return json.loads(store.get(bucket, partition + SUCCESS))["files"]

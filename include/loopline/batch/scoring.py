@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -55,15 +54,11 @@ def serving_function(job: ScoringJob) -> Any:
     return served_model(job.pipeline, job.model_version, registry)
 
 
-def score_table(serve: Any, table: pa.Table, spec: Any) -> np.ndarray:
-    from loopline.serving.inputs import as_tensors, features_of
-
-    return np.asarray(serve(as_tensors(features_of(table, spec.model)))).reshape(-1)
-
-
 def score_object(job: ScoringJob, key: str, filesystem: Any) -> list[dict[str, Any]]:
     """Score one Parquet object batch by batch; write one staged file per date; return what
     was written (key, rows per date)."""
+    from loopline.serving.inputs import served_scores
+
     spec = job.spec()
     serve = serving_function(job)
     # pre_buffer: one coalesced read per row group instead of one per column (2x here).
@@ -78,7 +73,7 @@ def score_object(job: ScoringJob, key: str, filesystem: Any) -> list[dict[str, A
                 spec.data.key: table.column(spec.data.key),
                 spec.data.timestamp: table.column(spec.data.timestamp),
                 spec.model.label: table.column(spec.model.label),
-                "score": pa.array(score_table(serve, table, spec), pa.float32()),
+                "score": pa.array(served_scores(serve, table, spec.model), pa.float32()),
                 "model_version": pa.repeat(pa.scalar(job.model_version, pa.int32()), len(table)),
                 "airflow_run_id": pa.repeat(pa.scalar(job.run_id, pa.string()), len(table)),
             }

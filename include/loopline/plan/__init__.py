@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from loopline.plan.batch_scoring import plan_batch_scoring
 from loopline.plan.demo_feed import plan_demo_feed
+from loopline.plan.drift_audit import plan_drift_audit
 from loopline.plan.model import (
     GPU_POOL,
     AssetRef,
@@ -37,6 +38,7 @@ PLANNERS: tuple[Planner, ...] = (
     plan_training,
     plan_rollback,
     plan_batch_scoring,
+    plan_drift_audit,
 )
 
 

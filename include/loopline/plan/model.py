@@ -30,6 +30,7 @@ class Stage(StrEnum):
     TRAIN = "train"
     ROLLBACK = "rollback"
     BATCH_SCORE = "batch_score"
+    DRIFT_AUDIT = "drift_audit"
 
 
 class TriggerRule(StrEnum):

@@ -43,6 +43,19 @@ def reason_field(description: str, section: str) -> Any:
     )
 
 
+WINDOW_END_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$"
+
+
+def window_end_field(description: str, section: str) -> Any:
+    """An optional end of the run's data window (a backfill); empty: when the run was due."""
+    return Field(
+        pattern=WINDOW_END_PATTERN,
+        title="Window end (backfill)",
+        description=description,
+        json_schema_extra={"section": section},
+    )
+
+
 def params_from_model(
     model: type[BaseModel], defaults: Mapping[str, Any] | None = None
 ) -> tuple[ParamPlan, ...]:

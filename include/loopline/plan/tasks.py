@@ -29,6 +29,8 @@ class TaskKind(StrEnum):
     PROMOTE = "promote"
     ROLLBACK = "rollback"
     BATCH_SCORE = "batch_score"
+    DRIFT_AUDIT = "drift_audit"
+    RETRAIN_ON_DRIFT = "retrain_on_drift"
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,21 @@ class BatchScore(TaskArgs):
     spec_path: str
     window_days: Template
     model_version: Template
+
+
+# -- drift audits ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftAudit(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.DRIFT_AUDIT
+    spec_path: str
+    window_end: Template  # empty: when the run was due
+
+
+@dataclass(frozen=True)
+class RetrainOnDrift(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.RETRAIN_ON_DRIFT
+    train_dag_id: str
+    decision_from: XCom
 
 
 ARGUMENTS: dict[TaskKind, type[TaskArgs]] = {

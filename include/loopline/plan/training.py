@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from loopline.plan.assets import champion_asset
 from loopline.plan.model import GPU_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
-from loopline.plan.params import bounds, params_from_model, reason_field
+from loopline.plan.params import bounds, params_from_model, reason_field, window_end_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import (
     ApprovePromotion,
@@ -48,12 +48,10 @@ class TrainParams(BaseModel):
     ] = "manual"
     window_end: Annotated[
         str | None,
-        Field(
-            pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$",
-            title="Window end (backfill)",
-            description="Train on the window ending here (UTC), e.g. 2024-06-30 for data with "
-            "past dates; empty: when the run was due.",
-            json_schema_extra=_FORM,
+        window_end_field(
+            "Train on the window ending here (UTC), e.g. 2024-06-30 for data with past dates; "
+            "empty: when the run was due.",
+            "Training",
         ),
     ] = None
 

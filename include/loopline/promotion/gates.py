@@ -21,9 +21,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from loopline.spec.model import Metric, PromotionSpec
-
-LOWER_IS_BETTER = frozenset({Metric.LOGLOSS.value})
+from loopline.spec.model import LOWER_IS_BETTER, PromotionSpec
 
 
 @dataclass(frozen=True)

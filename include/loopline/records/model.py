@@ -24,6 +24,7 @@ class RecordStage(StrEnum):
     PROMOTION = "promotion"
     ROLLBACK = "rollback"
     BATCH_SCORING = "batch_scoring"
+    DRIFT = "drift"
 
 
 class ObjectRef(BaseModel):

@@ -5,12 +5,19 @@ Other layers (the plan's champion asset, decision records) ask here instead of r
 
 from __future__ import annotations
 
+from loopline.storage.keys import safe_segment
+
 MODELS_PREFIX = "models/"
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def model_prefix(name: str, prefix: str = MODELS_PREFIX) -> str:
     return f"{prefix}{name}/"
+
+
+def training_run_prefix(name: str, run_id: str, prefix: str = MODELS_PREFIX) -> str:
+    """Where one training run keeps its snapshot (train and holdout tables) and state."""
+    return f"{model_prefix(name, prefix)}runs/{safe_segment(run_id)}/"
 
 
 def version_prefix(name: str, version: int, prefix: str = MODELS_PREFIX) -> str:

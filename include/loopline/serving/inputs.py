@@ -32,3 +32,8 @@ def as_tensors(features: dict[str, np.ndarray]) -> dict[str, Any]:
     import tensorflow as tf
 
     return {name: tf.constant(values) for name, values in features.items()}
+
+
+def served_scores(serve: Any, table: pa.Table, spec: ModelSpec) -> np.ndarray:
+    """Scores of a served (compiled) model on `table`, in row order."""
+    return np.asarray(serve(as_tensors(features_of(table, spec)))).reshape(-1)

@@ -155,6 +155,9 @@ class Metric(StrEnum):
     RECALL = "recall"
 
 
+LOWER_IS_BETTER = frozenset({Metric.LOGLOSS.value})  # the others: higher is better
+
+
 class ModelSpec(StrictModel):
     task: Literal["binary_classification"] = "binary_classification"
     features: Features
@@ -190,10 +193,29 @@ class PromotionSpec(StrictModel):
 
 
 class DriftSpec(StrictModel):
+    """Drift audits: the recent validated data, and the champion's scores and quality on it,
+    against what the champion was trained on; crossing a threshold starts retraining."""
+
+    # Runs on this schedule and on every validated and predictions asset event.
     schedule: Schedule | None = "@daily"
+    window_days: Days = 1  # the current window: batches validated (dt=) in the last N days
+    # "champion": the rows the champion was trained on; "window": the reference_window_days
+    # of validated data before the current window.
+    reference: Literal["champion", "window"] = "champion"
     reference_window_days: Days = 7
-    feature_drift_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
-    drifted_share_to_retrain: Fraction = 0.3
+    # Per feature, a distance (Wasserstein normed, Jensen-Shannon) at or above which it has
+    # drifted; null: Evidently's default for the test it would choose (0.1).
+    feature_threshold: Annotated[float, Field(gt=0.0)] | None = None
+    drifted_share_to_retrain: Fraction = 0.3  # share of drifted features that retrains
+    key_features: list[str] = Field(default_factory=list)  # any of them drifted retrains
+    prediction_threshold: Annotated[float, Field(gt=0.0)] = 0.1  # scores' Wasserstein normed
+    # The champion's promotion metric on labelled current rows may fall this far below its
+    # holdout value before it retrains (performance decay, not only input drift).
+    max_quality_drop: Annotated[float, Field(ge=0.0)] = 0.05
+    cooldown_hours: Annotated[float, Field(ge=0.0)] = 24.0  # between two retrains it starts
+    # Hysteresis: after an audit retrained, the next retrains only once an audit saw the
+    # drifted share fall below this (the drift cleared), or for a new champion.
+    rearm_share: Fraction = 0.15
 
 
 class Replicas(StrictModel):
@@ -293,7 +315,7 @@ class SpecProblems(Exception):
 # keys that print alike) nor a time.
 KEY_TYPES = (ColumnType.STRING, ColumnType.INT64)
 # Where the registry and the record store keep their objects, in every pipeline's bucket.
-RESERVED_PREFIXES = ("models/", "records/")
+RESERVED_PREFIXES = ("models/", "records/", "profiles/", "reports/")
 
 
 def cross_section_problems(spec: PipelineSpec) -> list[Problem]:
@@ -302,8 +324,30 @@ def cross_section_problems(spec: PipelineSpec) -> list[Problem]:
         *_data_problems(spec.data),
         *_model_problems(spec),
         *_promotion_problems(spec),
+        *_drift_problems(spec),
         *_streaming_problems(spec.streaming),
     ]
+
+
+def _drift_problems(spec: PipelineSpec) -> list[Problem]:
+    drift, features = spec.drift, spec.model.features.all
+    problems = [
+        Problem(
+            ("drift", "key_features", index),
+            f"{name!r} is not a model feature (model.features: {', '.join(features)})",
+        )
+        for index, name in enumerate(drift.key_features)
+        if name not in features
+    ]
+    if drift.rearm_share > drift.drifted_share_to_retrain:
+        problems.append(
+            Problem(
+                ("drift", "rearm_share"),
+                f"{drift.rearm_share} is above drift.drifted_share_to_retrain "
+                f"({drift.drifted_share_to_retrain}): the drift would clear before it retrains",
+            )
+        )
+    return problems
 
 
 def _data_problems(data: DataSpec) -> list[Problem]:

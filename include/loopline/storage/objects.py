@@ -103,14 +103,19 @@ class ObjectStore:
         recorded = head.get("Metadata", {}).get(CHECKSUM_METADATA_KEY)
         return recorded or sha256_hex(self.get(bucket, key))
 
-    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
-        """Write `key`, replacing it if present: for derived files such as reports."""
+    def put(
+        self, bucket: str, key: str, data: bytes, content_type: str, content_encoding: str = ""
+    ) -> None:
+        """Write `key`, replacing it if present: for derived files such as reports. With a
+        `content_encoding` (gzip), `data` is stored compressed and HTTP clients (a browser
+        opening a presigned URL) decompress it."""
         self.client.put_object(
             Bucket=bucket,
             Key=key,
             Body=data,
             ContentType=content_type,
             Metadata={CHECKSUM_METADATA_KEY: sha256_hex(data)},
+            **({"ContentEncoding": content_encoding} if content_encoding else {}),
         )
 
     def head(self, bucket: str, key: str) -> dict[str, Any] | None:

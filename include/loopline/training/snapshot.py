@@ -21,10 +21,9 @@ import pyarrow as pa
 
 from loopline.data.validated import coverage, read_window
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
-from loopline.registry.layout import model_prefix
+from loopline.registry.layout import training_run_prefix
 from loopline.spec.model import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode, encode
-from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore, sha256_hex
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ def holdout_mask(keys: pa.ChunkedArray | pa.Array, fraction: float) -> np.ndarra
 
 def run_prefix(spec: PipelineSpec, run_id: str) -> str:
     """Where one training run keeps its snapshot, so that each of its tasks can be retried."""
-    return f"{model_prefix(spec.name)}runs/{safe_segment(run_id)}/"
+    return training_run_prefix(spec.name, run_id)
 
 
 def save_snapshot(

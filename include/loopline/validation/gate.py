@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loopline.data.profile_store import ProfileStore
 from loopline.data.reading import UnreadableFile, canonical_schema, conform, read_batch
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.spec.model import Column, DataSpec, DuplicateKeys, FileFormat
@@ -145,7 +146,7 @@ def validate_and_route(
         valid_key=validated_key(key, data_spec),
         quarantine_key=routed_key(key, data_spec.landing_prefix, data_spec.quarantine_prefix),
         archive_key=routed_key(key, data_spec.landing_prefix, data_spec.archive_root),
-        columns=tuple(data_spec.columns),
+        data=data_spec,
     )
     if store.head(bucket, key) is None:
         result = route.already_routed()
@@ -245,7 +246,12 @@ class _Route:
     valid_key: str
     quarantine_key: str
     archive_key: str
-    columns: tuple[Column, ...]  # the spec's: the validated zone's schema
+    data: DataSpec
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        """The spec's: the validated zone's schema."""
+        return tuple(self.data.columns)
 
     @property
     def report_key(self) -> str:
@@ -266,6 +272,7 @@ class _Route:
         files: the rows as Parquet in the spec's types first (create-only: a retry writes the
         same bytes), then the landed bytes into the archive; a crash between leaves the landed
         file for the retry."""
+        self._profile(table)
         if canonical:
             self.store.move_verified(self.bucket, self.key, self.valid_key, checksum)
             archived = self.valid_key
@@ -284,6 +291,13 @@ class _Route:
             rejected_rows=dropped,
             archive_key=archived,
         )
+
+    def _profile(self, table: pa.Table) -> None:
+        """The batch's profile for drift audits, from the rows in hand, stored before the
+        rows enter the validated zone (a retry writes it again)."""
+        profiles = ProfileStore(self.store, self.data)
+        profile = profiles.profile(conform(table, self.columns), self.valid_key)
+        profiles.write(self.valid_key, profile)
 
     def _write_canonical(self, table: pa.Table) -> None:
         body = encode(conform(table, self.columns), FileFormat.PARQUET)
@@ -324,6 +338,7 @@ class _Route:
             validated_key=self.valid_key,
             rejected_rows_key=rejected_key,
         )
+        self._profile(split.accepted)
         self._write_canonical(split.accepted)
         self.store.move_verified(self.bucket, self.key, self.quarantine_key, checksum)
         return GateResult(

@@ -10,8 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import PIPELINES
-from loopline.batch.commit import commit_output, committed_files
+from loopline.batch.commit import commit_output
 from loopline.batch.scoring import ScoringJob, score_with_spark
+from loopline.data.predictions import committed_files
 from loopline.demo.card_transactions import generate
 from loopline.records import RecordStage, RecordStore
 from loopline.registry import ModelRegistry

@@ -46,7 +46,7 @@ def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
 def test_a_spec_without_demo_section_plans_no_feed() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml").model_copy(update={"demo": None})
     stages = [plan.stage for plan in plan_pipeline(spec, PATHS)]
-    assert stages == ["validate", "train", "rollback", "batch_score"]
+    assert stages == ["validate", "train", "rollback", "batch_score", "drift_audit"]
 
 
 def test_training_plan_trains_in_the_gpu_pool_and_asks_approval_when_the_spec_says() -> None:
@@ -64,3 +64,20 @@ def test_training_plan_trains_in_the_gpu_pool_and_asks_approval_when_the_spec_sa
     approve = next(t for t in train.tasks if t.task_id == "approve")
     assert approve.kind is TaskKind.APPROVE_PROMOTION and approve.upstream == ("judge",)
     assert train.tasks[-1].upstream == ("approve",)
+
+
+def test_the_drift_audit_runs_on_any_new_data_and_retrains_through_the_train_dag() -> None:
+    spec = load_spec(PIPELINES / "card_fraud.yaml")
+    [audit] = [plan for plan in plan_pipeline(spec, PATHS) if plan.stage == "drift_audit"]
+    assert audit.dag_id == "card_fraud.drift_audit" and audit.schedule == "@daily"
+    assert [a.name for a in audit.schedule_assets] == [
+        "card_fraud.validated",
+        "card_fraud.predictions",
+    ]
+    retrain = audit.task("retrain")
+    assert retrain.upstream == ("audit",)
+    assert retrain.args.operator_kwargs() == {
+        "train_dag_id": "card_fraud.train",
+        "decision_from": "audit",
+    }
+    assert [p.name for p in audit.params] == ["window_end"]

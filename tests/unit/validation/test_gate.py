@@ -8,6 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 from conftest import PIPELINES, PROJECT_ROOT
+from loopline.data.profile_store import ProfileStore
 from loopline.data.reading import read_batch
 from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
@@ -42,7 +43,8 @@ def land(store: ObjectStore, key: str, data: bytes) -> str:
 
 
 def everything(store: ObjectStore) -> list[str]:
-    return sorted(store.list_keys(BUCKET))
+    """Every object but the batch profiles the gate keeps for drift audits."""
+    return sorted(k for k in store.list_keys(BUCKET) if not k.startswith("profiles/"))
 
 
 VALIDATED = "card_fraud/validated/dt=2026-11-23/good.parquet"
@@ -55,6 +57,8 @@ def test_canonical_parquet_moves_to_validated_byte_identical(store, suite) -> No
     result = validate_and_route(store, DATA, suite, GOOD_KEY)
     assert result.passed and result.rows == 500
     assert everything(store) == [VALIDATED]
+    profile = ProfileStore(store, DATA).read(VALIDATED)  # profiled once, for drift audits
+    assert profile.rows == 500 and profile.sample.num_rows == 500
     assert (result.destination, result.archive_key) == (VALIDATED, VALIDATED)
     assert sha256_hex(store.get(BUCKET, VALIDATED)) == checksum == result.sha256
 

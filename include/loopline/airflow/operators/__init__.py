@@ -1,6 +1,7 @@
 """Loopline's operators, named by the action they take."""
 
 from loopline.airflow.operators.batch import BatchScoreOperator
+from loopline.airflow.operators.drift import DriftAuditOperator, RetrainOnDriftOperator
 from loopline.airflow.operators.feed import LandDemoBatchOperator
 from loopline.airflow.operators.training import (
     ApprovePromotionOperator,
@@ -21,11 +22,13 @@ from loopline.airflow.operators.validation import (
 __all__ = [
     "ApprovePromotionOperator",
     "BatchScoreOperator",
+    "DriftAuditOperator",
     "GroupLandedOperator",
     "JudgeCandidateOperator",
     "LandDemoBatchOperator",
     "PromoteOperator",
     "PublishValidatedOperator",
+    "RetrainOnDriftOperator",
     "RollbackChampionOperator",
     "TrainModelOperator",
     "TrainingSnapshotOperator",

@@ -55,3 +55,13 @@ class SpecOperator(ObjectStoreOperator):
         """Put `extra` on every asset event this task emits."""
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
+
+
+class RegistryOperator(SpecOperator):
+    """An operator of one pipeline that reads or moves its models."""
+
+    @property
+    def registry(self) -> Any:
+        from loopline.registry import ModelRegistry
+
+        return ModelRegistry(self.store, self.spec.data.bucket)

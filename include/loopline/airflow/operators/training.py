@@ -14,16 +14,10 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from loopline.airflow.operators.base import SpecOperator
+from loopline.airflow.operators.base import RegistryOperator, SpecOperator
 
 
-class _RegistryOperator(SpecOperator):
-    @property
-    def registry(self) -> Any:
-        from loopline.registry import ModelRegistry
-
-        return ModelRegistry(self.store, self.spec.data.bucket)
-
+class _RegistryOperator(RegistryOperator):
     def announce_move(self, context: Context, move: Any) -> dict[str, Any]:
         """Put the champion's move on the task's asset events and in its log."""
         extra = {"version": move.version, "previous": move.previous, "action": move.action}

@@ -1,0 +1,330 @@
+"""One drift audit: the current window against its reference, a verdict, a report, a decision.
+
+Cost grows with the new data, not the window: every validated batch was profiled once (by the
+gate), the reference once per champion version, and an audit merges stored profiles. Rows are
+read only for what profiles cannot give: the window's sample (5,000 rows, stored with the
+profiles) for Evidently's report and for the champion's quality on labelled current rows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopline.data.predictions import committed_partitions
+from loopline.data.profile_store import (
+    PROFILES_PREFIX,
+    STATISTICS_SUFFIX,
+    ProfileStore,
+    profiled_columns,
+)
+from loopline.data.profiles import BatchProfile, merge_all, profile_table
+from loopline.data.validated import coverage, validated_keys
+from loopline.drift.decision import Decision, PastAudit, decide
+from loopline.drift.reference import (
+    SCORE,
+    NoReference,
+    Reference,
+    champion_reference,
+    window_reference,
+)
+from loopline.drift.report import RenderedReport, render
+from loopline.drift.scores import ColumnDrift, SmallReference, column_drift
+from loopline.drift.verdict import QualityCheck, Verdict
+from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
+from loopline.registry import ModelRegistry
+from loopline.spec.model import FileFormat, PipelineSpec
+from loopline.storage.formats import CONTENT_TYPES, decode
+from loopline.storage.keys import safe_segment
+from loopline.storage.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+REPORTS_PREFIX = "reports/"
+REASON_LIMIT = 500  # the train DAG's reason Param
+Scorer = Callable[[int, pa.Table], np.ndarray]  # (champion version, rows) -> scores
+
+
+class EmptyWindow(Exception):
+    """No validated batch in the current window: nothing to audit."""
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    verdict: Verdict
+    decision: Decision
+    report_uri: str  # the HTML (gzip-encoded)
+    record: StageRecord
+
+    def train_conf(self) -> dict[str, Any]:
+        """What the retraining run is started with: its reason names the verdict and report
+        (within the train form's 500 characters: the report link is kept whole)."""
+        head, tail = f"drift audit {self.record.run_id}: ", f" (report {self.report_uri})"
+        why = "; ".join(self.decision.reasons)
+        room = REASON_LIMIT - len(head) - len(tail)
+        if len(why) > room:
+            why = why[: max(room - 3, 0)] + "..."
+        return {"reason": head + why + tail}
+
+
+def run_audit(
+    store: ObjectStore,
+    registry: ModelRegistry,
+    spec: PipelineSpec,
+    window_end: datetime,
+    run: RunContext,
+    scorer: Scorer | None = None,
+) -> AuditOutcome:
+    """Audit the `drift.window_days` of validated batches before `window_end`."""
+    scorer = scorer or champion_scorer(registry, spec)
+    window_end = window_end.astimezone(UTC)
+    start = window_end - timedelta(days=spec.drift.window_days)
+    last_day = (window_end - timedelta(microseconds=1)).date()
+    keys = list(validated_keys(store, spec.data, start.date(), last_day))
+    window = f"{start:%Y-%m-%d} .. {last_day:%Y-%m-%d}"
+    if not keys:
+        raise EmptyWindow(
+            f"no validated batch of {spec.name} dated {window} (drift.window_days "
+            f"{spec.drift.window_days}); {coverage(store, spec.data).describe()}; nothing "
+            "to audit, nothing triggered"
+        )
+    reference = _reference(store, registry, spec, start, scorer)
+    current = ProfileStore(store, spec.data).merged(keys)
+    log.info(
+        "auditing %d batch(es), %d rows, against %s", len(keys), current.rows, reference.description
+    )
+    verdict, report = _verdict(store, spec, window, keys, reference, current, scorer)
+    report_uri = _write_report(store, spec, run, verdict, report)
+    decision = decide(
+        verdict.crossed(spec.drift),
+        spec.drift,
+        past_audits(store, spec),
+        reference.version,
+        datetime.now(UTC),
+    )
+    record = run.record(
+        RecordStage.DRIFT,
+        decision.verdict,
+        inputs=[ObjectRef(uri=f"s3://{spec.data.bucket}/{key}") for key in keys],
+        outputs=[ObjectRef(uri=report_uri), ObjectRef(uri=report_uri.replace(".html", ".json"))],
+        reasons=[*decision.reasons, *verdict.notes],
+        numbers={**verdict.numbers(), "retrain": float(decision.retrain)},
+        payload={
+            "verdict": verdict.to_dict(),
+            "decision": decision.to_dict(),
+            "report": report_uri,
+            "champion": reference.version,
+        },
+    )
+    RecordStore(store, spec.data.bucket).write(record)
+    return AuditOutcome(verdict, decision, report_uri, record)
+
+
+def champion_scorer(registry: ModelRegistry, spec: PipelineSpec) -> Scorer:
+    """The champion's scores through the serving layer (loaded once per process)."""
+
+    def score(version: int, table: pa.Table) -> np.ndarray:
+        from loopline.serving.cache import served_model
+        from loopline.serving.inputs import served_scores
+
+        serve = served_model(spec.name, version, lambda: registry)
+        return served_scores(serve, table, spec.model)
+
+    return score
+
+
+def past_audits(store: ObjectStore, spec: PipelineSpec) -> list[PastAudit]:
+    """Earlier audits of the pipeline, oldest first, as the decision needs them."""
+    return [
+        PastAudit(
+            record.run_id,
+            record.ended_at,
+            record.numbers.get("drifted_share", 0.0),
+            record.verdict == "retrain",
+            record.payload.get("champion"),
+        )
+        for record in RecordStore(store, spec.data.bucket).records(spec.name, RecordStage.DRIFT)
+        if record.subject == "run"
+    ]
+
+
+def _reference(
+    store: ObjectStore,
+    registry: ModelRegistry,
+    spec: PipelineSpec,
+    start: datetime,
+    scorer: Scorer,
+) -> Reference:
+    if spec.drift.reference == "window":
+        return window_reference(store, spec, start)
+    return champion_reference(store, registry, spec, scorer)
+
+
+def _verdict(
+    store: ObjectStore,
+    spec: PipelineSpec,
+    window: str,
+    keys: list[str],
+    reference: Reference,
+    current: BatchProfile,
+    scorer: Scorer,
+) -> tuple[Verdict, RenderedReport]:
+    numeric, categorical = profiled_columns(spec.data)
+    audited = [*spec.model.features.all, spec.model.label]
+    numeric = [name for name in numeric if name in audited]
+    categorical = [name for name in categorical if name in audited]
+    report = render(_sample(reference.profile), _sample(current), numeric, categorical)
+    threshold = spec.drift.feature_threshold
+    drifts = {
+        name: _column(name, reference.profile, current, threshold, report)
+        for name in [*numeric, *categorical]
+    }
+    notes = []
+    prediction = _prediction_drift(store, spec, keys, reference, notes)
+    quality = _quality(spec, reference, current, scorer, notes)
+    verdict = Verdict(
+        window=window,
+        reference=reference.description,
+        reference_version=reference.version,
+        rows=current.rows,
+        batches=len(keys),
+        features=[drifts[name] for name in spec.model.features.all if name in drifts],
+        label=drifts.get(spec.model.label),
+        prediction=prediction,
+        quality=quality,
+        notes=notes,
+    )
+    return verdict, report
+
+
+def _column(
+    name: str,
+    reference: BatchProfile,
+    current: BatchProfile,
+    threshold: float | None,
+    report: RenderedReport,
+) -> ColumnDrift:
+    try:
+        return column_drift(name, reference.columns[name], current.columns[name], threshold)
+    except SmallReference:
+        # At 1,000 reference rows or fewer Evidently tests the rows with a p-value; the
+        # reference sample holds all of them, and the report ran that test.
+        found = report.value_drift()[name]
+        limit = found["threshold"] if threshold is None else threshold
+        score = float(found["score"])
+        return ColumnDrift(name, found["method"], score, "p_value", limit, score <= limit)
+
+
+def _prediction_drift(
+    store: ObjectStore,
+    spec: PipelineSpec,
+    keys: list[str],
+    reference: Reference,
+    notes: list[str],
+) -> ColumnDrift | None:
+    batch = spec.batch_inference
+    if reference.predictions is None or batch is None:
+        if reference.version is not None and batch is None:
+            notes.append("no batch_inference section: prediction drift not measured")
+        return None
+    days = sorted({key.split("/dt=", 1)[1][:10] for key in keys if "/dt=" in key})
+    if not days:
+        return None
+    partitions = committed_partitions(
+        store,
+        spec.data.bucket,
+        batch.output_prefix,
+        datetime.fromisoformat(days[0]).date(),
+        datetime.fromisoformat(days[-1]).date(),
+    )
+    files = [f for p in partitions if p.model_version == reference.version for f in p.files]
+    if not files:
+        notes.append(
+            f"no predictions of champion v{reference.version} dated {days[0]} .. {days[-1]}: "
+            "prediction drift not measured (batch scoring has not run on this window)"
+        )
+        return None
+    scores = merge_all(_score_profile(store, spec.data.bucket, key) for key in files)
+    column = scores.columns[SCORE]
+    return column_drift(SCORE, reference.predictions, column, spec.drift.prediction_threshold)
+
+
+def _score_profile(store: ObjectStore, bucket: str, key: str) -> BatchProfile:
+    """The profile of a prediction file's scores, computed once and kept beside the others."""
+    profile_key = PROFILES_PREFIX + key + STATISTICS_SUFFIX
+    if store.head(bucket, profile_key) is not None:
+        return BatchProfile.from_parquet(store.get(bucket, profile_key))
+    scores = decode(store.get(bucket, key), FileFormat.PARQUET).select([SCORE])
+    scores = scores.cast(pa.schema([(SCORE, pa.float64())]))
+    profile = profile_table(scores, [SCORE], [])
+    store.put(bucket, profile_key, profile.to_parquet(), CONTENT_TYPES[FileFormat.PARQUET])
+    return profile
+
+
+def _quality(
+    spec: PipelineSpec,
+    reference: Reference,
+    current: BatchProfile,
+    scorer: Scorer,
+    notes: list[str],
+) -> QualityCheck | None:
+    from loopline.serving.evaluate import quality
+
+    label, metric = spec.model.label, spec.promotion.metric
+    sample = current.sample
+    if reference.version is None or reference.holdout_metric is None:
+        return None
+    if sample is None or label not in sample.column_names:
+        notes.append("the current rows carry no label: quality not measured")
+        return None
+    labelled = sample.filter(pc.is_valid(sample.column(label)))
+    labels = labelled.column(label).to_numpy().astype(np.float32)
+    if len(np.unique(labels)) < 2:
+        notes.append(f"the window's {len(labels)} labelled sample rows hold one class: no {metric}")
+        return None
+    scores = scorer(reference.version, labelled)
+    current_value = quality(labels, scores, [metric])[metric.value]
+    return QualityCheck(metric.value, reference.holdout_metric, current_value, len(labels))
+
+
+def _sample(profile: BatchProfile) -> pa.Table:
+    if profile.sample is None:
+        raise NoReference("a profile without a sample cannot be reported on")
+    return profile.sample
+
+
+def _write_report(
+    store: ObjectStore,
+    spec: PipelineSpec,
+    run: RunContext,
+    verdict: Verdict,
+    report: RenderedReport,
+) -> str:
+    bucket = spec.data.bucket
+    prefix = f"{REPORTS_PREFIX}{spec.name}/{safe_segment(run.run_id)}/"
+    store.put(bucket, prefix + "drift.html", report.html_gzip, "text/html", "gzip")
+    on_samples = report.value_drift()
+    body = {
+        "verdict": verdict.to_dict(),
+        "evidently_on_samples": on_samples,
+        "sample_gap": {
+            d.column: round(abs(d.score - on_samples[d.column]["score"]), 6)
+            for d in verdict.features
+            if d.column in on_samples and d.score_kind == "distance"
+        },
+        "html_bytes": report.html_bytes,
+        "html_gzip_bytes": len(report.html_gzip),
+        "evidently": report.evidently,
+    }
+    data = gzip.compress(json.dumps(body, default=str).encode())
+    store.put(bucket, prefix + "drift.json", data, "application/json", "gzip")
+    return f"s3://{bucket}/{prefix}drift.html"

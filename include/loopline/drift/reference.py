@@ -1,0 +1,173 @@
+"""What an audit compares the current window with: its reference, built once and stored.
+
+"champion" (the default): the rows the champion was trained on (its training run's train
+table), profiled once per champion version, with the champion's scores on its own holdout (the
+prediction reference) and its holdout metric (the quality reference). A new champion gets a
+new reference the first time it is audited; every later audit of it reads the stored one.
+When the training run's tables are gone, the profiles of the validated objects its snapshot
+read stand in (the window's whole objects: close, and said so in the description).
+
+"window": the `reference_window_days` of validated data before the current window, merged
+from the stored batch profiles (no prediction or quality reference: there is no one model).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from loopline.data.profile_store import PROFILES_PREFIX, ProfileStore
+from loopline.data.profiles import BatchProfile, NumericProfile, profile_table
+from loopline.data.validated import coverage, validated_keys
+from loopline.registry import CHAMPION, ModelRegistry, ModelVersion
+from loopline.registry.layout import training_run_prefix
+from loopline.spec.model import FileFormat, PipelineSpec
+from loopline.storage.formats import CONTENT_TYPES, decode
+from loopline.storage.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+SCORE = "score"
+
+
+class NoReference(Exception):
+    """Nothing to compare with: no champion yet, or no data before the window."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    description: str  # what the rows are, for reports and records
+    profile: BatchProfile
+    version: int | None = None  # the champion's, with the "champion" reference
+    predictions: NumericProfile | None = None  # the champion's scores on its holdout
+    holdout_metric: float | None = None  # the champion's promotion metric on its holdout
+
+
+def champion_reference(
+    store: ObjectStore, registry: ModelRegistry, spec: PipelineSpec, scorer: Any
+) -> Reference:
+    """The champion's reference, from its store or built (once per version) and stored.
+    `scorer(version, table)`: the champion's scores on `table`."""
+    version = registry.alias(spec.name, CHAMPION)
+    if version is None:
+        raise NoReference(f"{spec.name} has no champion yet: there is nothing to compare with")
+    model = registry.get(spec.name, version)
+    metric = model.metrics.get(spec.promotion.metric.value)
+    stored = _read(store, spec, version)
+    if stored is not None:
+        profile, predictions, description = stored
+    else:
+        profile, predictions, description = _build(store, spec, model, scorer)
+        _write(store, spec, version, profile, predictions, description)
+    return Reference(description, profile, version, predictions, metric)
+
+
+def window_reference(store: ObjectStore, spec: PipelineSpec, current_start: datetime) -> Reference:
+    """The validated data of the `reference_window_days` before the current window."""
+    days = spec.drift.reference_window_days
+    start = current_start - timedelta(days=days)
+    last = current_start - timedelta(days=1)
+    keys = list(validated_keys(store, spec.data, start.date(), last.date()))
+    if not keys:
+        raise NoReference(
+            f"no validated batch dated {start:%Y-%m-%d} .. {last:%Y-%m-%d} for the reference "
+            f"window (drift.reference_window_days {days}); "
+            f"{coverage(store, spec.data).describe()}"
+        )
+    profile = ProfileStore(store, spec.data).merged(keys)
+    return Reference(
+        f"{len(keys)} validated batch(es) dated {start:%Y-%m-%d} .. {last:%Y-%m-%d} "
+        f"({profile.rows:,} rows)",
+        profile,
+    )
+
+
+def _build(
+    store: ObjectStore, spec: PipelineSpec, model: ModelVersion, scorer: Any
+) -> tuple[BatchProfile, NumericProfile, str]:
+    profiles = ProfileStore(store, spec.data)
+    run_id = model.lineage.get("run_id", "")
+    tables = training_run_prefix(spec.name, run_id) if run_id else None
+    bucket = spec.data.bucket
+    if tables and store.head(bucket, tables + "train.parquet") is not None:
+        train = _table(store, bucket, tables + "train.parquet")
+        holdout = _table(store, bucket, tables + "holdout.parquet")
+        profile = profiles.profile(train, f"reference/v{model.version}")
+        description = (
+            f"champion v{model.version}'s training rows ({train.num_rows:,}, run {run_id})"
+        )
+    else:  # the run's tables were removed: the objects its snapshot read stand in
+        keys = [obj["key"] for obj in model.snapshot.get("objects", [])]
+        if not keys:
+            raise NoReference(f"champion v{model.version} records no training data")
+        profile = profiles.merged(keys)
+        holdout = None
+        description = (
+            f"the {len(keys)} validated object(s) champion v{model.version} was trained from "
+            f"({profile.rows:,} rows; its training run's tables are gone)"
+        )
+    log.info("built the drift reference: %s", description)
+    scores = _scores_profile(scorer(model.version, holdout)) if holdout is not None else None
+    return profile, scores, description
+
+
+def _scores_profile(scores: Any) -> NumericProfile:
+    table = pa.table({SCORE: pa.array(scores, pa.float64())})
+    column = profile_table(table, [SCORE], []).columns[SCORE]
+    assert isinstance(column, NumericProfile)
+    return column
+
+
+def _table(store: ObjectStore, bucket: str, key: str) -> pa.Table:
+    return decode(store.get(bucket, key), FileFormat.PARQUET)
+
+
+def _prefix(spec: PipelineSpec, version: int) -> str:
+    return f"{PROFILES_PREFIX}{spec.name}/reference/v{version:06d}/"
+
+
+def _write(
+    store: ObjectStore,
+    spec: PipelineSpec,
+    version: int,
+    profile: BatchProfile,
+    predictions: NumericProfile | None,
+    description: str,
+) -> None:
+    bucket, prefix, parquet = (
+        spec.data.bucket,
+        _prefix(spec, version),
+        CONTENT_TYPES[FileFormat.PARQUET],
+    )
+    if predictions is not None:
+        scores = BatchProfile(0, {SCORE: predictions})
+        store.put(bucket, prefix + "predictions.profile.parquet", scores.to_parquet(), parquet)
+    if (sample := profile.sample_parquet()) is not None:
+        store.put(bucket, prefix + "sample.parquet", sample, parquet)
+    store.put(bucket, prefix + "description.txt", description.encode(), "text/plain")
+    # Last: the statistics file is what says the reference is complete.
+    store.put(bucket, prefix + "profile.parquet", profile.to_parquet(), parquet)
+
+
+def _read(
+    store: ObjectStore, spec: PipelineSpec, version: int
+) -> tuple[BatchProfile, NumericProfile | None, str] | None:
+    bucket, prefix = spec.data.bucket, _prefix(spec, version)
+    if store.head(bucket, prefix + "profile.parquet") is None:
+        return None
+    has_sample = store.head(bucket, prefix + "sample.parquet") is not None
+    sample = store.get(bucket, prefix + "sample.parquet") if has_sample else None
+    profile = BatchProfile.from_parquet(store.get(bucket, prefix + "profile.parquet"), sample)
+    predictions = None
+    if store.head(bucket, prefix + "predictions.profile.parquet") is not None:
+        scores = BatchProfile.from_parquet(
+            store.get(bucket, prefix + "predictions.profile.parquet")
+        )
+        column = scores.columns[SCORE]
+        assert isinstance(column, NumericProfile)
+        predictions = column
+    return profile, predictions, store.get(bucket, prefix + "description.txt").decode()

@@ -1,0 +1,72 @@
+"""``<pipeline>.drift_audit``: audit the recent validated data (and the champion's scores and
+quality on it) against the champion's training data; retrain when the spec's limits say so."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel
+
+from loopline.plan.assets import predictions_asset, validated_asset
+from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.plan.params import params_from_model, window_end_field
+from loopline.plan.paths import ProjectPaths
+from loopline.plan.tasks import DriftAudit, RetrainOnDrift, XCom
+from loopline.spec.model import PipelineSpec
+
+REFERENCES = {
+    "champion": "the rows the champion was trained on",
+    "window": "the validated data of the days before them",
+}
+
+
+class AuditParams(BaseModel):
+    window_end: Annotated[
+        str | None,
+        window_end_field(
+            "Audit the window ending here (UTC), e.g. 2024-06-30 for data with past dates; "
+            "empty: when the run was due.",
+            "Drift audit",
+        ),
+    ] = None
+
+
+def plan_drift_audit(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
+    drift = spec.drift
+    assets = [validated_asset(spec)]
+    if spec.batch_inference is not None:
+        assets.append(predictions_asset(spec, spec.batch_inference.output_prefix))
+    tasks = (
+        TaskPlan(
+            "audit",
+            DriftAudit(str(paths.spec_file(spec)), window_end="{{ params.window_end or '' }}"),
+            doc_md="Scores every feature, the label, the champion's batch scores and its "
+            "quality against the reference; writes the Evidently report and the decision.",
+        ),
+        TaskPlan(
+            "retrain",
+            RetrainOnDrift(f"{spec.name}.{Stage.TRAIN}", decision_from=XCom("audit")),
+            upstream=("audit",),
+            doc_md=f"Starts `{spec.name}.train` with the audit's reason when it decided to "
+            "retrain; skipped otherwise.",
+        ),
+    )
+    return dag_plan(
+        PipelineTarget.of(spec),
+        Stage.DRIFT_AUDIT,
+        description=f"Audits {spec.name}'s recent data for drift; drift starts retraining",
+        schedule=drift.schedule,
+        schedule_assets=tuple(assets),
+        tasks=tasks,
+        params=params_from_model(AuditParams),
+        doc_md=(
+            f"### {spec.name}: drift audit\n"
+            f"The validated batches of the last {drift.window_days} day(s) against "
+            f"{REFERENCES[drift.reference]}: per-feature drift (the test Evidently would "
+            "choose, with its threshold), label drift, prediction drift and the champion's "
+            "quality on labelled rows. Runs on its schedule and on every validated or "
+            f"predictions event. Crossing `drift:` limits starts `{spec.name}.train` "
+            f"(cooldown {drift.cooldown_hours:g} h). Reports: "
+            f"`s3://{spec.data.bucket}/reports/{spec.name}/<run>/drift.html`."
+        ),
+    )

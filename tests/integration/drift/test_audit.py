@@ -1,0 +1,156 @@
+"""Drift audits on a real S3 server with real Evidently reports: each of the demo generator's
+knobs is detected and retrains, an undrifted window does not, the cooldown holds, and a
+missing reference or an empty window says so. The champion here is a registered version whose
+scorer is a plain function (the audit through a real Keras champion runs in the Airflow-layer
+and stack tests)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from loopline.data.profile_store import ProfileStore
+from loopline.demo.card_transactions import DriftKnobs, generate
+from loopline.drift.audit import EmptyWindow, run_audit
+from loopline.drift.reference import NoReference
+from loopline.records import RecordStage, RecordStore, RunContext
+from loopline.registry import CHAMPION, ModelRegistry
+from loopline.registry.layout import training_run_prefix
+from loopline.storage.formats import encode
+from validated_data import DEMO, demo_bucket
+
+NOW = datetime.now(UTC)
+TODAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def fraud_scores(version: int, table: pa.Table) -> np.ndarray:
+    """A champion that knows its data: the label, blurred (AUC near 1 until labels move)."""
+    labels = table.column(DEMO.model.label).to_numpy().astype(float)
+    return 0.8 * labels + 0.1
+
+
+@pytest.fixture
+def champion(s3, tmp_path: Path):
+    """Champion v1, trained (as its training run's tables say) on 20,000 undrifted rows."""
+    store = demo_bucket(s3)
+    registry = ModelRegistry(store, DEMO.data.bucket)
+    run_prefix = training_run_prefix(DEMO.name, "train-run-1")
+    train = generate(20_000, seed=1, start=TODAY - timedelta(days=10), batch_id="ref")
+    holdout = generate(5_000, seed=2, start=TODAY - timedelta(days=10), batch_id="hold")
+    store.put(DEMO.data.bucket, run_prefix + "train.parquet", encode(train, "parquet"), "x")
+    store.put(DEMO.data.bucket, run_prefix + "holdout.parquet", encode(holdout, "parquet"), "x")
+    (tmp_path / "model.keras").write_bytes(b"not a model: the scorer stands in")
+    version = registry.register(
+        DEMO.name,
+        tmp_path,
+        metrics={"auc": 0.99},
+        input_schema=[],
+        lineage={"run_id": "train-run-1"},
+    ).version
+    registry.move_alias(
+        DEMO.name, CHAMPION, version, expected=None, action="set", reason="t", by="t"
+    )
+    return store, registry
+
+
+CALM = DriftKnobs()
+
+
+def land(store, knobs: DriftKnobs = CALM, rows: int = 10_000, name: str = "b") -> str:
+    """A batch validated today, profiled the way the gate profiles it."""
+    key = f"{DEMO.data.validated_prefix}dt={TODAY:%Y-%m-%d}/{name}.parquet"
+    table = generate(rows, seed=zlib.crc32(name.encode()), drift=knobs, start=TODAY, batch_id=name)
+    profiles = ProfileStore(store, DEMO.data)
+    profiles.write(key, profiles.profile(table, key))
+    store.put_new(DEMO.data.bucket, key, encode(table, "parquet"))
+    return key
+
+
+def audit(store, registry, run_id: str = "audit-1"):
+    run = RunContext(DEMO.name, run_id, dag_id=f"{DEMO.name}.drift_audit")
+    return run_audit(store, registry, DEMO, NOW, run, scorer=fraud_scores)
+
+
+def test_an_undrifted_window_is_recorded_and_retrains_nothing(champion) -> None:
+    store, registry = champion
+    land(store, name="calm-1")
+    land(store, name="calm-2")
+
+    outcome = audit(store, registry)
+
+    assert outcome.decision.verdict == "within_limits" and not outcome.decision.retrain
+    assert outcome.verdict.drifted_features == [] and not outcome.verdict.label.drifted
+    assert outcome.verdict.rows == 20_000 and outcome.verdict.batches == 2
+    assert outcome.verdict.quality.current > 0.95
+    assert "champion v1's training rows (20,000" in outcome.verdict.reference
+    record = RecordStore(store, DEMO.data.bucket).read(DEMO.name, RecordStage.DRIFT, "audit-1")
+    assert record.verdict == "within_limits" and record.numbers["retrain"] == 0.0
+    assert {d["column"] for d in record.payload["verdict"]["features"]} == set(
+        DEMO.model.features.all
+    )
+    # The report: Evidently's HTML, stored gzip-encoded, and the JSON beside it.
+    key = outcome.report_uri.removeprefix(f"s3://{DEMO.data.bucket}/")
+    head = store.head(DEMO.data.bucket, key)
+    assert head["ContentEncoding"] == "gzip" and head["ContentType"] == "text/html"
+    html = gzip.decompress(store.get(DEMO.data.bucket, key))
+    assert b"<html" in html[:2000].lower()
+    body = json.loads(gzip.decompress(store.get(DEMO.data.bucket, key.replace(".html", ".json"))))
+    assert set(body["evidently_on_samples"]) >= set(DEMO.model.features.all)
+    assert max(body["sample_gap"].values()) < 0.05  # 5,000-row samples vs every row
+
+
+@pytest.mark.parametrize(
+    ("knobs", "crossed"),
+    [
+        (DriftKnobs(mean_shift=0.5, drifted_features=5), "5 of 32 features drifted"),
+        (
+            DriftKnobs(new_category_share=0.3),
+            "key feature(s) drifted (drift.key_features): merchant_category",
+        ),
+        (DriftKnobs(label_shift=0.2), "label drift: is_fraud"),
+    ],
+    ids=["mean shift", "unseen categories", "label shift"],
+)
+def test_each_drift_knob_is_detected_and_retrains(champion, knobs, crossed) -> None:
+    store, registry = champion
+    land(store, knobs, name="drifted")
+
+    outcome = audit(store, registry)
+
+    assert outcome.decision.retrain and outcome.decision.verdict == "retrain"
+    assert any(reason.startswith(crossed) for reason in outcome.decision.reasons), (
+        outcome.decision.reasons
+    )
+    conf = outcome.train_conf()
+    assert conf["reason"].startswith("drift audit audit-1: ")
+    assert outcome.report_uri in conf["reason"]
+
+
+def test_the_cooldown_holds_a_second_retrain_and_says_until_when(champion) -> None:
+    store, registry = champion
+    land(store, DriftKnobs(mean_shift=1.0, drifted_features=8), name="drifted")
+    assert audit(store, registry, "audit-1").decision.retrain
+
+    again = audit(store, registry, "audit-2")
+
+    assert not again.decision.retrain and again.decision.verdict == "held"
+    assert again.decision.reasons[0].startswith("cooldown: audit audit-1 retrained at ")
+    assert again.decision.crossed  # still drifted: said, not acted on
+
+
+def test_no_champion_or_an_empty_window_says_so(s3) -> None:
+    store = demo_bucket(s3)
+    registry = ModelRegistry(store, DEMO.data.bucket)
+    with pytest.raises(
+        EmptyWindow, match=r"no validated batch of card_fraud dated .* nothing triggered"
+    ):
+        audit(store, registry)
+    land(store, name="first")
+    with pytest.raises(NoReference, match="card_fraud has no champion yet"):
+        audit(store, registry)
