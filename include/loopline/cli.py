@@ -65,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     records.add_argument("--stage", help="only this stage (validation, training, promotion...)")
     records.add_argument("--run", help="only this run id")
 
+    drift = commands.add_parser(
+        "drift", help="drift audits: each audit's verdict, decision and what retraining came to"
+    )
+    drift.add_argument("action", choices=["history"])
+    drift.add_argument("pipeline", help="pipeline name")
+    drift.add_argument("--feature", help="one feature's (or the label's) score over the audits")
+
     args = parser.parse_args(argv)
     if args.command == "stack":
         return _stack(args)
@@ -78,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = _load_pipeline(args.project, args.pipeline)
         return print_records(args, spec, object_store_for_cli(args.project))
+    if args.command == "drift":
+        from loopline.commands.drift import print_drift_history
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        return print_drift_history(args, spec, object_store_for_cli(args.project))
     if args.command == "suite":
         return _profile_suite(args)
     if args.action == "schema":

@@ -154,3 +154,27 @@ def test_no_champion_or_an_empty_window_says_so(s3) -> None:
     land(store, name="first")
     with pytest.raises(NoReference, match="card_fraud has no champion yet"):
         audit(store, registry)
+
+
+def test_drift_history_prints_each_audit_with_its_decision(champion, capsys) -> None:
+    import argparse
+
+    from loopline.commands.drift import print_drift_history
+
+    store, registry = champion
+    land(store, name="calm")
+    audit(store, registry, "audit-1")
+    land(store, DriftKnobs(mean_shift=1.0, drifted_features=8), name="drifted")
+    audit(store, registry, "audit-2")
+
+    print_drift_history(argparse.Namespace(feature=None), DEMO, store)
+    lines = capsys.readouterr().out.splitlines()
+    audits = [line for line in lines if line[:4].isdigit()]
+    assert len(audits) == 2
+    assert "within_limits" in audits[0] and " 0/32 0.00 .........." in audits[0]
+    assert "retrain" in audits[1] and "drift_audit__audit-2: not judged yet" in audits[1]
+
+    print_drift_history(argparse.Namespace(feature="v1"), DEMO, store)
+    trend = capsys.readouterr().out.splitlines()
+    assert [line.split()[-1] for line in trend[1:]] == ["no", "yes"]
+    assert "Wasserstein distance (normed)" in trend[1]
