@@ -18,6 +18,7 @@ BENCHMARKS = [
     "training_throughput",
     "batch_scoring",
     "spark_scoring_styles",
+    "drift_audit",
 ]
 
 

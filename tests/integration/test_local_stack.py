@@ -224,6 +224,40 @@ def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
     assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
 
 
+def test_a_drifted_batch_closes_the_loop_through_retraining(stack) -> None:
+    """Drift lands -> validation -> drift audit (on the validated event) -> training started
+    with the audit's reason -> a promotion decision recorded, and the model's lineage says why."""
+    from loopline.records import RecordStage, RecordStore
+    from loopline.registry import ModelRegistry
+
+    local, _ = stack
+    api = local.api()
+    drift = {"rows": 5000, "mean_shift": 1.5, "drifted_features": 8}
+    assert (
+        api.wait_for_run("card_fraud.demo_feed", api.trigger("card_fraud.demo_feed", drift))
+        == "success"
+    )
+    store = ObjectStore(local.s3_client())
+    records = RecordStore(store, "loopline")
+
+    def retrained() -> list:
+        audits = records.records("card_fraud", RecordStage.DRIFT)
+        return [record for record in audits if record.verdict == "retrain"]
+
+    # The first audit that retrained: this batch's, or one of an earlier test's batch (unseen
+    # categories); the cooldown then holds the next, as it should.
+    [audit, *_] = wait_for(retrained, timeout=600)
+    assert audit.reasons and audit.payload["report"].startswith("s3://loopline/reports/")
+    train_run = f"drift_audit__{audit.run_id}"
+    assert api.wait_for_run("card_fraud.train", train_run, timeout=900) == "success"
+    conf = api.call("GET", f"/api/v2/dags/card_fraud.train/dagRuns/{train_run}")["conf"]
+    assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
+    [*_, judgement] = records.records("card_fraud", RecordStage.JUDGEMENT, train_run)
+    assert judgement.verdict in ("promote", "refuse") and judgement.reasons
+    version = ModelRegistry(store, "loopline").get("card_fraud", int(judgement.subject[1:]))
+    assert version.lineage["reason"] == conf["reason"]
+
+
 def test_rest_trigger_with_invalid_params_is_refused(stack) -> None:
     local, _ = stack
     response = local.api().request(

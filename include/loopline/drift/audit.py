@@ -11,8 +11,10 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,6 +66,9 @@ class AuditOutcome:
     decision: Decision
     report_uri: str  # the HTML (gzip-encoded)
     record: StageRecord
+    report_html_bytes: int = 0  # the HTML's size, before and after compression
+    report_gzip_bytes: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # by phase
 
     def train_conf(self) -> dict[str, Any]:
         """What the retraining run is started with: its reason names the verdict and report
@@ -97,13 +102,17 @@ def run_audit(
             f"{spec.drift.window_days}); {coverage(store, spec.data).describe()}; nothing "
             "to audit, nothing triggered"
         )
-    reference = _reference(store, registry, spec, start, scorer)
-    current = ProfileStore(store, spec.data).merged(keys)
+    clock = _Clock()
+    with clock("reference"):
+        reference = _reference(store, registry, spec, start, scorer)
+    with clock("profiles"):
+        current = ProfileStore(store, spec.data).merged(keys)
     log.info(
         "auditing %d batch(es), %d rows, against %s", len(keys), current.rows, reference.description
     )
-    verdict, report = _verdict(store, spec, window, keys, reference, current, scorer)
-    report_uri = _write_report(store, spec, run, verdict, report)
+    verdict, report = _verdict(store, spec, window, keys, reference, current, scorer, clock)
+    with clock("report"):
+        report_uri = _write_report(store, spec, run, verdict, report)
     decision = decide(
         verdict.crossed(spec.drift),
         spec.drift,
@@ -117,7 +126,7 @@ def run_audit(
         inputs=[ObjectRef(uri=f"s3://{spec.data.bucket}/{key}") for key in keys],
         outputs=[ObjectRef(uri=report_uri), ObjectRef(uri=report_uri.replace(".html", ".json"))],
         reasons=[*decision.reasons, *verdict.notes],
-        numbers={**verdict.numbers(), "retrain": float(decision.retrain)},
+        numbers={**verdict.numbers(), "retrain": float(decision.retrain), **clock.numbers()},
         payload={
             "verdict": verdict.to_dict(),
             "decision": decision.to_dict(),
@@ -126,7 +135,34 @@ def run_audit(
         },
     )
     RecordStore(store, spec.data.bucket).write(record)
-    return AuditOutcome(verdict, decision, report_uri, record)
+    return AuditOutcome(
+        verdict,
+        decision,
+        report_uri,
+        record,
+        report.html_bytes,
+        len(report.html_gzip),
+        dict(clock.seconds),
+    )
+
+
+class _Clock:
+    """Seconds spent per phase of an audit, for its record and its log."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - started
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + spent
+
+    def numbers(self) -> dict[str, float]:
+        return {f"seconds_{phase}": round(spent, 3) for phase, spent in self.seconds.items()}
 
 
 def champion_scorer(registry: ModelRegistry, spec: PipelineSpec) -> Scorer:
@@ -177,20 +213,23 @@ def _verdict(
     reference: Reference,
     current: BatchProfile,
     scorer: Scorer,
+    clock: _Clock,
 ) -> tuple[Verdict, RenderedReport]:
     numeric, categorical = profiled_columns(spec.data)
     audited = [*spec.model.features.all, spec.model.label]
     numeric = [name for name in numeric if name in audited]
     categorical = [name for name in categorical if name in audited]
-    report = render(_sample(reference.profile), _sample(current), numeric, categorical)
+    with clock("report"):
+        report = render(_sample(reference.profile), _sample(current), numeric, categorical)
     threshold = spec.drift.feature_threshold
     drifts = {
         name: _column(name, reference.profile, current, threshold, report)
         for name in [*numeric, *categorical]
     }
     notes = []
-    prediction = _prediction_drift(store, spec, keys, reference, notes)
-    quality = _quality(spec, reference, current, scorer, notes)
+    with clock("scores"):
+        prediction = _prediction_drift(store, spec, keys, reference, notes)
+        quality = _quality(spec, reference, current, scorer, notes)
     verdict = Verdict(
         window=window,
         reference=reference.description,
