@@ -116,7 +116,8 @@ def run_audit(
     decision = decide(
         verdict.crossed(spec.drift),
         spec.drift,
-        past_audits(store, spec),
+        # Not this run's own record: a retried audit must decide as its first try did.
+        [audit for audit in past_audits(store, spec) if audit.run_id != run.run_id],
         reference.version,
         datetime.now(UTC),
     )

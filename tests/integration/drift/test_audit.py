@@ -144,6 +144,14 @@ def test_the_cooldown_holds_a_second_retrain_and_says_until_when(champion) -> No
     assert again.decision.crossed  # still drifted: said, not acted on
 
 
+def test_a_retried_audit_decides_as_its_first_try_did(champion) -> None:
+    store, registry = champion
+    land(store, DriftKnobs(mean_shift=1.0, drifted_features=8), name="drifted")
+    assert audit(store, registry, "audit-1").decision.retrain
+
+    assert audit(store, registry, "audit-1").decision.retrain  # not held by its own record
+
+
 def test_no_champion_or_an_empty_window_says_so(s3) -> None:
     store = demo_bucket(s3)
     registry = ModelRegistry(store, DEMO.data.bucket)
