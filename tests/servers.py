@@ -79,6 +79,49 @@ class S3Server:
 
 
 @dataclass
+class KafkaBroker:
+    """The Kafka-protocol broker the stack runs (Tansu), in memory, on a free port."""
+
+    bootstrap: str
+    process: subprocess.Popen
+
+    @classmethod
+    @contextmanager
+    def start(cls) -> Iterator[KafkaBroker]:
+        from loopline.stack.local import tansu_binary
+
+        port = free_port()
+        url = f"tcp://{HOST}:{port}"
+        process = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        broker = cls(f"{HOST}:{port}", process)
+        try:
+            broker._wait_until_ready()
+            yield broker
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+    def _wait_until_ready(self, timeout: float = 30) -> None:
+        import socket
+
+        host, port = self.bootstrap.split(":")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the Tansu broker exited during start-up")
+            with socket.socket() as sock:
+                if sock.connect_ex((host, int(port))) == 0:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"broker at {self.bootstrap} did not listen in {timeout}s")
+
+
+@dataclass
 class SparkCluster:
     """A Spark standalone cluster on loopback: one master, one worker, from pyspark's jars."""
 

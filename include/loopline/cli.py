@@ -72,6 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("pipeline", help="pipeline name")
     drift.add_argument("--feature", help="one feature's (or the label's) score over the audits")
 
+    stream = commands.add_parser(
+        "stream", help="watch (tail) or feed (produce) a pipeline's Kafka topics"
+    )
+    stream.add_argument("action", choices=["tail", "produce"])
+    stream.add_argument("pipeline", help="pipeline name")
+    stream.add_argument("--topic", choices=["input", "output", "dead-letter"], default="output")
+    stream.add_argument("--from-beginning", action="store_true", help="tail: from the start")
+    stream.add_argument(
+        "-n", "--count", type=int, help="tail: stop after N; produce: N demo events"
+    )
+    stream.add_argument("--idle", type=float, help="tail: stop after this many idle seconds")
+    stream.add_argument("--file", help="produce: JSON lines to send ('-': stdin)")
+    stream.add_argument("--rate", type=float, help="produce: events per second (default: flat out)")
+    stream.add_argument("--seed", type=int, default=7, help="produce: demo events' seed")
+    stream.add_argument("--bootstrap", help="default: the local stack's broker")
+
     args = parser.parse_args(argv)
     if args.command == "stack":
         return _stack(args)
@@ -90,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = _load_pipeline(args.project, args.pipeline)
         return print_drift_history(args, spec, object_store_for_cli(args.project))
+    if args.command == "stream":
+        from loopline.commands import stream as streams
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        bootstrap = args.bootstrap or _local_bootstrap(args.project)
+        if args.action == "produce" and not (args.file or args.count):
+            parser.error("stream produce needs --file or --count")
+        return (streams.tail if args.action == "tail" else streams.produce)(args, spec, bootstrap)
     if args.command == "suite":
         return _profile_suite(args)
     if args.action == "schema":
@@ -114,6 +138,18 @@ def object_store_for_cli(project: Path) -> ObjectStore:
 
         return ObjectStore(LocalStack(load_config(project, state)).s3_client())
     return ObjectStore(boto3.client("s3"))
+
+
+def _local_bootstrap(project: Path) -> str:
+    """The local stack's broker, or $LOOPLINE_KAFKA_BOOTSTRAP."""
+    if bootstrap := os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP"):
+        return bootstrap
+    state = Path(os.environ.get("LOOPLINE_STATE_DIR", project / ".loopline"))
+    if not (state / "stack.json").exists():
+        raise SystemExit("no local stack here: start one (make run) or give --bootstrap")
+    from loopline.stack.config import load_config
+
+    return load_config(project, state).kafka_bootstrap
 
 
 def _s3_mode_is_aws() -> bool:

@@ -223,14 +223,37 @@ class Replicas(StrictModel):
     max: PositiveInt = 4
 
 
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+
+
 class StreamingSpec(StrictModel):
-    input_topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
-    output_topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    """Real-time scoring: consumers of `input_topic` (JSON feature events keyed by event id)
+    that score with the champion and produce one prediction per event to `output_topic`."""
+
+    input_topic: TopicName
+    output_topic: TopicName
+    # Events that cannot be scored (bad JSON, missing or mistyped features...), with the
+    # reason; empty: "<input_topic>.dead-letter".
+    dead_letter_topic: TopicName | None = None
     consumer_group: str = Field(min_length=1)
     partitions: PositiveInt = 4
     replicas: Replicas = Replicas()
     p99_latency_ms: Annotated[float, Field(gt=0.0)] = 250.0
     max_lag: PositiveInt = 10_000
+    # Micro-batches: a consumer scores up to this many events at once, waiting at most
+    # max_wait_ms for them (one call of the model costs the same for 1 or 256 rows).
+    max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 256
+    max_wait_ms: Annotated[int, Field(ge=1, le=10_000)] = 50
+    max_event_bytes: Annotated[int, Field(ge=64, le=1_048_576)] = 65_536
+    # Group membership: a dead replica's partitions move after the session timeout.
+    session_timeout_ms: Annotated[int, Field(ge=1000, le=300_000)] = 6000
+    # true: consume-score-produce in Kafka transactions (exactly once for read_committed
+    # readers); false: at least once, offsets committed after the predictions are acked.
+    exactly_once: bool = False
+
+    @property
+    def dead_letters(self) -> str:
+        return self.dead_letter_topic or f"{self.input_topic}.dead-letter"
 
 
 class DemoSpec(StrictModel):

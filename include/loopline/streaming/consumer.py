@@ -1,0 +1,321 @@
+"""A streaming scorer: one replica of a pipeline's consumer group.
+
+Each loop takes a micro-batch (up to ``streaming.max_batch_size`` events, waiting at most
+``max_wait_ms``), scores every good event with one call of the model, produces one prediction
+per event (event id, score, model version, event-to-prediction latency) to the output topic
+and every poison event to the dead-letter topic with its reason, waits for the broker to
+acknowledge them, and only then commits the batch's offsets: a replica killed at any point
+re-delivers its uncommitted events to whoever takes its partitions (at least once; Seldon's v1
+server lost data by auto-committing first, seldon-core#4097). With ``exactly_once``, the
+predictions and the offsets commit together in one Kafka transaction instead.
+
+Group membership follows the rollout design: cooperative-sticky assignment (a rebalance moves
+only the partitions that change owner) and static membership (``group_instance_id`` =
+``<group>-<slot>``: a replica restarted in its slot gets its partitions back without a
+rebalance, if it is back within the session timeout). Offsets are committed in the poll
+thread after each batch, never from a rebalance callback (kafka-python 3 runs those on its IO
+thread, where a blocking commit raises). SIGTERM drains: finish the batch, flush, commit,
+close; ``retire`` also removes the static member so its partitions move at once.
+
+The replica's state is a heartbeat file (JSON, replaced atomically every few seconds) that the
+operators read: counts, throughput, latency percentiles, batch sizes, lag, model version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Event as StopFlag
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from loopline.spec.model import PipelineSpec
+from loopline.streaming.events import Event, Poison, features_table, parse_event
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[pa.Table], np.ndarray]
+LATENCY_WINDOW = 5000  # events the latency percentiles are taken over
+REASON_HEADER = "loopline-reason"
+
+
+@dataclass(frozen=True)
+class Replica:
+    """Where and as what one replica runs."""
+
+    pipeline: str
+    slot: int  # 0..replicas-1: its static member id and heartbeat file
+    model_version: int
+    bootstrap: str
+    state_dir: Path  # heartbeats under <state_dir>/<pipeline>/
+    heartbeat_seconds: float = 2.0
+
+    @property
+    def heartbeat_path(self) -> Path:
+        return heartbeat_path(self.state_dir, self.pipeline, self.slot)
+
+
+def heartbeat_path(state_dir: Path, pipeline: str, slot: int) -> Path:
+    return state_dir / pipeline / f"replica-{slot}.json"
+
+
+@dataclass
+class Stats:
+    """What a replica has done, for its heartbeat."""
+
+    started_at: float = field(default_factory=time.time)
+    events: int = 0
+    predictions: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
+    recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=200))
+
+    def add_batch(self, events: int, poison: int, latencies_ms: list[float]) -> None:
+        self.batches += 1
+        self.events += events + poison
+        self.predictions += events
+        self.dead_lettered += poison
+        self.latencies_ms.extend(latencies_ms)
+        self.batch_sizes.append(events + poison)
+        self.recent.append((time.monotonic(), events + poison))
+
+    def summary(self) -> dict[str, Any]:
+        latencies = np.asarray(self.latencies_ms) if self.latencies_ms else None
+        window = [n for at, n in self.recent if at > time.monotonic() - 10]
+        return {
+            "events": self.events,
+            "predictions": self.predictions,
+            "dead_lettered": self.dead_lettered,
+            "batches": self.batches,
+            "batch_size_mean": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
+            "events_per_second": sum(window) / 10,
+            "latency_ms": {
+                "p50": float(np.percentile(latencies, 50)) if latencies is not None else None,
+                "p99": float(np.percentile(latencies, 99)) if latencies is not None else None,
+            },
+        }
+
+
+class ScoringConsumer:
+    """One replica: consume, score, produce, then commit, until told to stop."""
+
+    def __init__(self, spec: PipelineSpec, replica: Replica, scorer: Scorer) -> None:
+        if spec.streaming is None:
+            raise ValueError(f"{spec.name} has no streaming section")
+        self.spec, self.streaming, self.replica, self.scorer = spec, spec.streaming, replica, scorer
+        self.stats = Stats()
+        self.member_id = f"{self.streaming.consumer_group}-{replica.slot}"
+        self._last_heartbeat = 0.0
+        self.consumer = self._consumer()
+        self.producer = self._producer()
+
+    # ------------------------------------------------------------------ clients
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+        from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+
+        streaming = self.streaming
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.replica.bootstrap,
+            group_id=streaming.consumer_group,
+            group_instance_id=self.member_id,
+            client_id=self.member_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a new group scores what is already waiting
+            partition_assignment_strategy=(CooperativeStickyAssignor,),
+            session_timeout_ms=streaming.session_timeout_ms,
+            heartbeat_interval_ms=max(streaming.session_timeout_ms // 6, 500),
+            max_poll_records=streaming.max_batch_size,
+            fetch_max_wait_ms=max(streaming.max_wait_ms, 50),  # below ~50 ms Tansu stalls
+            isolation_level="read_committed" if streaming.exactly_once else "read_uncommitted",
+        )
+        consumer.subscribe([streaming.input_topic])
+        return consumer
+
+    def _producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        settings: dict[str, Any] = {"linger_ms": 5, "acks": "all"}  # a few ms of linger:
+        if self.streaming.exactly_once:  # fewer, larger batches keep the broker's fetches fast
+            settings["transactional_id"] = self.member_id
+        producer = KafkaProducer(bootstrap_servers=self.replica.bootstrap, **settings)
+        if self.streaming.exactly_once:
+            producer.init_transactions()
+        return producer
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, stop: StopFlag) -> Stats:
+        """Score until `stop` is set, then drain: the batch in hand is produced and committed."""
+        log.info(
+            "replica %s of %s: scoring %s with v%d into %s",
+            self.member_id,
+            self.spec.name,
+            self.streaming.input_topic,
+            self.replica.model_version,
+            self.streaming.output_topic,
+        )
+        self._heartbeat(force=True)
+        while not stop.is_set():
+            polled = self.consumer.poll(
+                timeout_ms=self.streaming.max_wait_ms, max_records=self.streaming.max_batch_size
+            )
+            if polled:
+                self.process(polled)
+            self._heartbeat()
+        self._heartbeat(force=True, state="draining")
+        return self.stats
+
+    def process(self, polled: dict[Any, list[Any]]) -> None:
+        """Score one polled batch, produce its results, then commit its offsets."""
+        from kafka.structs import OffsetAndMetadata
+
+        records = [record for batch in polled.values() for record in batch]
+        parsed = [self._parse(record) for record in records]
+        events = [(r, p) for r, p in zip(records, parsed, strict=True) if isinstance(p, Event)]
+        poison = [(r, p) for r, p in zip(records, parsed, strict=True) if isinstance(p, Poison)]
+        offsets = {
+            tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items()
+        }
+        if self.streaming.exactly_once:
+            self.producer.begin_transaction()
+        futures = self._send_predictions([e for _, e in events])
+        futures += [self._send_dead_letter(record, why) for record, why in poison]
+        if self.streaming.exactly_once:
+            self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            self.producer.commit_transaction()
+        else:
+            self.producer.flush()
+            for future in futures:
+                future.get(timeout=0)  # raises if the broker refused one: nothing committed
+            self.consumer.commit(offsets)
+        acked_ms = time.time() * 1000
+        latencies = [acked_ms - event.created_ms for _, event in events]
+        self.stats.add_batch(len(events), len(poison), latencies)
+
+    def _parse(self, record: Any) -> Event | Poison:
+        return parse_event(
+            record.key,
+            record.value,
+            record.timestamp,
+            self.spec.model,
+            self.streaming.max_event_bytes,
+        )
+
+    def _send_predictions(self, events: list[Event]) -> list[Any]:
+        if not events:
+            return []
+        scores = self.scorer(features_table(events, self.spec.model))
+        scored_ms = time.time() * 1000
+        version, topic = self.replica.model_version, self.streaming.output_topic
+        futures = []
+        for event, score in zip(events, scores, strict=True):
+            prediction = {
+                "event_id": event.event_id,
+                "score": float(score),
+                "model_version": version,
+                "latency_ms": round(scored_ms - event.created_ms, 3),
+                "replica": self.replica.slot,
+            }
+            futures.append(
+                self.producer.send(
+                    topic, key=event.event_id.encode(), value=json.dumps(prediction).encode()
+                )
+            )
+        return futures
+
+    def _send_dead_letter(self, record: Any, poison: Poison) -> Any:
+        letter = {
+            "reason": poison.reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": _text(record.key),
+            "value": _text(record.value),
+        }
+        return self.producer.send(
+            self.streaming.dead_letters,
+            key=record.key,
+            value=json.dumps(letter).encode(),
+            headers=[(REASON_HEADER, poison.reason.encode()[:1000])],
+        )
+
+    # ------------------------------------------------------------------ state
+    def _heartbeat(self, force: bool = False, state: str = "running") -> None:
+        now = time.monotonic()
+        if not force and now - self._last_heartbeat < self.replica.heartbeat_seconds:
+            return
+        self._last_heartbeat = now
+        beat = {
+            "pipeline": self.spec.name,
+            "slot": self.replica.slot,
+            "member": self.member_id,
+            "pid": os.getpid(),
+            "model_version": self.replica.model_version,
+            "state": state,
+            "updated_at": time.time(),
+            "assigned": sorted(tp.partition for tp in self.consumer.assignment()),
+            "lag": self._lag(),
+            **self.stats.summary(),
+        }
+        write_atomically(self.replica.heartbeat_path, json.dumps(beat).encode())
+
+    def _lag(self) -> int | None:
+        """Events waiting in this replica's partitions: high watermark (from the last fetch,
+        right even where a broker's reported end offset is not) minus position."""
+        total = 0
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                return None
+            total += max(highwater - self.consumer.position(tp), 0)
+        return total
+
+    def close(self, retire: bool = False) -> None:
+        """Flush and close; `retire`: also leave the group, so the partitions move now."""
+        self.producer.flush()
+        self.producer.close()
+        self.consumer.close(autocommit=False)
+        if retire:
+            leave_group(self.replica.bootstrap, self.streaming.consumer_group, self.member_id)
+        self._heartbeat_closed()
+
+    def _heartbeat_closed(self) -> None:
+        path = self.replica.heartbeat_path
+        if path.exists():
+            beat = json.loads(path.read_text())
+            beat.update(state="stopped", updated_at=time.time(), **self.stats.summary())
+            write_atomically(path, json.dumps(beat).encode())
+
+
+def leave_group(bootstrap: str, group: str, member: str) -> None:
+    """Remove a static member (which never leaves by itself) from its group."""
+    from kafka.admin import KafkaAdminClient, MemberToRemove
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.remove_group_members(group, [MemberToRemove(group_instance_id=member)])
+    finally:
+        admin.close()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_bytes(data)
+    os.replace(staging, path)
+
+
+def _text(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    return data.decode("utf-8", errors="backslashreplace")[:2000]

@@ -1,0 +1,93 @@
+"""Feature events off the input topic, read strictly: a scoreable row or a reason why not.
+
+An event is a Kafka record keyed by its event id whose value is a UTF-8 JSON object holding
+every model feature: numbers as JSON numbers, categories as strings. Anything else is a poison
+message: it goes to the dead-letter topic with its reason and never stops the consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from loopline.spec.model import ModelSpec
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    features: dict[str, Any]
+    created_ms: int  # the record's timestamp: when the producer made it
+
+
+@dataclass(frozen=True)
+class Poison:
+    reason: str
+
+
+def parse_event(
+    key: bytes | None, value: bytes | None, created_ms: int, model: ModelSpec, max_bytes: int
+) -> Event | Poison:
+    """The event in a record, or why it cannot be scored."""
+    if value is None:
+        return Poison("empty record (no value)")
+    if len(value) > max_bytes:
+        return Poison(f"oversized: {len(value):,} bytes > streaming.max_event_bytes {max_bytes:,}")
+    try:
+        text = value.decode("utf-8")
+        event_id = key.decode("utf-8") if key else ""
+    except UnicodeDecodeError as exc:
+        return Poison(f"not UTF-8: {exc.reason} at byte {exc.start}")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Poison(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(payload, dict):
+        return Poison(f"not a JSON object: a {type(payload).__name__}")
+    event_id = event_id or str(payload.get("event_id") or "")
+    if not event_id:
+        return Poison("no event id: the record has no key and the event no event_id")
+    problems = [p for name in model.features.numeric if (p := _number(payload, name))]
+    problems += [p for name in model.features.categorical if (p := _category(payload, name))]
+    if problems:
+        return Poison("; ".join(problems))
+    features = {name: payload[name] for name in model.features.all}
+    return Event(event_id, features, created_ms)
+
+
+def _number(payload: dict[str, Any], name: str) -> str | None:
+    if name not in payload:
+        return f"missing feature {name!r}"
+    value = payload[name]
+    if value is None:
+        return f"{name!r} is null"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name!r} is not a number: {type(value).__name__} {str(value)[:40]!r}"
+    if not math.isfinite(value):
+        return f"{name!r} is not finite"
+    return None
+
+
+def _category(payload: dict[str, Any], name: str) -> str | None:
+    if name not in payload:
+        return f"missing feature {name!r}"
+    value = payload[name]
+    if value is None:
+        return f"{name!r} is null"
+    if not isinstance(value, str):
+        return f"{name!r} is not a string: {type(value).__name__} {str(value)[:40]!r}"
+    return None
+
+
+def features_table(events: list[Event], model: ModelSpec) -> pa.Table:
+    """The events' features as the model's input table (float32 numbers, strings)."""
+    columns: dict[str, pa.Array] = {}
+    for name in model.features.numeric:
+        columns[name] = pa.array([e.features[name] for e in events], pa.float32())
+    for name in model.features.categorical:
+        columns[name] = pa.array([e.features[name] for e in events], pa.string())
+    return pa.table(columns)
