@@ -48,7 +48,8 @@ def crown_champion(store: ObjectStore) -> int:
     snapshot = assemble_snapshot(store, SPEC, datetime.now(UTC))
     outcome = train_model(snapshot.train, SPEC.model, SPEC.training, epochs=2)
     version = register_candidate(registry, SPEC, outcome, snapshot, {}).version
+    previous = registry.alias(SPEC.name, CHAMPION)  # crowning again promotes a new version
     registry.move_alias(
-        SPEC.name, CHAMPION, version, expected=None, action="set", reason="test", by="test"
+        SPEC.name, CHAMPION, version, expected=previous, action="set", reason="test", by="test"
     )
     return version

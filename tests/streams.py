@@ -29,8 +29,11 @@ def as_records(events: dict[str, dict]) -> list[tuple[bytes, bytes]]:
     return [(key.encode(), json.dumps(row).encode()) for key, row in events.items()]
 
 
-def read_topic(bootstrap: str, topic: str, until: int, timeout: float = 60) -> list[dict[str, Any]]:
-    """Every record of `topic` (JSON values), once at least `until` were read or time is up."""
+def read_topic(
+    bootstrap: str, topic: str, until: int, timeout: float = 60, ids: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every record of `topic` (JSON values), once at least `until` were read (and, with
+    `ids`, every one of those event ids: duplicates do not count) or time is up."""
     consumer = KafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
         enable_auto_commit=False, fetch_max_wait_ms=100,
@@ -38,10 +41,16 @@ def read_topic(bootstrap: str, topic: str, until: int, timeout: float = 60) -> l
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     try:
-        while len(found) < until and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not _enough(found, until, ids):
             for batch in consumer.poll(timeout_ms=200).values():
                 for record in batch:
                     found.append({**json.loads(record.value), "_headers": dict(record.headers)})
     finally:
         consumer.close()
     return found
+
+
+def _enough(found: list[dict[str, Any]], until: int, ids: set[str] | None) -> bool:
+    if len(found) < until:
+        return False
+    return ids is None or ids <= {record.get("event_id") for record in found}

@@ -119,3 +119,19 @@ def test_the_drift_audit(dags, s3) -> None:
     crown_champion(store)
 
     run_every_way(dags["card_fraud.drift_audit"], {}, lambda: None)
+
+
+def test_the_streaming_dags(dags, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import json
+
+    from servers import KafkaBroker
+
+    with KafkaBroker.start() as broker:
+        kafka = {"conn_type": "kafka", "extra": {"bootstrap.servers": broker.bootstrap}}
+        monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(kafka))
+        monkeypatch.setenv("LOOPLINE_STATE_DIR", str(tmp_path))
+        # Deploying is exercised with real replicas in test_streaming_dags; here, each way
+        # of starting the DAG (its topics created, nothing deployed) and the monitor's.
+        deploy = dags["card_fraud.stream_deploy"]
+        run_every_way(deploy, {"action": "stop"}, lambda: None, on_schedule=False)
+        run_every_way(dags["card_fraud.stream_monitor"], {}, lambda: None)

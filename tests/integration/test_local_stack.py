@@ -224,6 +224,7 @@ def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
     assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
 
 
+@pytest.mark.timeout(1500)  # an audit, then a whole training run, on two shared cores
 def test_a_drifted_batch_closes_the_loop_through_retraining(stack) -> None:
     """Drift lands -> validation -> drift audit (on the validated event) -> training started
     with the audit's reason -> a promotion decision recorded, and the model's lineage says why."""
@@ -256,6 +257,31 @@ def test_a_drifted_batch_closes_the_loop_through_retraining(stack) -> None:
     assert judgement.verdict in ("promote", "refuse") and judgement.reasons
     version = ModelRegistry(store, "loopline").get("card_fraud", int(judgement.subject[1:]))
     assert version.lineage["reason"] == conf["reason"]
+
+
+def test_the_champion_scores_events_in_real_time(stack) -> None:
+    """The champion event deployed a scoring replica: events in, predictions out."""
+    from conftest import PIPELINES
+    from loopline.registry import CHAMPION, ModelRegistry
+    from loopline.spec import load_spec
+    from streams import as_records, feature_events, produce, read_topic
+
+    local, _ = stack
+    spec = load_spec(PIPELINES / "card_fraud.yaml")
+    champion = ModelRegistry(ObjectStore(local.s3_client()), "loopline").alias(
+        "card_fraud", CHAMPION
+    )
+    beat = local.config.state_dir / "streaming" / "card_fraud" / "replica-0.json"
+    wait_for(lambda: beat.exists() and json.loads(beat.read_text())["state"] == "running", 300)
+    events = feature_events(spec, 200, seed=11, prefix="live")
+    bootstrap = local.config.kafka_bootstrap
+    produce(bootstrap, spec.streaming.input_topic, as_records(events))
+    predictions = read_topic(
+        bootstrap, spec.streaming.output_topic, 200, timeout=120, ids=set(events)
+    )
+    mine = [p for p in predictions if p["event_id"] in events]
+    assert {p["event_id"] for p in mine} == set(events)
+    assert {p["model_version"] for p in mine} <= {champion, champion - 1}  # a roll may be on
 
 
 def test_rest_trigger_with_invalid_params_is_refused(stack) -> None:

@@ -28,10 +28,12 @@ from airflow.sdk import (
 from loopline.airflow.operators import (
     ApprovePromotionOperator,
     BatchScoreOperator,
+    DeployConsumersOperator,
     DriftAuditOperator,
     GroupLandedOperator,
     JudgeCandidateOperator,
     LandDemoBatchOperator,
+    MonitorConsumersOperator,
     PromoteOperator,
     PublishValidatedOperator,
     RetrainOnDriftOperator,
@@ -64,6 +66,8 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.BATCH_SCORE: BatchScoreOperator,
     TaskKind.DRIFT_AUDIT: DriftAuditOperator,
     TaskKind.RETRAIN_ON_DRIFT: RetrainOnDriftOperator,
+    TaskKind.DEPLOY_CONSUMERS: DeployConsumersOperator,
+    TaskKind.MONITOR_CONSUMERS: MonitorConsumersOperator,
 }
 
 

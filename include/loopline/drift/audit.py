@@ -295,7 +295,14 @@ def _prediction_drift(
         return None
     scores = merge_all(_score_profile(store, spec.data.bucket, key) for key in files)
     column = scores.columns[SCORE]
-    return column_drift(SCORE, reference.predictions, column, spec.drift.prediction_threshold)
+    # The champion's holdout may hold 1,000 scores or fewer: still a distance, said so.
+    return column_drift(
+        SCORE,
+        reference.predictions,
+        column,
+        spec.drift.prediction_threshold,
+        any_reference_size=True,
+    )
 
 
 def _score_profile(store: ObjectStore, bucket: str, key: str) -> BatchProfile:

@@ -57,9 +57,12 @@ def column_drift(
     reference: ColumnProfile,
     current: ColumnProfile,
     threshold: float | None = None,
+    any_reference_size: bool = False,
 ) -> ColumnDrift:
-    """Drift of one column; `threshold`: the method's Evidently default when None."""
-    if reference_count(reference) <= SMALL_REFERENCE:
+    """Drift of one column; `threshold`: the method's Evidently default when None.
+    `any_reference_size`: a distance even for a small reference (a signal of our own, such as
+    prediction drift, whose threshold is a distance whatever the reference's size)."""
+    if reference_count(reference) <= SMALL_REFERENCE and not any_reference_size:
         raise SmallReference(
             f"{column}: the reference has {reference_count(reference)} values, at most "
             f"{SMALL_REFERENCE}: Evidently tests it with p-values on the rows"

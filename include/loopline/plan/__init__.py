@@ -24,6 +24,7 @@ from loopline.plan.model import (
 )
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.rollback import plan_rollback
+from loopline.plan.streaming import plan_stream_deploy, plan_stream_monitor
 from loopline.plan.tasks import TaskKind
 from loopline.plan.training import plan_training
 from loopline.plan.validation import plan_validation
@@ -39,6 +40,8 @@ PLANNERS: tuple[Planner, ...] = (
     plan_rollback,
     plan_batch_scoring,
     plan_drift_audit,
+    plan_stream_deploy,
+    plan_stream_monitor,
 )
 
 

@@ -31,6 +31,8 @@ class Stage(StrEnum):
     ROLLBACK = "rollback"
     BATCH_SCORE = "batch_score"
     DRIFT_AUDIT = "drift_audit"
+    STREAM_DEPLOY = "stream_deploy"
+    STREAM_MONITOR = "stream_monitor"
 
 
 class TriggerRule(StrEnum):

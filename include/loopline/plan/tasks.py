@@ -31,6 +31,8 @@ class TaskKind(StrEnum):
     BATCH_SCORE = "batch_score"
     DRIFT_AUDIT = "drift_audit"
     RETRAIN_ON_DRIFT = "retrain_on_drift"
+    DEPLOY_CONSUMERS = "deploy_consumers"
+    MONITOR_CONSUMERS = "monitor_consumers"
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,22 @@ class RetrainOnDrift(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.RETRAIN_ON_DRIFT
     train_dag_id: str
     decision_from: XCom
+
+
+# -- streaming consumers -------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeployConsumers(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.DEPLOY_CONSUMERS
+    spec_path: str
+    action: Template  # deploy, scale or stop
+    model_version: Template  # champion or a number
+    replicas: Template  # empty: as many as run now, at least replicas.min
+
+
+@dataclass(frozen=True)
+class MonitorConsumers(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.MONITOR_CONSUMERS
+    spec_path: str
 
 
 ARGUMENTS: dict[TaskKind, type[TaskArgs]] = {

@@ -25,6 +25,7 @@ class RecordStage(StrEnum):
     ROLLBACK = "rollback"
     BATCH_SCORING = "batch_scoring"
     DRIFT = "drift"
+    STREAMING = "streaming"
 
 
 class ObjectRef(BaseModel):

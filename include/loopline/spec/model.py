@@ -240,6 +240,9 @@ class StreamingSpec(StrictModel):
     replicas: Replicas = Replicas()
     p99_latency_ms: Annotated[float, Field(gt=0.0)] = 250.0
     max_lag: PositiveInt = 10_000
+    # Auto-scaling: replicas = ceil(total lag / lag_per_replica), within replicas.min and
+    # min(replicas.max, partitions); a p99 above p99_latency_ms adds replicas too.
+    lag_per_replica: PositiveInt = 1000
     # Micro-batches: a consumer scores up to this many events at once, waiting at most
     # max_wait_ms for them (one call of the model costs the same for 1 or 256 rows).
     max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 256

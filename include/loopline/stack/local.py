@@ -229,6 +229,7 @@ class LocalStack:
         for component in reversed(AIRFLOW_COMPONENTS):
             if self.processes.stop(f"airflow-{component}"):
                 echo(f"stopped airflow {component}")
+        self._stop_replicas()
         if self.processes.stop("kafka"):
             echo("stopped the Kafka broker")
         if self.processes.stop("s3-snapshot"):  # it syncs once more on the way out
@@ -243,6 +244,16 @@ class LocalStack:
             )
             self.processes.stop("s3")
             echo("stopped the S3 server")
+
+    def _stop_replicas(self) -> None:
+        """Streaming replicas outlive the Airflow tasks that started them: not the stack.
+        Each drains (SIGTERM) before the broker stops; `make run` and the next champion event
+        deploy them again."""
+        for run_dir in sorted((self.config.state_dir / "streaming").glob("*/run")):
+            replicas = ProcessManager(run_dir, run_dir.parent / "logs")
+            for pid_file in sorted(run_dir.glob("*.pid")):
+                if replicas.stop(pid_file.stem, timeout=60):
+                    echo(f"stopped {run_dir.parent.name} {pid_file.stem}")
 
     def status(self) -> dict[str, int | None]:
         names = ["s3", "s3-snapshot", "kafka", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS)]

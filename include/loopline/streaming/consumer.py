@@ -76,7 +76,10 @@ class Stats:
     predictions: int = 0
     dead_lettered: int = 0
     batches: int = 0
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    # (when acknowledged, event-to-prediction ms) of the latest events
+    latencies_ms: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=LATENCY_WINDOW)
+    )
     batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
     recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=200))
 
@@ -85,12 +88,12 @@ class Stats:
         self.events += events + poison
         self.predictions += events
         self.dead_lettered += poison
-        self.latencies_ms.extend(latencies_ms)
+        now = time.time()
+        self.latencies_ms.extend((now, latency) for latency in latencies_ms)
         self.batch_sizes.append(events + poison)
         self.recent.append((time.monotonic(), events + poison))
 
     def summary(self) -> dict[str, Any]:
-        latencies = np.asarray(self.latencies_ms) if self.latencies_ms else None
         window = [n for at, n in self.recent if at > time.monotonic() - 10]
         return {
             "events": self.events,
@@ -100,10 +103,18 @@ class Stats:
             "batch_size_mean": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
             "events_per_second": sum(window) / 10,
             "latency_ms": {
-                "p50": float(np.percentile(latencies, 50)) if latencies is not None else None,
-                "p99": float(np.percentile(latencies, 99)) if latencies is not None else None,
+                "p50": self.percentile(50),
+                "p99": self.percentile(99),
+                # Knative's windows, for the auto-scaler: stable 60 s, panic 6 s.
+                "p99_60s": self.percentile(99, seconds=60),
+                "p99_6s": self.percentile(99, seconds=6),
             },
         }
+
+    def percentile(self, q: float, seconds: float | None = None) -> float | None:
+        since = time.time() - seconds if seconds else 0.0
+        values = [latency for at, latency in self.latencies_ms if at >= since]
+        return float(np.percentile(values, q)) if values else None
 
 
 class ScoringConsumer:
@@ -115,7 +126,7 @@ class ScoringConsumer:
         self.spec, self.streaming, self.replica, self.scorer = spec, spec.streaming, replica, scorer
         self.stats = Stats()
         self.member_id = f"{self.streaming.consumer_group}-{replica.slot}"
-        self._last_heartbeat = 0.0
+        self._last_heartbeat, self._last_state = 0.0, ""
         self.consumer = self._consumer()
         self.producer = self._producer()
 
@@ -164,16 +175,22 @@ class ScoringConsumer:
             self.replica.model_version,
             self.streaming.output_topic,
         )
-        self._heartbeat(force=True)
+        self._heartbeat(force=True, state="joining")
         while not stop.is_set():
             polled = self.consumer.poll(
                 timeout_ms=self.streaming.max_wait_ms, max_records=self.streaming.max_batch_size
             )
             if polled:
                 self.process(polled)
-            self._heartbeat()
+            self._heartbeat(state=self.state())
         self._heartbeat(force=True, state="draining")
         return self.stats
+
+    def state(self) -> str:
+        """ "running" once the group gave this replica partitions: before that it scores
+        nothing, and a rollout that moved on to the next replica would restart the group's
+        rebalance under it."""
+        return "running" if self.consumer.assignment() else "joining"
 
     def process(self, polled: dict[Any, list[Any]]) -> None:
         """Score one polled batch, produce its results, then commit its offsets."""
@@ -252,8 +269,10 @@ class ScoringConsumer:
     # ------------------------------------------------------------------ state
     def _heartbeat(self, force: bool = False, state: str = "running") -> None:
         now = time.monotonic()
-        if not force and now - self._last_heartbeat < self.replica.heartbeat_seconds:
+        due = now - self._last_heartbeat >= self.replica.heartbeat_seconds
+        if not (force or due or state != self._last_state):
             return
+        self._last_state = state
         self._last_heartbeat = now
         beat = {
             "pipeline": self.spec.name,

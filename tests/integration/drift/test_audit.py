@@ -38,11 +38,15 @@ def fraud_scores(version: int, table: pa.Table) -> np.ndarray:
 @pytest.fixture
 def champion(s3, tmp_path: Path):
     """Champion v1, trained (as its training run's tables say) on 20,000 undrifted rows."""
+    return make_champion(s3, tmp_path, holdout_rows=5_000)
+
+
+def make_champion(s3, tmp_path: Path, holdout_rows: int):
     store = demo_bucket(s3)
     registry = ModelRegistry(store, DEMO.data.bucket)
     run_prefix = training_run_prefix(DEMO.name, "train-run-1")
     train = generate(20_000, seed=1, start=TODAY - timedelta(days=10), batch_id="ref")
-    holdout = generate(5_000, seed=2, start=TODAY - timedelta(days=10), batch_id="hold")
+    holdout = generate(holdout_rows, seed=2, start=TODAY - timedelta(days=10), batch_id="hold")
     store.put(DEMO.data.bucket, run_prefix + "train.parquet", encode(train, "parquet"), "x")
     store.put(DEMO.data.bucket, run_prefix + "holdout.parquet", encode(holdout, "parquet"), "x")
     (tmp_path / "model.keras").write_bytes(b"not a model: the scorer stands in")
@@ -142,6 +146,41 @@ def test_the_cooldown_holds_a_second_retrain_and_says_until_when(champion) -> No
     assert not again.decision.retrain and again.decision.verdict == "held"
     assert again.decision.reasons[0].startswith("cooldown: audit audit-1 retrained at ")
     assert again.decision.crossed  # still drifted: said, not acted on
+
+
+def test_prediction_drift_from_committed_batch_scores_even_with_a_small_holdout(
+    s3, tmp_path
+) -> None:
+    """A champion judged on 800 holdout rows: its scores are still a reference for the
+    window's batch predictions (a distance, not a p-value), and the audit does not fail."""
+    from loopline.data.predictions import SUCCESS
+
+    store, registry = make_champion(s3, tmp_path, holdout_rows=800)
+    land(store, name="calm")
+    shifted = generate(3000, seed=5, start=TODAY, batch_id="p")
+    scores = pa.table(
+        {
+            "transaction_id": shifted.column("transaction_id"),
+            "score": pa.array(np.full(3000, 0.9), pa.float32()),  # the champion gone mad
+            "model_version": pa.array([1] * 3000, pa.int32()),
+        }
+    )
+    partition = f"{DEMO.batch_inference.output_prefix}dt={TODAY:%Y-%m-%d}/"
+    store.put(DEMO.data.bucket, partition + "run-0.parquet", encode(scores, "parquet"), "x")
+    manifest = {
+        "run_id": "r",
+        "model_version": 1,
+        "rows": 3000,
+        "files": [partition + "run-0.parquet"],
+    }
+    store.put(DEMO.data.bucket, partition + SUCCESS, json.dumps(manifest).encode(), "x")
+
+    outcome = audit(store, registry)
+
+    prediction = outcome.verdict.prediction
+    # (this stand-in scores two values, so the test is on their frequencies: Jensen-Shannon)
+    assert prediction.score_kind == "distance" and prediction.drifted
+    assert any(r.startswith("prediction drift: score: ") for r in outcome.decision.reasons)
 
 
 def test_a_retried_audit_decides_as_its_first_try_did(champion) -> None:

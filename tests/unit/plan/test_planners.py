@@ -46,7 +46,15 @@ def test_validation_plan_waits_lists_fans_out_and_judges() -> None:
 def test_a_spec_without_demo_section_plans_no_feed() -> None:
     spec = load_spec(PIPELINES / "card_fraud.yaml").model_copy(update={"demo": None})
     stages = [plan.stage for plan in plan_pipeline(spec, PATHS)]
-    assert stages == ["validate", "train", "rollback", "batch_score", "drift_audit"]
+    assert stages == [
+        "validate",
+        "train",
+        "rollback",
+        "batch_score",
+        "drift_audit",
+        "stream_deploy",
+        "stream_monitor",
+    ]
 
 
 def test_training_plan_trains_in_the_gpu_pool_and_asks_approval_when_the_spec_says() -> None:
@@ -81,3 +89,17 @@ def test_the_drift_audit_runs_on_any_new_data_and_retrains_through_the_train_dag
         "decision_from": "audit",
     }
     assert [p.name for p in audit.params] == ["window_end"]
+
+
+def test_streaming_dags_deploy_on_each_champion_and_monitor_every_minute() -> None:
+    spec = load_spec(PIPELINES / "card_fraud.yaml")
+    plans = {plan.stage: plan for plan in plan_pipeline(spec, PATHS)}
+    deploy, monitor = plans["stream_deploy"], plans["stream_monitor"]
+    assert deploy.schedule is None
+    assert [a.name for a in deploy.schedule_assets] == ["card_fraud.champion"]
+    assert [p.name for p in deploy.params] == ["action", "model_version", "replicas"]
+    assert monitor.schedule == "* * * * *" and [t.task_id for t in monitor.tasks] == ["monitor"]
+    without = spec.model_copy(update={"streaming": None})
+    assert not {"stream_deploy", "stream_monitor"} & {
+        p.stage for p in plan_pipeline(without, PATHS)
+    }

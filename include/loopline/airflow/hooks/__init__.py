@@ -1,5 +1,6 @@
 """Hooks: an Airflow connection turned into the object a stage library works with."""
 
+from loopline.airflow.hooks.kafka import KafkaBootstrapHook
 from loopline.airflow.hooks.object_store import ObjectStoreHook
 
-__all__ = ["ObjectStoreHook"]
+__all__ = ["KafkaBootstrapHook", "ObjectStoreHook"]

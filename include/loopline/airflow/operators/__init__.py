@@ -3,6 +3,7 @@
 from loopline.airflow.operators.batch import BatchScoreOperator
 from loopline.airflow.operators.drift import DriftAuditOperator, RetrainOnDriftOperator
 from loopline.airflow.operators.feed import LandDemoBatchOperator
+from loopline.airflow.operators.streaming import DeployConsumersOperator, MonitorConsumersOperator
 from loopline.airflow.operators.training import (
     ApprovePromotionOperator,
     JudgeCandidateOperator,
@@ -22,10 +23,12 @@ from loopline.airflow.operators.validation import (
 __all__ = [
     "ApprovePromotionOperator",
     "BatchScoreOperator",
+    "DeployConsumersOperator",
     "DriftAuditOperator",
     "GroupLandedOperator",
     "JudgeCandidateOperator",
     "LandDemoBatchOperator",
+    "MonitorConsumersOperator",
     "PromoteOperator",
     "PublishValidatedOperator",
     "RetrainOnDriftOperator",

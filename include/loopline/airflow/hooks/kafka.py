@@ -1,0 +1,32 @@
+"""A Kafka connection as the bootstrap servers Loopline's consumers and admin calls need.
+
+The connection keeps librdkafka-style keys in its extra (``bootstrap.servers``), as the
+apache-kafka provider's ``kafka`` connections do, so the same connection serves both.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import BaseHook
+
+
+class KafkaBootstrapHook(BaseHook):
+    conn_name_attr = "kafka_conn_id"
+    default_conn_name = "kafka_default"
+    hook_name = "Loopline Kafka bootstrap"
+
+    def __init__(self, kafka_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.kafka_conn_id = kafka_conn_id
+
+    @property
+    def bootstrap(self) -> str:
+        connection = self.get_connection(self.kafka_conn_id)
+        servers = connection.extra_dejson.get("bootstrap.servers") or (
+            f"{connection.host}:{connection.port}" if connection.host else None
+        )
+        if not servers:
+            raise ValueError(
+                f"connection {self.kafka_conn_id!r} names no Kafka servers: set "
+                "extra.bootstrap.servers (host:port[,host:port])"
+            )
+        return servers

@@ -1,0 +1,93 @@
+"""The deployment policy on a backend whose replicas are plain records: roll one slot at a
+time and roll back a version that never becomes healthy, replace the dead, scale and retire."""
+
+from __future__ import annotations
+
+import time
+
+from loopline.streaming.deployment import ReplicaStatus, deploy, replace_dead, roll, scale, stop_all
+
+
+class FakeBackend:
+    """Replicas that report healthy at once, except on versions in `broken`."""
+
+    def __init__(self, broken: frozenset[int] = frozenset()) -> None:
+        self.running: dict[int, int] = {}
+        self.dead: set[int] = set()
+        self.broken = broken
+        self.log: list[str] = []
+        self.retired: list[int] = []
+
+    def start(self, slot: int, version: int) -> None:
+        self.running[slot] = version
+        self.dead.discard(slot)
+        self.log.append(f"start {slot} v{version}")
+
+    def stop(self, slot: int, retire: bool) -> None:
+        self.log.append(f"stop {slot}")
+        if retire:
+            self.running.pop(slot, None)
+            self.retired.append(slot)
+
+    def slots(self) -> list[int]:
+        return sorted(self.running)
+
+    def status(self, slot: int) -> ReplicaStatus:
+        version = self.running.get(slot)
+        alive = slot in self.running and slot not in self.dead
+        state = None if version in self.broken else "running"
+        return ReplicaStatus(
+            slot, alive and version not in self.broken, state, version, time.time()
+        )
+
+
+def test_deploy_starts_the_replicas_and_a_second_deploy_rolls_them() -> None:
+    backend = FakeBackend()
+    first = deploy(backend, 1, replicas=3, timeout=1)
+    assert first.verdict == "done" and first.replicas == {0: 1, 1: 1, 2: 1}
+
+    second = deploy(backend, 2, replicas=3, timeout=1)
+    assert second.replicas == {0: 2, 1: 2, 2: 2}
+    # One slot at a time: each stopped then started before the next is touched.
+    rolls = [entry for entry in backend.log[3:]]
+    assert rolls == ["stop 0", "start 0 v2", "stop 1", "start 1 v2", "stop 2", "start 2 v2"]
+
+
+def test_a_version_that_never_becomes_healthy_is_rolled_back_on_its_first_slot() -> None:
+    backend = FakeBackend(broken=frozenset({9}))
+    deploy(backend, 1, replicas=2, timeout=1)
+
+    outcome = roll(backend, 9, timeout=1)
+
+    assert outcome.verdict == "rolled_back"
+    assert outcome.replicas == {0: 1, 1: 1}  # slot 1 never touched, slot 0 back on v1
+    assert "slot 0: v9 not healthy within 1 s" in outcome.steps[0]
+
+
+def test_rolling_to_the_running_version_changes_nothing() -> None:
+    backend = FakeBackend()
+    deploy(backend, 4, replicas=2, timeout=1)
+    outcome = roll(backend, 4, timeout=1)
+    assert outcome.verdict == "no_change" and outcome.steps == ["every replica already runs v4"]
+
+
+def test_dead_replicas_are_restarted_on_their_version() -> None:
+    backend = FakeBackend()
+    deploy(backend, 3, replicas=3, timeout=1)
+    backend.dead.add(1)
+
+    outcome = replace_dead(backend, version=5)
+
+    assert outcome.verdict == "replaced" and outcome.replicas == {0: 3, 1: 3, 2: 3}
+    assert outcome.steps == ["slot 1: dead, heartbeat running, v3; restarted on v3"]
+    assert replace_dead(backend, version=5).verdict == "no_change"
+
+
+def test_scale_in_retires_the_highest_slots_and_stop_retires_all() -> None:
+    backend = FakeBackend()
+    deploy(backend, 1, replicas=4, timeout=1)
+    outcome = scale(backend, 1, replicas=2, timeout=1)
+    assert backend.retired == [3, 2] and outcome.replicas == {0: 1, 1: 1}
+    assert scale(backend, 1, replicas=2, timeout=1).verdict == "no_change"
+    stop_all(backend)
+    assert backend.slots() == []
