@@ -19,6 +19,7 @@ BENCHMARKS = [
     "batch_scoring",
     "spark_scoring_styles",
     "drift_audit",
+    "streaming",
 ]
 
 

@@ -222,6 +222,8 @@ class LocalStack:
         echo(f"  log in as {ADMIN_USER} / {c.state.admin_password}")
         echo(f"  S3 endpoint {c.s3_endpoint} (key {S3_ACCESS_KEY}, secret {S3_SECRET_KEY})")
         echo(f"  Kafka bootstrap {c.kafka_bootstrap}")
+        echo("  watch real-time scores: .venv/bin/loopline stream tail <pipeline>")
+        echo("  drift audits so far:    .venv/bin/loopline drift history <pipeline>")
         echo(f"  state and logs in {c.state_dir}; stop with `make stop`")
 
     # ---------------------------------------------------------------- down / status
