@@ -19,8 +19,8 @@ import pytest
 from batch_world import crown_champion, land_validated
 from conftest import PIPELINES
 from loopline.registry import ModelRegistry
-from loopline.serving.cache import served_model
 from loopline.serving.inputs import served_scores
+from loopline.serving.model import compiled, load_model
 from loopline.stack.config import S3_ACCESS_KEY, S3_SECRET_KEY
 from loopline.storage.objects import ObjectStore
 from loopline.storage.settings import S3Settings
@@ -98,8 +98,11 @@ def test_kill_9_mid_stream_loses_nothing_and_scores_are_the_models(broker, s3, t
         )
         assert set(events) <= {p["event_id"] for p in predictions}  # at least once, none lost
         # Every score is the champion's own on the same features.
-        registry = ModelRegistry(store, DEMO.data.bucket)
-        serve = served_model(DEMO.name, version, lambda: registry)
+        # Loaded here, not from the per-process cache: another test's "card_fraud v1" is a
+        # different model on a different S3 server.
+        folder = tmp_path / "model"
+        ModelRegistry(store, DEMO.data.bucket).download(DEMO.name, version, folder)
+        serve = compiled(load_model(folder))
         own = served_scores(serve, pa.Table.from_pylist(list(events.values())), DEMO.model)
         expected = dict(zip(events, own, strict=True))
         assert all(abs(p["score"] - expected[p["event_id"]]) < 1e-5 for p in predictions)
