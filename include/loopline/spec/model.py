@@ -253,6 +253,11 @@ class StreamingSpec(StrictModel):
     # true: consume-score-produce in Kafka transactions (exactly once for read_committed
     # readers); false: at least once, offsets committed after the predictions are acked.
     exactly_once: bool = False
+    # Static group membership (KIP-345): a replica restarted in its slot takes its partitions
+    # back without a rebalance. Off by default: against the local broker (Tansu 0.6), two
+    # static members rejoining during a roll livelocked the group (each SyncGroup failed on
+    # the other's rejoin, for minutes; seen three times). On real Kafka, turn it on.
+    static_membership: bool = False
 
     @property
     def dead_letters(self) -> str:

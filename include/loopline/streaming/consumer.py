@@ -10,12 +10,13 @@ server lost data by auto-committing first, seldon-core#4097). With ``exactly_onc
 predictions and the offsets commit together in one Kafka transaction instead.
 
 Group membership follows the rollout design: cooperative-sticky assignment (a rebalance moves
-only the partitions that change owner) and static membership (``group_instance_id`` =
-``<group>-<slot>``: a replica restarted in its slot gets its partitions back without a
-rebalance, if it is back within the session timeout). Offsets are committed in the poll
-thread after each batch, never from a rebalance callback (kafka-python 3 runs those on its IO
-thread, where a blocking commit raises). SIGTERM drains: finish the batch, flush, commit,
-close; ``retire`` also removes the static member so its partitions move at once.
+only the partitions that change owner), and with ``streaming.static_membership`` a static
+member id (``group_instance_id`` = ``<group>-<slot>``: a replica restarted in its slot gets its
+partitions back without a rebalance, within the session timeout; off by default, see the
+spec). Offsets are committed in the poll thread after each batch, never from a rebalance
+callback (kafka-python 3 runs those on its IO thread, where a blocking commit raises). SIGTERM
+drains: finish the batch, flush, commit, close; ``retire`` also removes a static member so its
+partitions move at once (a dynamic member leaves the group when it closes).
 
 The replica's state is a heartbeat file (JSON, replaced atomically every few seconds) that the
 operators read: counts, throughput, latency percentiles, batch sizes, lag, model version.
@@ -139,7 +140,7 @@ class ScoringConsumer:
         consumer = KafkaConsumer(
             bootstrap_servers=self.replica.bootstrap,
             group_id=streaming.consumer_group,
-            group_instance_id=self.member_id,
+            group_instance_id=self.member_id if streaming.static_membership else None,
             client_id=self.member_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new group scores what is already waiting
@@ -304,7 +305,7 @@ class ScoringConsumer:
         self.producer.flush()
         self.producer.close()
         self.consumer.close(autocommit=False)
-        if retire:
+        if retire and self.streaming.static_membership:  # dynamic members leave on close
             leave_group(self.replica.bootstrap, self.streaming.consumer_group, self.member_id)
         self._heartbeat_closed()
 

@@ -100,7 +100,9 @@ def roll(backend: Backend, version: int, timeout: float = HEALTHY_TIMEOUT) -> Ou
         old = backend.status(slot)
         if old.healthy(version):
             continue
-        backend.stop(slot, retire=False)  # static member: its partitions wait for it
+        # Leave the group (not only stop): the other replicas take the slot's partitions at
+        # once and the new version joins after. Crash restarts (replace_dead) keep a static id.
+        backend.stop(slot, retire=True)
         backend.start(slot, version)
         if wait_healthy(backend, slot, version, timeout):
             outcome.steps.append(f"slot {slot}: v{old.model_version} -> v{version}, healthy")
@@ -109,7 +111,7 @@ def roll(backend: Backend, version: int, timeout: float = HEALTHY_TIMEOUT) -> Ou
             f"slot {slot}: v{version} not healthy within {timeout:.0f} s "
             f"({_describe(backend.status(slot))}); back to v{old.model_version}"
         )
-        backend.stop(slot, retire=False)
+        backend.stop(slot, retire=True)
         if old.model_version is not None:
             backend.start(slot, old.model_version)
             wait_healthy(backend, slot, old.model_version, timeout)

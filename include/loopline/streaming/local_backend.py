@@ -23,11 +23,13 @@ class LocalProcessBackend:
         state_dir: Path,
         s3_json: str,
         consumer_group: str,
+        static_membership: bool = False,
     ) -> None:
         self.pipeline, self.spec_path, self.bootstrap = pipeline, spec_path, bootstrap
         self.state_dir, self.s3_json, self.group = state_dir / "streaming", s3_json, consumer_group
         self.folder = self.state_dir / pipeline
         self.processes = ProcessManager(self.folder / "run", self.folder / "logs")
+        self.static_membership = static_membership
 
     def start(self, slot: int, version: int) -> None:
         argv = [
@@ -43,7 +45,8 @@ class LocalProcessBackend:
         self.processes.stop(self._name(slot), timeout=60)  # SIGTERM: it drains first
         if retire:
             self._slot_file(slot).unlink(missing_ok=True)
-            leave_group(self.bootstrap, self.group, f"{self.group}-{slot}")
+            if self.static_membership:  # a dynamic member left the group when it closed
+                leave_group(self.bootstrap, self.group, f"{self.group}-{slot}")
 
     def slots(self) -> list[int]:
         return sorted(int(p.stem.split("-")[1]) for p in self.folder.glob("slot-*.json"))

@@ -44,6 +44,7 @@ class StreamingOperator(RegistryOperator):
             state,
             self.hook.settings.to_json(),
             streaming.consumer_group,
+            streaming.static_membership,
         )
 
     def version(self, wanted: Any) -> int:
