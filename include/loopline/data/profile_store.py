@@ -58,14 +58,10 @@ class ProfileStore:
 
     def read(self, object_key: str) -> BatchProfile | None:
         bucket, base = self.data.bucket, PROFILES_PREFIX + object_key
-        if self.store.head(bucket, base + STATISTICS_SUFFIX) is None:
+        statistics = self.store.get_if_exists(bucket, base + STATISTICS_SUFFIX)
+        if statistics is None:
             return None
-        statistics = self.store.get(bucket, base + STATISTICS_SUFFIX)
-        sample = (
-            self.store.get(bucket, base + SAMPLE_SUFFIX)
-            if self.store.head(bucket, base + SAMPLE_SUFFIX) is not None
-            else None
-        )
+        sample = self.store.get_if_exists(bucket, base + SAMPLE_SUFFIX)
         return BatchProfile.from_parquet(statistics, sample)
 
     def profile_of(self, object_key: str) -> BatchProfile:

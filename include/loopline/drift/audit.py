@@ -308,8 +308,8 @@ def _prediction_drift(
 def _score_profile(store: ObjectStore, bucket: str, key: str) -> BatchProfile:
     """The profile of a prediction file's scores, computed once and kept beside the others."""
     profile_key = PROFILES_PREFIX + key + STATISTICS_SUFFIX
-    if store.head(bucket, profile_key) is not None:
-        return BatchProfile.from_parquet(store.get(bucket, profile_key))
+    if (stored := store.get_if_exists(bucket, profile_key)) is not None:
+        return BatchProfile.from_parquet(stored)
     scores = decode(store.get(bucket, key), FileFormat.PARQUET).select([SCORE])
     scores = scores.cast(pa.schema([(SCORE, pa.float64())]))
     profile = profile_table(scores, [SCORE], [])

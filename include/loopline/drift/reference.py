@@ -157,17 +157,14 @@ def _read(
     store: ObjectStore, spec: PipelineSpec, version: int
 ) -> tuple[BatchProfile, NumericProfile | None, str] | None:
     bucket, prefix = spec.data.bucket, _prefix(spec, version)
-    if store.head(bucket, prefix + "profile.parquet") is None:
+    statistics = store.get_if_exists(bucket, prefix + "profile.parquet")
+    if statistics is None:  # written last: without it the reference is not complete
         return None
-    has_sample = store.head(bucket, prefix + "sample.parquet") is not None
-    sample = store.get(bucket, prefix + "sample.parquet") if has_sample else None
-    profile = BatchProfile.from_parquet(store.get(bucket, prefix + "profile.parquet"), sample)
+    sample = store.get_if_exists(bucket, prefix + "sample.parquet")
+    profile = BatchProfile.from_parquet(statistics, sample)
     predictions = None
-    if store.head(bucket, prefix + "predictions.profile.parquet") is not None:
-        scores = BatchProfile.from_parquet(
-            store.get(bucket, prefix + "predictions.profile.parquet")
-        )
-        column = scores.columns[SCORE]
+    if (scored := store.get_if_exists(bucket, prefix + "predictions.profile.parquet")) is not None:
+        column = BatchProfile.from_parquet(scored).columns[SCORE]
         assert isinstance(column, NumericProfile)
         predictions = column
     return profile, predictions, store.get(bucket, prefix + "description.txt").decode()

@@ -180,6 +180,15 @@ class ObjectStore:
     def get(self, bucket: str, key: str) -> bytes:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
+    def get_if_exists(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes, or None when there is none: one request, not a HEAD then a GET."""
+        try:
+            return self.get(bucket, key)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                return None
+            raise
+
     def metadata(self, bucket: str, key: str) -> dict[str, str]:
         return self.client.head_object(Bucket=bucket, Key=key).get("Metadata", {})
 
