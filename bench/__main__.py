@@ -20,6 +20,7 @@ BENCHMARKS = [
     "spark_scoring_styles",
     "drift_audit",
     "streaming",
+    "streaming_ops",
 ]
 
 

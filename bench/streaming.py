@@ -27,7 +27,7 @@ from bench.common import Comparison
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 
-RATES = (200, 1000)
+RATES = (200, 1000, 5000)
 SECONDS = 15
 WARMUP_SECONDS = 3
 THROUGHPUT_EVENTS = 20_000
@@ -40,6 +40,7 @@ from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
 bootstrap, topic, spec_path = sys.argv[1], sys.argv[2], sys.argv[5]
 rate, seconds = float(sys.argv[3]), float(sys.argv[4])
+prefix = sys.argv[6] if len(sys.argv) > 6 else "e"
 spec = load_spec(spec_path)
 rows = generate(min(int(rate * seconds), 50_000), seed=1)
 rows = rows.select(spec.model.features.all).to_pylist()
@@ -51,7 +52,7 @@ for i in range(int(rate * seconds)):
     pause = due - time.perf_counter()
     if pause > 0:
         time.sleep(pause)
-    producer.send(topic, key=f"e{i}".encode(), value=values[i % len(values)])
+    producer.send(topic, key=f"{prefix}{i}".encode(), value=values[i % len(values)])
 producer.flush()
 """
 
@@ -154,16 +155,21 @@ def _at_rate(broker, spec, contender: str, scorer, rate: int):
          str(SECONDS), str(PROJECT_ROOT / "include" / "pipelines" / "card_fraud.yaml")],
         check=True, cwd=PROJECT_ROOT,
     )  # fmt: skip
-    expected = rate * SECONDS
-    deadline = time.monotonic() + 60
+    load_ended, expected = time.monotonic(), rate * SECONDS
+    deadline = load_ended + 60
     while consumer.stats.events < expected and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)
+    behind = time.monotonic() - load_ended  # > a second or so: it did not keep up
     stop.set()
     thread.join(timeout=30)
     consumer.close()
     warm = load_started + WARMUP_SECONDS
     after_warmup = [latency for at, latency in consumer.stats.latencies_ms if at > warm]
-    return {"events": consumer.stats.events, "latencies": np.asarray(after_warmup)}
+    return {
+        "events": consumer.stats.events,
+        "latencies": np.asarray(after_warmup),
+        "behind_s": behind,
+    }
 
 
 def _latency_comparison(rate: int, scoring: dict, floor: dict) -> Comparison:
@@ -177,7 +183,9 @@ def _latency_comparison(rate: int, scoring: dict, floor: dict) -> Comparison:
         f"{rate} events/s for {SECONDS} s: scoring p50 {p['scoring'][0]:.1f} ms, p99 "
         f"{p['scoring'][1]:.1f} ms; floor p50 {p['floor'][0]:.1f} ms, p99 {p['floor'][1]:.1f} ms; "
         f"scoring adds {added_p50:+.1f} ms to p50 (goal <= 10) and {100 * (p99_ratio - 1):+.0f}% "
-        f"to p99 (goal <= 25%); events scored {scoring['events']}, forwarded {floor['events']}"
+        f"to p99 (goal <= 25%); events scored {scoring['events']}, forwarded {floor['events']}; "
+        f"done {scoring['behind_s']:.1f} s / {floor['behind_s']:.1f} s after the load ended "
+        "(more than ~1 s: not sustained)"
     )
     return Comparison(
         "streaming",

@@ -226,6 +226,22 @@ class Replicas(StrictModel):
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
 
+class KubernetesTarget(StrictModel):
+    """What a StatefulSet of replicas runs; where (the API server and its token) is the
+    Airflow connection's."""
+
+    image: str = Field(min_length=1)  # the project's image (its Dockerfile): specs included
+    namespace: str = "loopline"
+    # The spec file inside the image; empty: where the project's Dockerfile puts it,
+    # /opt/airflow/include/pipelines/<the spec's file name>.
+    spec_path: str | None = None
+    # The brokers as pods reach them; empty: the Airflow connection kafka_default's.
+    bootstrap: str | None = None
+    s3_secret: str = "loopline-s3"  # a Secret whose key LOOPLINE_S3 holds the S3 settings
+    cpu: str = "1"
+    memory: str = "2Gi"
+
+
 class StreamingSpec(StrictModel):
     """Real-time scoring: consumers of `input_topic` (JSON feature events keyed by event id)
     that score with the champion and produce one prediction per event to `output_topic`."""
@@ -258,10 +274,27 @@ class StreamingSpec(StrictModel):
     # static members rejoining during a roll livelocked the group (each SyncGroup failed on
     # the other's rejoin, for minutes; seen three times). On real Kafka, turn it on.
     static_membership: bool = False
+    # Scale-in waits until no decision of this window wanted more replicas (the HPA's 300 s
+    # default): a short lull does not shed replicas a surge needs again a minute later.
+    scale_in_after_seconds: Annotated[float, Field(ge=0.0, le=3600.0)] = 300.0
+    # Each replica serves Prometheus metrics on this port (local processes: a free port each,
+    # written into its heartbeat, as several share a host); 0: no endpoint.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    # Where the replicas run, chosen once per deployment: local processes (the embedded
+    # default) or a Kubernetes StatefulSet (the `kubernetes` section, applied through the
+    # Airflow connection `loopline_kubernetes`).
+    backend: Literal["local", "kubernetes"] = "local"
+    kubernetes: KubernetesTarget | None = None
 
     @property
     def dead_letters(self) -> str:
         return self.dead_letter_topic or f"{self.input_topic}.dead-letter"
+
+    @model_validator(mode="after")
+    def _kubernetes_needs_its_section(self) -> StreamingSpec:
+        if self.backend == "kubernetes" and self.kubernetes is None:
+            raise ValueError("backend 'kubernetes' needs a `kubernetes` section (image, ...)")
+        return self
 
 
 class DemoSpec(StrictModel):

@@ -19,7 +19,9 @@ drains: finish the batch, flush, commit, close; ``retire`` also removes a static
 partitions move at once (a dynamic member leaves the group when it closes).
 
 The replica's state is a heartbeat file (JSON, replaced atomically every few seconds) that the
-operators read: counts, throughput, latency percentiles, batch sizes, lag, model version.
+operators read: counts, throughput, latency percentiles, batch sizes, lag, model version. The
+same numbers are Prometheus metrics (``loopline.streaming.metrics``) when the replica serves
+them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +43,7 @@ import pyarrow as pa
 
 from loopline.spec.model import PipelineSpec
 from loopline.streaming.events import Event, Poison, features_table, parse_event
+from loopline.streaming.metrics import ReplicaMetrics
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,8 @@ class ScoringConsumer:
             raise ValueError(f"{spec.name} has no streaming section")
         self.spec, self.streaming, self.replica, self.scorer = spec, spec.streaming, replica, scorer
         self.stats = Stats()
+        self.metrics = ReplicaMetrics(spec.name, replica.slot, replica.model_version)
+        self.metrics_url: str | None = None  # set by serve_metrics
         self.member_id = f"{self.streaming.consumer_group}-{replica.slot}"
         self._last_heartbeat, self._last_state = 0.0, ""
         self.consumer = self._consumer()
@@ -164,6 +170,12 @@ class ScoringConsumer:
         if self.streaming.exactly_once:
             producer.init_transactions()
         return producer
+
+    def serve_metrics(self, port: int) -> str:
+        """Serve Prometheus metrics on `port` (0: a free one); the URL goes in the heartbeat."""
+        _, bound = self.metrics.serve(port)
+        self.metrics_url = f"http://{socket.gethostname()}:{bound}/metrics"
+        return self.metrics_url
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop: StopFlag) -> Stats:
@@ -219,6 +231,7 @@ class ScoringConsumer:
         acked_ms = time.time() * 1000
         latencies = [acked_ms - event.created_ms for _, event in events]
         self.stats.add_batch(len(events), len(poison), latencies)
+        self.metrics.batch(len(events), [why.kind for _, why in poison], latencies)
 
     def _parse(self, record: Any) -> Event | Poison:
         return parse_event(
@@ -275,6 +288,8 @@ class ScoringConsumer:
             return
         self._last_state = state
         self._last_heartbeat = now
+        lag = self._lag()
+        self.metrics.state(state, lag)
         beat = {
             "pipeline": self.spec.name,
             "slot": self.replica.slot,
@@ -284,7 +299,8 @@ class ScoringConsumer:
             "state": state,
             "updated_at": time.time(),
             "assigned": sorted(tp.partition for tp in self.consumer.assignment()),
-            "lag": self._lag(),
+            "lag": lag,
+            "metrics_url": self.metrics_url,
             **self.stats.summary(),
         }
         write_atomically(self.replica.heartbeat_path, json.dumps(beat).encode())
@@ -314,6 +330,7 @@ class ScoringConsumer:
         if path.exists():
             beat = json.loads(path.read_text())
             beat.update(state="stopped", updated_at=time.time(), **self.stats.summary())
+            self.metrics.state("stopped", None)
             write_atomically(path, json.dumps(beat).encode())
 
 

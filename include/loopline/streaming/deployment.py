@@ -73,6 +73,54 @@ class Outcome:
         return asdict(self)
 
 
+class Deployment(Protocol):
+    """A pipeline's replicas wherever they run: what the operators and the monitor call.
+    Chosen once per deployment (``streaming.backend``): slot by slot on a `Backend` with this
+    module's policy (local processes), or a Kubernetes StatefulSet whose controller applies
+    the same policy (``loopline.streaming.kubernetes``)."""
+
+    def deploy(self, version: int, replicas: int) -> Outcome: ...
+
+    def scale(self, version: int, replicas: int) -> Outcome: ...
+
+    def stop(self) -> Outcome: ...
+
+    def replace_dead(self, version: int) -> Outcome: ...
+
+    def replica_count(self) -> int: ...
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        """The replicas' latest heartbeats (latency windows for the auto-scaler)."""
+        ...
+
+
+@dataclass
+class SlotDeployment:
+    """Replicas started, checked and stopped one slot at a time on `backend`."""
+
+    backend: Backend
+    timeout: float = HEALTHY_TIMEOUT
+
+    def deploy(self, version: int, replicas: int) -> Outcome:
+        return deploy(self.backend, version, replicas, self.timeout)
+
+    def scale(self, version: int, replicas: int) -> Outcome:
+        return scale(self.backend, version, replicas, self.timeout)
+
+    def stop(self) -> Outcome:
+        return stop_all(self.backend)
+
+    def replace_dead(self, version: int) -> Outcome:
+        return replace_dead(self.backend, version)
+
+    def replica_count(self) -> int:
+        return len(self.backend.slots())
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        beats = [self.backend.status(slot).heartbeat for slot in self.backend.slots()]
+        return [beat for beat in beats if beat]
+
+
 def deploy(
     backend: Backend, version: int, replicas: int, timeout: float = HEALTHY_TIMEOUT
 ) -> Outcome:

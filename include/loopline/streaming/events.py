@@ -26,7 +26,8 @@ class Event:
 
 @dataclass(frozen=True)
 class Poison:
-    reason: str
+    reason: str  # for people: what is wrong, with the details
+    kind: str  # for metrics, a small fixed set: empty, oversized, encoding, json, key, features
 
 
 def parse_event(
@@ -34,27 +35,30 @@ def parse_event(
 ) -> Event | Poison:
     """The event in a record, or why it cannot be scored."""
     if value is None:
-        return Poison("empty record (no value)")
+        return Poison("empty record (no value)", "empty")
     if len(value) > max_bytes:
-        return Poison(f"oversized: {len(value):,} bytes > streaming.max_event_bytes {max_bytes:,}")
+        return Poison(
+            f"oversized: {len(value):,} bytes > streaming.max_event_bytes {max_bytes:,}",
+            "oversized",
+        )
     try:
         text = value.decode("utf-8")
         event_id = key.decode("utf-8") if key else ""
     except UnicodeDecodeError as exc:
-        return Poison(f"not UTF-8: {exc.reason} at byte {exc.start}")
+        return Poison(f"not UTF-8: {exc.reason} at byte {exc.start}", "encoding")
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        return Poison(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return Poison(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "json")
     if not isinstance(payload, dict):
-        return Poison(f"not a JSON object: a {type(payload).__name__}")
+        return Poison(f"not a JSON object: a {type(payload).__name__}", "json")
     event_id = event_id or str(payload.get("event_id") or "")
     if not event_id:
-        return Poison("no event id: the record has no key and the event no event_id")
+        return Poison("no event id: the record has no key and the event no event_id", "key")
     problems = [p for name in model.features.numeric if (p := _number(payload, name))]
     problems += [p for name in model.features.categorical if (p := _category(payload, name))]
     if problems:
-        return Poison("; ".join(problems))
+        return Poison("; ".join(problems), "features")
     features = {name: payload[name] for name in model.features.all}
     return Event(event_id, features, created_ms)
 

@@ -17,10 +17,12 @@ needs from the Kubernetes API, so no client library is added for it.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from loopline.spec.model import PipelineSpec
+from loopline.streaming.deployment import HEALTHY_TIMEOUT, Outcome
 
 FIELD_MANAGER = "loopline"
 STATE_DIR = "/var/run/loopline"
@@ -36,6 +38,29 @@ class ConsumerImage:
     namespace: str = "loopline"
     cpu: str = "1"
     memory: str = "2Gi"
+    metrics_port: int = 0  # 0: no Prometheus endpoint
+
+
+IMAGE_PIPELINES_DIR = "/opt/airflow/include/pipelines"  # the project's Dockerfile puts specs here
+
+
+def consumer_image(spec: PipelineSpec, spec_file_name: str, bootstrap: str) -> ConsumerImage:
+    """The spec's `streaming.kubernetes` target; `bootstrap`: the brokers as Airflow reaches
+    them, used where the target names none of its own."""
+    streaming = spec.streaming
+    if streaming is None or streaming.kubernetes is None:
+        raise ValueError(f"{spec.name}: streaming.backend 'kubernetes' needs streaming.kubernetes")
+    target = streaming.kubernetes
+    return ConsumerImage(
+        image=target.image,
+        spec_path=target.spec_path or f"{IMAGE_PIPELINES_DIR}/{spec_file_name}",
+        bootstrap=target.bootstrap or bootstrap,
+        s3_secret=target.s3_secret,
+        namespace=target.namespace,
+        cpu=target.cpu,
+        memory=target.memory,
+        metrics_port=streaming.metrics_port,
+    )
 
 
 def statefulset_name(spec: PipelineSpec) -> str:
@@ -56,6 +81,8 @@ def render_statefulset(
         "--spec", image.spec_path, "--slot", slot, "--version", str(version),
         "--bootstrap", image.bootstrap, "--state-dir", STATE_DIR, "--retire-on-stop",
     ]  # fmt: skip
+    if image.metrics_port:
+        replica_args += ["--metrics-port", str(image.metrics_port)]
     health_args = ["--state-dir", STATE_DIR, "--pipeline", spec.name, "--slot", slot]
     container = {
         "name": "replica",
@@ -86,6 +113,9 @@ def render_statefulset(
             "failureThreshold": 60,
         },
         "resources": {"requests": {"cpu": image.cpu, "memory": image.memory}},
+        "ports": [{"name": "metrics", "containerPort": image.metrics_port}]
+        if image.metrics_port
+        else [],
         "volumeMounts": [{"name": "state", "mountPath": STATE_DIR}],
     }
     return {
@@ -99,7 +129,10 @@ def render_statefulset(
             "podManagementPolicy": "OrderedReady",
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
             "template": {
-                "metadata": {"labels": {**labels, "loopline/model-version": str(version)}},
+                "metadata": {
+                    "labels": {**labels, "loopline/model-version": str(version)},
+                    "annotations": _scrape_annotations(image.metrics_port),
+                },
                 "spec": {
                     "terminationGracePeriodSeconds": DRAIN_SECONDS,
                     "containers": [container],
@@ -108,6 +141,12 @@ def render_statefulset(
             },
         },
     }
+
+
+def _scrape_annotations(port: int) -> dict[str, str]:
+    if not port:
+        return {}
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port)}
 
 
 class KubernetesApplier:
@@ -140,8 +179,107 @@ class KubernetesApplier:
             )
         return response.json()
 
-    def status(self, namespace: str, name: str) -> dict[str, Any]:
+    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The StatefulSet as the API server has it (spec and status); None: none yet."""
         path = f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"
         response = self.client.get(path)
+        if response.status_code == 404:
+            return None
         response.raise_for_status()
-        return response.json().get("status", {})
+        return response.json()
+
+    def status(self, namespace: str, name: str) -> dict[str, Any]:
+        return (self.read(namespace, name) or {}).get("status", {})
+
+
+class KubernetesDeployment:
+    """A pipeline's replicas as a StatefulSet. The controller applies the policy the local
+    backend applies by hand: it replaces one pod at a time, each ready (the health probe)
+    before the next, and restarts dead pods itself. Here: apply, wait for the rollout the way
+    ``kubectl rollout status`` does, and put the old version back if it does not finish."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        image: ConsumerImage,
+        applier: KubernetesApplier,
+        timeout: float = HEALTHY_TIMEOUT,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.spec, self.image, self.applier = spec, image, applier
+        self.timeout, self.poll_seconds = timeout, poll_seconds
+        self.name = statefulset_name(spec)
+
+    def deploy(self, version: int, replicas: int) -> Outcome:
+        return self._apply("deploy", version, replicas)
+
+    def scale(self, version: int, replicas: int) -> Outcome:
+        running = self._running_version()
+        return self._apply("scale", running if running is not None else version, replicas)
+
+    def stop(self) -> Outcome:
+        version = self._running_version()
+        if version is None:
+            return Outcome("stop", "no_change", [f"no StatefulSet {self.name}"])
+        self.applier.apply(render_statefulset(self.spec, self.image, version, 0))
+        return Outcome("stop", "done", [f"StatefulSet {self.name}: scaled to 0"], {})
+
+    def replace_dead(self, version: int) -> Outcome:
+        return Outcome(
+            "replace_dead", "no_change", ["the StatefulSet controller restarts dead pods itself"]
+        )
+
+    def replica_count(self) -> int:
+        current = self.applier.read(self.image.namespace, self.name)
+        return int(current["spec"].get("replicas", 0)) if current else 0
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        return []  # in the pods: their latency is on each pod's metrics endpoint
+
+    def _apply(self, action: str, version: int, replicas: int) -> Outcome:
+        before = self._running_version()
+        self.applier.apply(render_statefulset(self.spec, self.image, version, replicas))
+        outcome = Outcome(action, "done", [f"applied {self.name}: v{version} x{replicas}"])
+        if self._rolled_out():
+            outcome.steps.append(f"rolled out: {replicas} pod(s) ready on v{version}")
+        elif before is not None and before != version:
+            self.applier.apply(render_statefulset(self.spec, self.image, before, replicas))
+            outcome.verdict = "rolled_back"
+            outcome.steps.append(
+                f"v{version} not rolled out within {self.timeout:.0f} s; back to v{before}"
+            )
+        else:
+            outcome.verdict = "unhealthy"
+            outcome.steps.append(f"not rolled out within {self.timeout:.0f} s")
+        outcome.replicas = {slot: version for slot in range(replicas)}
+        return outcome
+
+    def _running_version(self) -> int | None:
+        current = self.applier.read(self.image.namespace, self.name)
+        if current is None:
+            return None
+        labels = current["spec"]["template"]["metadata"].get("labels", {})
+        version = labels.get("loopline/model-version")
+        return int(version) if version else None
+
+    def _rolled_out(self) -> bool:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            current = self.applier.read(self.image.namespace, self.name) or {}
+            if rollout_done(current):
+                return True
+            time.sleep(self.poll_seconds)
+        return False
+
+
+def rollout_done(statefulset: dict[str, Any]) -> bool:
+    """What ``kubectl rollout status`` waits for: the controller saw the latest spec, every
+    replica is ready and updated, and the update revision became the current one."""
+    meta, spec, status = (statefulset.get(k, {}) for k in ("metadata", "spec", "status"))
+    wanted = spec.get("replicas", 0)
+    return (
+        status.get("observedGeneration", 0) >= meta.get("generation", 1)
+        and status.get("readyReplicas", 0) >= wanted
+        and status.get("updatedReplicas", 0) >= wanted
+        and status.get("currentRevision") == status.get("updateRevision")
+    )

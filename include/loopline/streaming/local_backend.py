@@ -24,12 +24,13 @@ class LocalProcessBackend:
         s3_json: str,
         consumer_group: str,
         static_membership: bool = False,
+        metrics: bool = True,
     ) -> None:
         self.pipeline, self.spec_path, self.bootstrap = pipeline, spec_path, bootstrap
         self.state_dir, self.s3_json, self.group = state_dir / "streaming", s3_json, consumer_group
         self.folder = self.state_dir / pipeline
         self.processes = ProcessManager(self.folder / "run", self.folder / "logs")
-        self.static_membership = static_membership
+        self.static_membership, self.metrics = static_membership, metrics
 
     def start(self, slot: int, version: int) -> None:
         argv = [
@@ -37,6 +38,8 @@ class LocalProcessBackend:
             "--spec", str(self.spec_path), "--slot", str(slot), "--version", str(version),
             "--bootstrap", self.bootstrap, "--state-dir", str(self.state_dir),
         ]  # fmt: skip
+        if self.metrics:  # several replicas share this host: each takes a free port
+            argv += ["--metrics-port", "0"]
         env = {**os.environ, "LOOPLINE_S3": self.s3_json}
         self.processes.start(ProcessSpec(self._name(slot), argv, env, Path.cwd()))
         self._slot_file(slot).write_text(json.dumps({"version": version}))

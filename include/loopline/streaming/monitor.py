@@ -1,35 +1,74 @@
-"""What the monitor sees of a consumer group, and the limits it scales within."""
+"""The monitor: what it sees of a consumer group, the limits it scales within, and one pass
+(replace the dead, then scale)."""
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loopline.spec.model import StreamingSpec
 from loopline.streaming.consumer import write_atomically
+from loopline.streaming.deployment import Deployment, Outcome
 from loopline.streaming.lag import group_lag
-from loopline.streaming.scaling import STABILISATION_SECONDS, Limits, Observation
+from loopline.streaming.scaling import Limits, Observation, ScalingDecision, decide_scale
 
 
-def scaling_limits(streaming: StreamingSpec) -> Limits:
+def scaling_limits(streaming: StreamingSpec, partitions: int | None = None) -> Limits:
+    """The spec's limits; `partitions`: the topic's real count, which caps the replicas (a
+    topic created earlier, or by someone else, can have fewer than the spec says)."""
     return Limits(
         minimum=streaming.replicas.min,
         maximum=streaming.replicas.max,
-        partitions=streaming.partitions,
+        partitions=partitions or streaming.partitions,
         lag_per_replica=streaming.lag_per_replica,
         p99_target_ms=streaming.p99_latency_ms,
+        scale_in_after_seconds=streaming.scale_in_after_seconds,
     )
 
 
-def observe(bootstrap: str, streaming: StreamingSpec, backend: Any, now: float) -> Observation:
+@dataclass
+class MonitorPass:
+    """One pass of the monitor: dead replicas replaced, the scaling decision, the scaling."""
+
+    replaced: Outcome
+    decision: ScalingDecision
+    scaled: Outcome | None
+
+
+def monitor_once(
+    deployment: Deployment,
+    bootstrap: str,
+    streaming: StreamingSpec,
+    version: int,
+    window: ScalingWindow,
+    now: float | None = None,
+) -> MonitorPass:
+    """Replace dead replicas (dynamic scaling), then scale on lag and latency (auto-scaling)."""
+    replaced = deployment.replace_dead(version)
+    now = time.time() if now is None else now
+    seen = observe(bootstrap, streaming, deployment, now)
+    limits = scaling_limits(streaming, seen.partitions)
+    decision = decide_scale(seen, limits, window.recent(now))
+    window.add(now, decision.recommended or decision.desired)
+    scaled = None
+    if decision.desired != decision.current:
+        scaled = deployment.scale(version, decision.desired)
+    return MonitorPass(replaced, decision, scaled)
+
+
+def observe(
+    bootstrap: str, streaming: StreamingSpec, deployment: Deployment, now: float
+) -> Observation:
     """Committed lag of the group, and the worst p99 of the replicas in each window."""
     lag = group_lag(bootstrap, streaming.consumer_group, streaming.input_topic)
-    beats = [backend.status(slot).heartbeat for slot in backend.slots()]
-    latencies = [beat.get("latency_ms", {}) for beat in beats if beat]
+    latencies = [beat.get("latency_ms", {}) for beat in deployment.heartbeats()]
     return Observation(
         at=now,
-        current=len(backend.slots()),
+        current=deployment.replica_count(),
+        partitions=len(lag.partitions),
         total_lag=lag.total,
         p99_stable_ms=_worst(latencies, "p99_60s"),
         p99_panic_ms=_worst(latencies, "p99_6s"),
@@ -37,17 +76,18 @@ def observe(bootstrap: str, streaming: StreamingSpec, backend: Any, now: float) 
 
 
 class ScalingWindow:
-    """The desired counts of the last STABILISATION_SECONDS, kept beside the replicas' state
-    (a small file: the monitor reads it every minute, so not the whole record history)."""
+    """The recommended counts of the last `seconds` (the scale-in stabilisation window), kept
+    beside the replicas' state (a small file: the monitor reads it every minute, so not the
+    whole record history)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, seconds: float) -> None:
+        self.path, self.seconds = path, seconds
 
     def recent(self, now: float) -> list[tuple[float, int]]:
         if not self.path.exists():
             return []
         entries = json.loads(self.path.read_text())
-        return [(at, desired) for at, desired in entries if now - at <= STABILISATION_SECONDS]
+        return [(at, desired) for at, desired in entries if now - at <= self.seconds]
 
     def add(self, now: float, desired: int) -> None:
         entries = [*self.recent(now), (now, desired)]

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--retire-on-stop", action="store_true", help="leave the group on stop")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics here (0: a free port)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = load_spec(args.spec)
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     consumer = ScoringConsumer(spec, replica, scorer)
+    if args.metrics_port is not None:
+        log.info("metrics on %s", consumer.serve_metrics(args.metrics_port))
     try:
         stats = consumer.run(stop)
     finally:

@@ -11,7 +11,8 @@ by one; the p99 over a short panic window (6 s) above twice the target scales ou
 the lag target or one more, whichever is larger.
 
 Direction: scale-out happens at once; scale-in only after every desired count of the
-stabilisation window (the HPA's 300 s default) was at or below the new count, so a short lull
+stabilisation window (``streaming.scale_in_after_seconds``, the HPA's 300 s
+default) was at or below the new count, so a short lull
 does not shed replicas a surge needs again a minute later. Never beyond the topic's partition
 count (an extra replica would sit idle), never below `min`.
 """
@@ -35,6 +36,7 @@ class Limits:
     partitions: int
     lag_per_replica: int  # what one replica is expected to keep up with
     p99_target_ms: float
+    scale_in_after_seconds: float = STABILISATION_SECONDS
 
     @property
     def cap(self) -> int:
@@ -50,6 +52,7 @@ class Observation:
     total_lag: int
     p99_stable_ms: float | None = None
     p99_panic_ms: float | None = None
+    partitions: int | None = None  # the topic's, as the broker describes it
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class ScalingDecision:
     desired: int
     reasons: list[str]
     numbers: dict[str, float] = field(default_factory=dict)
+    # What lag and latency asked for before the stabilisation window held a scale-in: what
+    # the window keeps (keeping `desired` instead would let a held count hold itself forever).
+    recommended: int | None = None
 
     @property
     def action(self) -> str:
@@ -78,8 +84,8 @@ def lag_target(total_lag: int, limits: Limits) -> int:
 def decide_scale(
     seen: Observation, limits: Limits, recent_desired: list[tuple[float, int]]
 ) -> ScalingDecision:
-    """The replica count for `seen`; `recent_desired`: (at, desired) of earlier decisions,
-    for the scale-in stabilisation window."""
+    """The replica count for `seen`; `recent_desired`: (at, recommended) of earlier
+    decisions, for the scale-in stabilisation window."""
     by_lag = lag_target(seen.total_lag, limits)
     numbers = {
         "total_lag": seen.total_lag,
@@ -99,12 +105,14 @@ def decide_scale(
         )
     desired = max(desired, _by_latency(seen, limits, current, by_lag, reasons))
     desired = min(max(desired, limits.minimum), limits.cap)
+    recommended = desired
     if desired < current:
-        window = [d for at, d in recent_desired if seen.at - at <= STABILISATION_SECONDS]
+        stabilisation = limits.scale_in_after_seconds
+        window = [d for at, d in recent_desired if seen.at - at <= stabilisation]
         held = max(window, default=desired)
         if held > desired:
             reasons.append(
-                f"scale-in to {desired} held: a decision of the last {STABILISATION_SECONDS:.0f} s "
+                f"scale-in to {desired} held: a decision of the last {stabilisation:.0f} s "
                 f"wanted {held} (stabilisation window)"
             )
             desired = min(held, current)
@@ -113,7 +121,7 @@ def decide_scale(
             f"no change: lag {seen.total_lag:,} wants {by_lag} of {current} replica(s), "
             "within the dead band; latency within target"
         )
-    return ScalingDecision(current, desired, reasons, numbers)
+    return ScalingDecision(current, desired, reasons, numbers, recommended)
 
 
 def _by_latency(

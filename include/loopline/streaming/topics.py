@@ -15,7 +15,8 @@ def ensure_topics(
     *,
     client_id: str = "loopline",
 ) -> list[str]:
-    """Create each spec's input and output topic unless it exists; return the ones created."""
+    """Create each spec's input, output and dead-letter topics unless they exist; return the
+    ones created."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -24,7 +25,7 @@ def ensure_topics(
     try:
         existing = set(admin.list_topics())
         for streaming in streaming_specs:
-            for topic in (streaming.input_topic, streaming.output_topic):
+            for topic in (streaming.input_topic, streaming.output_topic, streaming.dead_letters):
                 if topic in existing:
                     continue
                 try:

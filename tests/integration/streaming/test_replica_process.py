@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def start_replica(broker, s3, version: int, state: Path, slot: int = 0) -> subpr
     }
     spec = str(PIPELINES / "card_fraud.yaml")
     argv = ["--spec", spec, "--slot", str(slot), "--version", str(version)]
-    argv += ["--bootstrap", broker.bootstrap, "--state-dir", str(state)]
+    argv += ["--bootstrap", broker.bootstrap, "--state-dir", str(state), "--metrics-port", "0"]
     return subprocess.Popen(
         [sys.executable, "-m", "loopline.streaming.replica", *argv],
         env=env,
@@ -107,6 +108,13 @@ def test_kill_9_mid_stream_loses_nothing_and_scores_are_the_models(broker, s3, t
         expected = dict(zip(events, own, strict=True))
         assert all(abs(p["score"] - expected[p["event_id"]]) < 1e-5 for p in predictions)
         assert {p["model_version"] for p in predictions} == {version}
+        # Its Prometheus endpoint counts what its heartbeat counts.
+        beat = wait_counted(tmp_path)
+        metrics = scrape(beat["metrics_url"])
+        labels = '{pipeline="card_fraud",slot="0"}'
+        assert metrics[f"loopline_stream_predictions_total{labels}"] == beat["predictions"] > 0
+        assert metrics[f"loopline_stream_model_version{labels}"] == version
+        assert metrics[f"loopline_stream_latency_seconds_count{labels}"] == beat["predictions"]
     finally:
         second.send_signal(signal.SIGTERM)  # drains: produce, commit, close
         assert second.wait(timeout=60) == 0
@@ -114,3 +122,30 @@ def test_kill_9_mid_stream_loses_nothing_and_scores_are_the_models(broker, s3, t
     assert beat["state"] == "stopped"
     assert group_lag(broker.bootstrap, streaming.consumer_group, streaming.input_topic).total == 0
     assert np.isfinite(beat["latency_ms"]["p99"])
+
+
+def wait_counted(state: Path, timeout: float = 30) -> dict:
+    """The heartbeat once it counts a quiet replica's last batch (it beats every 2 s)."""
+    path = heartbeat_path(state, DEMO.name, 0)
+    previous, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        beat = json.loads(path.read_text())
+        quiet = previous and beat["predictions"] == previous["predictions"]
+        if quiet and beat["updated_at"] > previous["updated_at"]:
+            return beat
+        previous = beat
+        time.sleep(2.5)
+    raise AssertionError("the replica kept counting")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """A Prometheus text page as {series: value} (at this host: the URL names its hostname)."""
+    local = "http://127.0.0.1:" + url.rsplit(":", 1)[1]
+    with urllib.request.urlopen(local, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return {
+        series: float(value)
+        for line in lines
+        if line and not line.startswith("#")
+        for series, value in [line.rsplit(" ", 1)]
+    }

@@ -11,9 +11,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from conftest import PIPELINES
 from loopline.spec import load_spec
+from loopline.spec.model import KubernetesTarget
 from loopline.streaming.consumer import heartbeat_path, write_atomically
 from loopline.streaming.health import check
-from loopline.streaming.kubernetes import ConsumerImage, KubernetesApplier, render_statefulset
+from loopline.streaming.kubernetes import (
+    ConsumerImage,
+    KubernetesApplier,
+    KubernetesDeployment,
+    consumer_image,
+    render_statefulset,
+)
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 IMAGE = ConsumerImage(
@@ -105,3 +112,98 @@ def test_the_health_probe_wants_a_fresh_running_heartbeat(tmp_path) -> None:
     write_atomically(path, json.dumps({"state": "running", "updated_at": time.time()}).encode())
     assert check(tmp_path, "card_fraud", 0) is None
     assert check(tmp_path, "card_fraud", 0, now=time.time() + 120).startswith("heartbeat 120 s old")
+
+
+class FakeStatefulSetController(BaseHTTPRequestHandler):
+    """An API server whose StatefulSet controller rolls out any version but `BROKEN`, whose
+    pods never become ready."""
+
+    BROKEN = "99"
+    objects: dict = {}
+    applies: list = []
+
+    def do_PATCH(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        path = self.path.split("?")[0]
+        generation = self.objects.get(path, {}).get("metadata", {}).get("generation", 0) + 1
+        body["metadata"]["generation"] = generation
+        self.objects[path] = body
+        self.applies.append(
+            body["spec"]["template"]["metadata"]["labels"]["loopline/model-version"]
+        )
+        self._reply(200, body)
+
+    def do_GET(self) -> None:
+        found = self.objects.get(self.path)
+        if found is None:
+            self._reply(404, {"kind": "Status", "code": 404})
+            return
+        version = found["spec"]["template"]["metadata"]["labels"]["loopline/model-version"]
+        wanted, broken = found["spec"]["replicas"], version == self.BROKEN
+        status = {
+            "observedGeneration": found["metadata"]["generation"],
+            "replicas": wanted,
+            "readyReplicas": wanted - 1 if broken and wanted else wanted,
+            "updatedReplicas": 1 if broken else wanted,
+            "currentRevision": "r-old" if broken else f"r-{version}",
+            "updateRevision": f"r-{version}",
+        }
+        self._reply(200, {**found, "status": status})
+
+    def _reply(self, code: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def controller():
+    FakeStatefulSetController.objects, FakeStatefulSetController.applies = {}, []
+    server = HTTPServer(("127.0.0.1", 0), FakeStatefulSetController)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield KubernetesApplier(f"http://127.0.0.1:{server.server_port}", token="t")
+    server.shutdown()
+
+
+def test_the_kubernetes_deployment_rolls_out_scales_and_rolls_back_a_version_that_never_gets_ready(
+    controller,
+) -> None:
+    target = SPEC.model_copy(
+        update={
+            "streaming": SPEC.streaming.model_copy(
+                update={
+                    "backend": "kubernetes",
+                    "kubernetes": KubernetesTarget(image="registry.example/loopline:1.2"),
+                }
+            )
+        }
+    )
+    image = consumer_image(target, "card_fraud.yaml", bootstrap="kafka:9092")
+    assert image.spec_path == "/opt/airflow/include/pipelines/card_fraud.yaml"
+    deployment = KubernetesDeployment(target, image, controller, timeout=1.0, poll_seconds=0.05)
+    assert deployment.replica_count() == 0
+
+    assert deployment.deploy(7, 2).verdict == "done" and deployment.replica_count() == 2
+    scaled = deployment.scale(8, 4)  # scaling keeps the running version
+    assert scaled.verdict == "done" and FakeStatefulSetController.applies[-1] == "7"
+
+    broken = deployment.deploy(99, 4)
+    assert broken.verdict == "rolled_back" and "back to v7" in broken.steps[-1]
+    assert FakeStatefulSetController.applies[-2:] == ["99", "7"]
+    assert deployment.replace_dead(7).verdict == "no_change"  # the controller does that
+    assert deployment.stop().verdict == "done" and deployment.replica_count() == 0
+
+
+def test_the_pods_serve_prometheus_metrics_where_the_annotations_say() -> None:
+    image = ConsumerImage(**{**IMAGE.__dict__, "metrics_port": 9464})
+    pod = render_statefulset(SPEC, image, version=3, replicas=1)["spec"]["template"]
+    args = pod["spec"]["containers"][0]["args"]
+    assert args[args.index("--metrics-port") + 1] == "9464"
+    assert pod["spec"]["containers"][0]["ports"] == [{"name": "metrics", "containerPort": 9464}]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9464"

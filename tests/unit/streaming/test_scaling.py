@@ -43,3 +43,13 @@ def test_latency_scales_out_by_one_and_panic_jumps() -> None:
     assert panic.desired == 3 and panic.reasons[-1].startswith("panic: p99 900 ms")
     capped = decide_scale(Observation(0, 4, 0, p99_panic_ms=900), LIMITS, [])
     assert capped.desired == 4  # never beyond the partitions
+
+
+def test_a_held_scale_in_does_not_hold_itself_for_ever() -> None:
+    """The window keeps what lag and latency recommended, not the held count: the monitor's
+    own held decisions, every minute, must not keep the replicas out."""
+    held = decide_scale(Observation(60.0, 4, 0), LIMITS, [(0.0, 4)])
+    assert (held.desired, held.recommended) == (4, 1)
+    window = [(0.0, 4), (60.0, held.recommended)]
+    later = decide_scale(Observation(320.0, 4, 0), LIMITS, window)
+    assert (later.action, later.desired) == ("scale_in", 1)

@@ -8,7 +8,6 @@ task's connections, and each action is recorded (verdict, steps, numbers), "no c
 from __future__ import annotations
 
 import os
-import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,20 +31,34 @@ class StreamingOperator(RegistryOperator):
         return KafkaBootstrapHook(self.kafka_conn_id).bootstrap
 
     @cached_property
-    def backend(self) -> Any:
+    def deployment(self) -> Any:
+        """Where the replicas run, as the spec's `streaming.backend` says."""
+        from loopline.streaming.deployment import SlotDeployment
         from loopline.streaming.local_backend import LocalProcessBackend
 
         streaming = self._streaming()
-        state = Path(os.environ.get("LOOPLINE_STATE_DIR") or Path.cwd() / ".loopline")
-        return LocalProcessBackend(
-            self.spec.name,
-            Path(self.spec_path).resolve(),
-            self.bootstrap,
-            state,
-            self.hook.settings.to_json(),
-            streaming.consumer_group,
-            streaming.static_membership,
+        if streaming.backend == "kubernetes":
+            from loopline.airflow.hooks import KubernetesApiHook
+            from loopline.streaming.kubernetes import KubernetesDeployment, consumer_image
+
+            image = consumer_image(self.spec, Path(self.spec_path).name, self.bootstrap)
+            return KubernetesDeployment(self.spec, image, KubernetesApiHook().applier())
+        return SlotDeployment(
+            LocalProcessBackend(
+                self.spec.name,
+                Path(self.spec_path).resolve(),
+                self.bootstrap,
+                self.state_dir,
+                self.hook.settings.to_json(),
+                streaming.consumer_group,
+                streaming.static_membership,
+                metrics=streaming.metrics_port != 0,
+            )
         )
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(os.environ.get("LOOPLINE_STATE_DIR") or Path.cwd() / ".loopline")
 
     def version(self, wanted: Any) -> int:
         """A version number from "champion" (the registry's) or a number."""
@@ -86,7 +99,6 @@ class DeployConsumersOperator(StreamingOperator):
         self.action, self.model_version, self.replicas = action, model_version, replicas
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.streaming import deployment
         from loopline.streaming.topics import ensure_topics
 
         streaming = self._streaming()
@@ -95,18 +107,18 @@ class DeployConsumersOperator(StreamingOperator):
             self.log.info("created topics %s", created)
         count = int(self.replicas) if self.replicas not in (None, "", "None") else None
         if count is None:  # as many as run now, at least the minimum
-            count = max(len(self.backend.slots()), streaming.replicas.min)
+            count = max(self.deployment.replica_count(), streaming.replicas.min)
         if count > streaming.partitions:  # a replica beyond the partitions would idle
             self.log.warning("%d replicas asked, %d partitions: %d", count,
                              streaming.partitions, streaming.partitions)  # fmt: skip
             count = streaming.partitions
         action = str(self.action)
         if action == "stop":
-            outcome = deployment.stop_all(self.backend)
+            outcome = self.deployment.stop()
         else:
             version = self.version(self.model_version)
-            run = deployment.deploy if action == "deploy" else deployment.scale
-            outcome = run(self.backend, version, count)
+            run = self.deployment.deploy if action == "deploy" else self.deployment.scale
+            outcome = run(version, count)
         for step in outcome.steps:
             self.log.info("%s", step)
         self.record(
@@ -124,33 +136,29 @@ class MonitorConsumersOperator(StreamingOperator):
     ui_color = "#f3e5f5"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.streaming import deployment
-        from loopline.streaming.monitor import ScalingWindow, observe, scaling_limits
-        from loopline.streaming.scaling import decide_scale
+        from loopline.streaming.monitor import ScalingWindow, monitor_once
 
-        streaming, backend = self._streaming(), self.backend
-        slots = backend.slots()
-        if not slots:
+        streaming, deployment = self._streaming(), self.deployment
+        if deployment.replica_count() == 0:
             self.log.info("no replicas deployed for %s: nothing to watch", self.spec.name)
             return {"replicas": 0}
-        version = self.version("champion")
-        replaced = deployment.replace_dead(backend, version)
-        if replaced.verdict == "replaced":
-            for step in replaced.steps:
+        window = ScalingWindow(
+            self.state_dir / "streaming" / self.spec.name / "scaling-window.json",
+            streaming.scale_in_after_seconds,
+        )
+        seen = monitor_once(deployment, self.bootstrap, streaming, self.version("champion"), window)
+        if seen.replaced.verdict == "replaced":
+            for step in seen.replaced.steps:
                 self.log.warning("%s", step)
-            self.record(context, "replaced", "replace_dead", reasons=replaced.steps,
-                        payload=replaced.to_dict())  # fmt: skip
-        now, window = time.time(), ScalingWindow(backend.folder / "scaling-window.json")
-        seen = observe(self.bootstrap, streaming, backend, now)
-        decision = decide_scale(seen, scaling_limits(streaming), window.recent(now))
-        window.add(now, decision.desired)
+            self.record(context, "replaced", "replace_dead", reasons=seen.replaced.steps,
+                        payload=seen.replaced.to_dict())  # fmt: skip
+        decision = seen.decision
         self.log.info(
             "scaling: %s -> %s: %s", decision.current, decision.desired, "; ".join(decision.reasons)
         )
-        if decision.desired != decision.current:
-            deployment.scale(backend, version, decision.desired)
+        steps = seen.scaled.steps if seen.scaled else []
         self.record(
-            context, decision.action, "scaling", reasons=decision.reasons,
+            context, decision.action, "scaling", reasons=[*decision.reasons, *steps],
             numbers={**decision.numbers, "current": decision.current, "desired": decision.desired},
             payload=decision.to_dict(),
         )  # fmt: skip
