@@ -1,7 +1,8 @@
 """The streaming DAGs through Airflow (``dag.test()``) with real replica processes, a real
 broker, real S3 and a real Keras champion: deploy two replicas, roll them to a new version
 while events flow (nothing lost, every replica on the new version), replace a replica killed
-with SIGKILL, record the scaling decision, and stop."""
+with SIGKILL (by its supervisor) and a slot killed whole (by the monitor), record the scaling
+decision, and stop."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ STREAMING = DEMO.streaming
 def world(airflow_db, s3, tmp_path, monkeypatch: pytest.MonkeyPatch):
     with KafkaBroker.start() as broker:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
-        kafka = {"conn_type": "kafka", "extra": {"bootstrap.servers": broker.bootstrap}}
+        extra = {"bootstrap.servers": broker.bootstrap, "session.timeout.ms": "2000"}
+        kafka = {"conn_type": "kafka", "extra": extra}  # as the local stack's connection
         monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(kafka))
         monkeypatch.setenv("LOOPLINE_STATE_DIR", str(tmp_path))
         store = ObjectStore(s3.client())
@@ -81,8 +83,17 @@ def test_deploy_roll_replace_and_stop_through_airflow(world) -> None:
     assert set(events) <= {p["event_id"] for p in predictions}
     assert {p["model_version"] for p in predictions} <= {v1, v2}
 
-    # Dynamic scaling: a replica killed with SIGKILL is back within one monitor run.
-    os.kill(beats(state)[1]["pid"], signal.SIGKILL)
+    # A replica killed with SIGKILL is restarted by its supervisor at once, no monitor needed.
+    killed = beats(state)[1]["pid"]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not restarted(beats(state)[1], killed):
+        time.sleep(0.5)
+    assert restarted(beats(state)[1], killed) and beats(state)[1]["model_version"] == v2
+
+    # Dynamic scaling: a slot killed whole (replica and supervisor, as a pod deleted) is back
+    # within one monitor run.
+    os.killpg(os.getpgid(beats(state)[1]["pid"]), signal.SIGKILL)
     monitor = dags["card_fraud.stream_monitor"].test()
     assert monitor.state == "success"
     deadline = time.monotonic() + 120
@@ -95,3 +106,7 @@ def test_deploy_roll_replace_and_stop_through_airflow(world) -> None:
     scaling = [r for r in records_ if r.subject == "scaling"][-1]
     assert scaling.numbers["current"] == 2 and "total_lag" in scaling.numbers
     assert group_lag(broker.bootstrap, STREAMING.consumer_group, STREAMING.input_topic).total >= 0
+
+
+def restarted(beat: dict, killed: int) -> bool:
+    return beat.get("pid") != killed and beat.get("state") == "running"

@@ -23,3 +23,8 @@ def served_model(name: str, version: int, registry: Callable[[], ModelRegistry])
         registry().download(name, version, folder)
         _SERVED[key] = compiled(load_model(folder))
     return _SERVED[key]
+
+
+def forget(name: str, version: int) -> None:
+    """Drop a version no longer served (a replica switched to another), freeing its memory."""
+    _SERVED.pop((name, version), None)

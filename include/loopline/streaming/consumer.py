@@ -132,6 +132,9 @@ class ScoringConsumer:
         self.stats = Stats()
         self.metrics = ReplicaMetrics(spec.name, replica.slot, replica.model_version)
         self.metrics_url: str | None = None  # set by serve_metrics
+        self.model_version = replica.model_version  # a switch changes it between two batches
+        self._next: tuple[Scorer, int] | None = None  # a loaded version waiting to take over
+        self.switch_failed: dict[str, Any] | None = None  # the last version that did not load
         self.member_id = f"{self.streaming.consumer_group}-{replica.slot}"
         self._last_heartbeat, self._last_state = 0.0, ""
         self.consumer = self._consumer()
@@ -185,11 +188,12 @@ class ScoringConsumer:
             self.member_id,
             self.spec.name,
             self.streaming.input_topic,
-            self.replica.model_version,
+            self.model_version,
             self.streaming.output_topic,
         )
         self._heartbeat(force=True, state="joining")
         while not stop.is_set():
+            self._take_next_version()
             polled = self.consumer.poll(
                 timeout_ms=self.streaming.max_wait_ms, max_records=self.streaming.max_batch_size
             )
@@ -198,6 +202,20 @@ class ScoringConsumer:
             self._heartbeat(state=self.state())
         self._heartbeat(force=True, state="draining")
         return self.stats
+
+    def switch_to(self, scorer: Scorer, version: int) -> None:
+        """Serve `version` (loaded and warmed up by the caller) from the next batch on: the
+        replica keeps its partitions, so a roll moves no partition and stalls no event."""
+        self._next = (scorer, version)
+
+    def _take_next_version(self) -> None:
+        if self._next is None:
+            return
+        (self.scorer, version), self._next = self._next, None
+        log.info("switched from v%d to v%d", self.model_version, version)
+        self.model_version, self.switch_failed = version, None
+        self.metrics.serving(version)
+        self._heartbeat(force=True, state=self.state())
 
     def state(self) -> str:
         """ "running" once the group gave this replica partitions: before that it scores
@@ -247,7 +265,7 @@ class ScoringConsumer:
             return []
         scores = self.scorer(features_table(events, self.spec.model))
         scored_ms = time.time() * 1000
-        version, topic = self.replica.model_version, self.streaming.output_topic
+        version, topic = self.model_version, self.streaming.output_topic
         futures = []
         for event, score in zip(events, scores, strict=True):
             prediction = {
@@ -295,7 +313,8 @@ class ScoringConsumer:
             "slot": self.replica.slot,
             "member": self.member_id,
             "pid": os.getpid(),
-            "model_version": self.replica.model_version,
+            "model_version": self.model_version,
+            "switch_failed": self.switch_failed,
             "state": state,
             "updated_at": time.time(),
             "assigned": sorted(tp.partition for tp in self.consumer.assignment()),

@@ -9,9 +9,12 @@ backend:
   (TensorFlow alone takes seconds) and the group gave it partitions. Moving on before that
   restarts the group's rebalance under it (the local broker, Tansu, then kept the group in
   generation 0 for minutes: seen here). So there are never more replicas than partitions;
-- **roll** replaces one slot at a time and waits for it to be healthy before the next; a slot
-  that does not become healthy in time is put back on the old version, and the roll stops
-  there (the others still run the old one): a bad version never takes the whole group down;
+- **roll** moves one slot at a time to the new version and waits for it to be healthy before
+  the next: switched in place where the backend can (the running replica loads it beside the
+  old one and swaps between two batches, keeping its partitions: no rebalance, no stall),
+  else a new replica. A slot that does not become healthy in time is put back on the old
+  version, and the roll stops there (the others still run the old one): a bad version never
+  takes the whole group down;
 - **replace dead** restarts every slot that should run and does not (dynamic scaling).
 Each returns what it did, for the operator's record.
 """
@@ -37,6 +40,7 @@ class ReplicaStatus:
     model_version: int | None
     updated_at: float | None  # the heartbeat's time (epoch seconds)
     heartbeat: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0  # times its supervisor restarted it since it was started
 
     def healthy(self, version: int | None = None, now: float | None = None) -> bool:
         fresh = (
@@ -52,6 +56,11 @@ class Backend(Protocol):
     def start(self, slot: int, version: int) -> None: ...
 
     def stop(self, slot: int, retire: bool) -> None: ...
+
+    def switch(self, slot: int, version: int) -> bool:
+        """Have the slot's running replica serve `version` in place (no restart, so no
+        rebalance); False where it cannot (no healthy replica there)."""
+        ...
 
     def slots(self) -> list[int]:
         """The slots that should run (started and not stopped)."""
@@ -148,20 +157,19 @@ def roll(backend: Backend, version: int, timeout: float = HEALTHY_TIMEOUT) -> Ou
         old = backend.status(slot)
         if old.healthy(version):
             continue
-        # Leave the group (not only stop): the other replicas take the slot's partitions at
-        # once and the new version joins after. Crash restarts (replace_dead) keep a static id.
-        backend.stop(slot, retire=True)
-        backend.start(slot, version)
+        in_place = _replace(backend, slot, version)
+        how = "switched in place" if in_place else "restarted"
         if wait_healthy(backend, slot, version, timeout):
-            outcome.steps.append(f"slot {slot}: v{old.model_version} -> v{version}, healthy")
+            outcome.steps.append(
+                f"slot {slot}: v{old.model_version} -> v{version} ({how}), healthy"
+            )
             continue
         outcome.steps.append(
             f"slot {slot}: v{version} not healthy within {timeout:.0f} s "
             f"({_describe(backend.status(slot))}); back to v{old.model_version}"
         )
-        backend.stop(slot, retire=True)
         if old.model_version is not None:
-            backend.start(slot, old.model_version)
+            _replace(backend, slot, old.model_version, in_place)
             wait_healthy(backend, slot, old.model_version, timeout)
         outcome.verdict = "rolled_back"
         break
@@ -170,6 +178,18 @@ def roll(backend: Backend, version: int, timeout: float = HEALTHY_TIMEOUT) -> Ou
         outcome.steps.append(f"every replica already runs v{version}")
     outcome.replicas = _versions(backend)
     return outcome
+
+
+def _replace(backend: Backend, slot: int, version: int, in_place: bool = True) -> bool:
+    """Put `version` on `slot`: switched in the running replica where it can be (it keeps
+    its partitions), else a new replica. Returns whether it was switched in place."""
+    if in_place and backend.switch(slot, version):
+        return True
+    # Leave the group (not only stop): the other replicas take the slot's partitions at once
+    # and the new version joins after. Crash restarts (replace_dead) keep a static id.
+    backend.stop(slot, retire=True)
+    backend.start(slot, version)
+    return False
 
 
 def scale(
@@ -221,8 +241,11 @@ def wait_healthy(backend: Backend, slot: int, version: int | None, timeout: floa
         status = backend.status(slot)
         if status.healthy(version):
             return True
-        if not status.alive:
+        if not status.alive or status.restarts:
             return False  # it started and died: no point waiting
+        failed = status.heartbeat.get("switch_failed") or {}
+        if version is not None and failed.get("version") == version:
+            return False  # the running replica could not load it
         time.sleep(0.5)
     return False
 

@@ -57,10 +57,11 @@ class ReplicaMetrics:
             "loopline_stream_state", "1 for the replica's current state", [*names, "state"],
             registry=self.registry,
         )  # fmt: skip
-        Gauge(
+        self._version = Gauge(
             "loopline_stream_model_version", "The model version this replica serves", names,
             registry=self.registry,
-        ).labels(**labels).set(model_version)  # fmt: skip
+        ).labels(**labels)  # fmt: skip
+        self._version.set(model_version)
         self._labels = labels
 
     def batch(self, events: int, poison_kinds: list[str], latencies_ms: list[float]) -> None:
@@ -72,6 +73,9 @@ class ReplicaMetrics:
             self._dead.labels(**self._labels, reason=kind).inc()
         for latency in latencies_ms:
             self.latency.observe(latency / 1000)
+
+    def serving(self, model_version: int) -> None:
+        self._version.set(model_version)
 
     def state(self, state: str, lag: int | None) -> None:
         for name in STATES:

@@ -9,6 +9,7 @@ the command line. SIGTERM (or SIGINT) drains: the batch in hand is produced and 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.spec import load_spec
-from loopline.spec.model import PipelineSpec
+from loopline.spec.model import ModelSpec, PipelineSpec
 from loopline.streaming.consumer import Replica, Scorer, ScoringConsumer
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,69 @@ def champion_scorer(spec: PipelineSpec, version: int) -> Scorer:
     def score(table: pa.Table) -> np.ndarray:
         return served_scores(serve, table, spec.model)
 
+    warm_up(score, spec.model)
     return score
+
+
+def warm_up(score: Scorer, model: ModelSpec) -> None:
+    """Trace the compiled model for every batch size before the replica joins its group: the
+    first two batch sizes each trace it (the second a generalised trace), hundreds of ms
+    that would otherwise stall its first batches and, in a roll, the group's rebalance."""
+    for rows in (1, 2):
+        columns = {name: pa.array([0.0] * rows, pa.float32()) for name in model.features.numeric}
+        columns |= {name: pa.array(["warm-up"] * rows) for name in model.features.categorical}
+        score(pa.table(columns))
+
+
+class VersionFollower(threading.Thread):
+    """Follows the slot's version file (``{"version": N}``, written by a roll): a new version
+    is downloaded, compiled and warmed up beside the one serving, then the consumer switches
+    to it between two batches. No restart and no rebalance, so a roll stalls no partition
+    (a restart rejoins the group twice: seconds of stall on every moved partition). A
+    version that fails to load is reported in the heartbeat (``switch_failed``) and not
+    tried again until asked for anew; the old version serves on."""
+
+    def __init__(
+        self, path: Path, spec: PipelineSpec, consumer: ScoringConsumer, stop: threading.Event
+    ) -> None:
+        super().__init__(name="version-follower", daemon=True)
+        self.path, self.spec, self.consumer, self.stop = path, spec, consumer, stop
+        self.failed: int | None = None
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            wanted = wanted_version(self.path)
+            if wanted is None or wanted == self.consumer.model_version:
+                if self.failed is not None:  # rolled back: the failure is history
+                    self.failed = self.consumer.switch_failed = None
+                continue
+            if wanted == self.failed:
+                continue
+            self._load(wanted)
+
+    def _load(self, version: int) -> None:
+        from loopline.serving.cache import forget
+
+        log.info("loading v%d beside v%d", version, self.consumer.model_version)
+        try:
+            scorer = champion_scorer(self.spec, version)
+        except Exception as exc:  # reported in the heartbeat; the old version serves on
+            log.exception("v%d did not load", version)
+            self.failed = version
+            self.consumer.switch_failed = {"version": version, "error": str(exc)[:500]}
+            return
+        previous = self.consumer.model_version
+        self.consumer.switch_to(scorer, version)
+        forget(self.spec.name, previous)
+
+
+def wanted_version(path: Path | None) -> int | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        return int(json.loads(path.read_text())["version"])
+    except (ValueError, KeyError, json.JSONDecodeError):
+        return None  # being replaced: read it again next time
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,23 +111,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, required=True)
     parser.add_argument("--slot", type=int, required=True)
     parser.add_argument("--version", type=int, required=True, help="the model version to serve")
+    parser.add_argument(
+        "--version-file", type=Path, help='{"version": N}: serve N instead, and follow it'
+    )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--retire-on-stop", action="store_true", help="leave the group on stop")
     parser.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics here (0: a free port)"
     )
+    parser.add_argument(
+        "--session-timeout-ms", type=int, help="over the spec's (a property of the brokers)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = load_spec(args.spec)
-    scorer = champion_scorer(spec, args.version)
-    replica = Replica(spec.name, args.slot, args.version, args.bootstrap, args.state_dir)
+    if args.session_timeout_ms:
+        streaming = spec.streaming.model_copy(
+            update={"session_timeout_ms": args.session_timeout_ms}
+        )
+        spec = spec.model_copy(update={"streaming": streaming})
+    # A restart (its supervisor's) serves what the slot was last switched to.
+    version = wanted_version(args.version_file) or args.version
+    scorer = champion_scorer(spec, version)
+    replica = Replica(spec.name, args.slot, version, args.bootstrap, args.state_dir)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     consumer = ScoringConsumer(spec, replica, scorer)
     if args.metrics_port is not None:
         log.info("metrics on %s", consumer.serve_metrics(args.metrics_port))
+    if args.version_file is not None:
+        VersionFollower(args.version_file, spec, consumer, stop).start()
     try:
         stats = consumer.run(stop)
     finally:

@@ -40,7 +40,9 @@ def broker():
         yield broker
 
 
-def start_replica(broker, s3, version: int, state: Path, slot: int = 0) -> subprocess.Popen:
+def start_replica(
+    broker, s3, version: int, state: Path, slot: int = 0, version_file: Path | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "LOOPLINE_S3": S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
@@ -48,6 +50,8 @@ def start_replica(broker, s3, version: int, state: Path, slot: int = 0) -> subpr
     spec = str(PIPELINES / "card_fraud.yaml")
     argv = ["--spec", spec, "--slot", str(slot), "--version", str(version)]
     argv += ["--bootstrap", broker.bootstrap, "--state-dir", str(state), "--metrics-port", "0"]
+    if version_file is not None:
+        argv += ["--version-file", str(version_file)]
     return subprocess.Popen(
         [sys.executable, "-m", "loopline.streaming.replica", *argv],
         env=env,
@@ -149,3 +153,49 @@ def scrape(url: str) -> dict[str, float]:
         if line and not line.startswith("#")
         for series, value in [line.rsplit(" ", 1)]
     }
+
+
+def test_a_running_replica_switches_versions_in_place_and_keeps_serving_if_one_fails(
+    broker, s3, tmp_path
+) -> None:
+    store = ObjectStore(s3.client())
+    land_validated(store, objects=1, rows=3000)
+    v1 = crown_champion(store)
+    v2 = crown_champion(store)
+    streaming = DEMO.streaming
+    version_file = tmp_path / "slot-0.json"
+    version_file.write_text(json.dumps({"version": v1}))
+    replica = start_replica(broker, s3, v1, tmp_path, version_file=version_file)
+    try:
+        first = wait_running(tmp_path, replica)
+        assert first["model_version"] == v1
+
+        version_file.write_text(json.dumps({"version": v2}))
+        switched = wait_beat(tmp_path, lambda beat: beat["model_version"] == v2)
+        assert switched["pid"] == replica.pid and switched["state"] == "running"  # no restart
+        assert switched["assigned"] == first["assigned"]  # it kept its partitions
+        events = feature_events(DEMO, 200, seed=21, prefix="sw")
+        produce(broker.bootstrap, streaming.input_topic, as_records(events))
+        predictions = read_topic(
+            broker.bootstrap, streaming.output_topic, until=0, timeout=60, ids=set(events)
+        )
+        assert {p["model_version"] for p in predictions if p["event_id"] in events} == {v2}
+
+        version_file.write_text(json.dumps({"version": 99}))  # not in the registry
+        failed = wait_beat(tmp_path, lambda beat: beat.get("switch_failed"))
+        assert failed["switch_failed"]["version"] == 99 and failed["model_version"] == v2
+        assert replica.poll() is None and failed["state"] == "running"  # still serving v2
+    finally:
+        replica.send_signal(signal.SIGTERM)
+        assert replica.wait(timeout=60) == 0
+
+
+def wait_beat(state: Path, check, timeout: float = 120) -> dict:
+    path = heartbeat_path(state, DEMO.name, 0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        beat = json.loads(path.read_text())
+        if check(beat):
+            return beat
+        time.sleep(0.3)
+    raise AssertionError(f"the heartbeat never showed it: {path.read_text()}")

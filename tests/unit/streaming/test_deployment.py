@@ -29,6 +29,9 @@ class FakeBackend:
             self.running.pop(slot, None)
             self.retired.append(slot)
 
+    def switch(self, slot: int, version: int) -> bool:
+        return False  # these replicas only restart (see InPlaceBackend)
+
     def slots(self) -> list[int]:
         return sorted(self.running)
 
@@ -98,3 +101,50 @@ def test_scale_in_retires_the_highest_slots_and_stop_retires_all() -> None:
     assert scale(backend, 1, replicas=2, timeout=1).verdict == "no_change"
     stop_all(backend)
     assert backend.slots() == []
+
+
+class InPlaceBackend(FakeBackend):
+    """Replicas that switch versions in place; a version in `broken` fails to load and the
+    replica keeps serving its old one."""
+
+    def __init__(self, broken: frozenset[int] = frozenset()) -> None:
+        super().__init__(broken)
+        self.failed: dict[int, int] = {}
+
+    def switch(self, slot: int, version: int) -> bool:
+        self.log.append(f"switch {slot} v{version}")
+        if version in self.broken:
+            self.failed[slot] = version
+        else:
+            self.running[slot] = version
+        return True
+
+    def status(self, slot: int) -> ReplicaStatus:
+        failed = self.failed.get(slot)
+        beat = {"switch_failed": {"version": failed, "error": "no such version"}} if failed else {}
+        version = self.running.get(slot)
+        return ReplicaStatus(slot, slot in self.running, "running", version, time.time(), beat)
+
+
+def test_a_roll_switches_each_replica_in_place_and_switches_back_a_version_that_fails() -> None:
+    backend = InPlaceBackend(broken=frozenset({3}))
+    deploy(backend, 1, replicas=2, timeout=1)
+
+    rolled = roll(backend, 2, timeout=1)
+    assert rolled.verdict == "done" and rolled.replicas == {0: 2, 1: 2}
+    assert backend.log[2:] == ["switch 0 v2", "switch 1 v2"]  # no stop, no start: no rebalance
+    assert "switched in place" in rolled.steps[0]
+
+    started = time.monotonic()
+    broken = roll(backend, 3, timeout=30)
+    assert time.monotonic() - started < 5  # the failed load is seen at once, not after 30 s
+    assert broken.verdict == "rolled_back" and broken.replicas == {0: 2, 1: 2}
+    assert backend.log[4:] == ["switch 0 v3", "switch 0 v2"]  # slot 1 never touched
+
+
+def test_scaling_out_waits_for_new_replicas_on_any_version() -> None:
+    """`scale` waits for "healthy on any version" (None): that must not read as a failed
+    switch to version None."""
+    backend = InPlaceBackend()
+    deploy(backend, 1, replicas=1, timeout=1)
+    assert scale(backend, 1, 3, timeout=1).verdict == "done"

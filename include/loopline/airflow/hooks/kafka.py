@@ -1,7 +1,9 @@
 """A Kafka connection as the bootstrap servers Loopline's consumers and admin calls need.
 
 The connection keeps librdkafka-style keys in its extra (``bootstrap.servers``), as the
-apache-kafka provider's ``kafka`` connections do, so the same connection serves both.
+apache-kafka provider's ``kafka`` connections do, so the same connection serves both. A
+``session.timeout.ms`` there is a property of the brokers (the local one answers joins after
+half of it) and overrides the specs' ``streaming.session_timeout_ms``.
 """
 
 from __future__ import annotations
@@ -30,3 +32,9 @@ class KafkaBootstrapHook(BaseHook):
                 "extra.bootstrap.servers (host:port[,host:port])"
             )
         return servers
+
+    @property
+    def session_timeout_ms(self) -> int | None:
+        """The connection's ``session.timeout.ms``, if it sets one."""
+        value = self.get_connection(self.kafka_conn_id).extra_dejson.get("session.timeout.ms")
+        return int(value) if value not in (None, "") else None

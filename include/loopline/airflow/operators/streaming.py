@@ -53,6 +53,7 @@ class StreamingOperator(RegistryOperator):
                 streaming.consumer_group,
                 streaming.static_membership,
                 metrics=streaming.metrics_port != 0,
+                session_timeout_ms=KafkaBootstrapHook(self.kafka_conn_id).session_timeout_ms,
             )
         )
 
