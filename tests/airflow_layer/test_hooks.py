@@ -1,11 +1,19 @@
-"""The object-store hook: an Airflow connection as Loopline's store and shippable settings."""
+"""Hooks: an Airflow connection as Loopline's store and shippable settings, as the Kafka
+settings, and as the Kubernetes API the streaming operators deploy through."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from loopline.airflow.hooks import ObjectStoreHook
+import yaml
+from fake_kubernetes import FakeStatefulSetController, fake_statefulset_controller
+from loopline.airflow.hooks import KafkaBootstrapHook, ObjectStoreHook
+from loopline.airflow.operators.streaming import DeployConsumersOperator
 from loopline.storage.settings import S3Settings
+from loopline.streaming.kubernetes import KubernetesDeployment
 from servers import S3_ACCESS_KEY, S3_SECRET_KEY
+from validated_data import DEMO
 
 
 def test_a_connection_becomes_the_store_and_the_settings_a_worker_gets(
@@ -23,3 +31,44 @@ def test_a_connection_becomes_the_store_and_the_settings_a_worker_gets(
         b"written through the hook"
     )
     assert hook.store is hook.store  # built once per task
+
+
+def test_a_kubernetes_spec_deploys_through_the_kubernetes_connection(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`streaming.backend: kubernetes` makes the streaming operators apply a StatefulSet
+    through the `loopline_kubernetes` connection (a fake API server and controller here)."""
+    document = DEMO.model_dump(mode="json", exclude_none=True)
+    document["streaming"] |= {
+        "backend": "kubernetes",
+        "kubernetes": {"image": "registry.example/loopline:2", "bootstrap": "kafka:9092"},
+    }
+    spec_path = tmp_path / "card_fraud.yaml"
+    spec_path.write_text(yaml.safe_dump(document))
+    kafka = {"conn_type": "kafka", "extra": {"bootstrap.servers": "airflow-side:9092"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(kafka))
+    with fake_statefulset_controller() as url:
+        k8s = {"conn_type": "generic", "host": url, "password": "s3cret"}
+        monkeypatch.setenv("AIRFLOW_CONN_LOOPLINE_KUBERNETES", json.dumps(k8s))
+        operator = DeployConsumersOperator(task_id="deploy", spec_path=str(spec_path))
+
+        deployment = operator.deployment
+        assert isinstance(deployment, KubernetesDeployment)
+        assert deployment.image.bootstrap == "kafka:9092"  # the pods' view, not Airflow's
+        assert deployment.image.metrics_port == DEMO.streaming.metrics_port
+        assert deployment.applier.client.headers["Authorization"] == "Bearer s3cret"
+        deployment.timeout, deployment.poll_seconds = 2.0, 0.05
+        assert deployment.deploy(4, 2).verdict == "done"
+        [applied] = FakeStatefulSetController.objects.values()
+        container = applied["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "registry.example/loopline:2"
+        assert applied["spec"]["replicas"] == 2
+
+
+def test_the_kafka_connection_may_set_the_session_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = {"conn_type": "kafka", "extra": {"bootstrap.servers": "b:9092"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(plain))
+    assert KafkaBootstrapHook().session_timeout_ms is None
+    local = {"conn_type": "kafka", "extra": {**plain["extra"], "session.timeout.ms": "2000"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(local))
+    assert KafkaBootstrapHook().session_timeout_ms == 2000

@@ -156,7 +156,11 @@ class LocalStack:
             if store.ensure_bucket(spec.data.bucket):
                 echo(f"    bucket {spec.data.bucket} created")
         streaming = [spec.streaming for spec in specs if spec.streaming is not None]
-        partitions = {t: s.partitions for s in streaming for t in (s.input_topic, s.output_topic)}
+        partitions = {
+            topic: s.partitions
+            for s in streaming
+            for topic in (s.input_topic, s.output_topic, s.dead_letters)
+        }
         bootstrap = self.config.kafka_bootstrap
         for topic in ensure_topics(bootstrap, streaming, client_id="loopline-stack"):
             echo(f"    topic {topic} created ({partitions[topic]} partitions)")

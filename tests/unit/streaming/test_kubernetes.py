@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from conftest import PIPELINES
+from fake_kubernetes import FakeStatefulSetController, fake_statefulset_controller
 from loopline.spec import load_spec
 from loopline.spec.model import KubernetesTarget
 from loopline.streaming.consumer import heartbeat_path, write_atomically
@@ -114,61 +115,10 @@ def test_the_health_probe_wants_a_fresh_running_heartbeat(tmp_path) -> None:
     assert check(tmp_path, "card_fraud", 0, now=time.time() + 120).startswith("heartbeat 120 s old")
 
 
-class FakeStatefulSetController(BaseHTTPRequestHandler):
-    """An API server whose StatefulSet controller rolls out any version but `BROKEN`, whose
-    pods never become ready."""
-
-    BROKEN = "99"
-    objects: dict = {}
-    applies: list = []
-
-    def do_PATCH(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        path = self.path.split("?")[0]
-        generation = self.objects.get(path, {}).get("metadata", {}).get("generation", 0) + 1
-        body["metadata"]["generation"] = generation
-        self.objects[path] = body
-        self.applies.append(
-            body["spec"]["template"]["metadata"]["labels"]["loopline/model-version"]
-        )
-        self._reply(200, body)
-
-    def do_GET(self) -> None:
-        found = self.objects.get(self.path)
-        if found is None:
-            self._reply(404, {"kind": "Status", "code": 404})
-            return
-        version = found["spec"]["template"]["metadata"]["labels"]["loopline/model-version"]
-        wanted, broken = found["spec"]["replicas"], version == self.BROKEN
-        status = {
-            "observedGeneration": found["metadata"]["generation"],
-            "replicas": wanted,
-            "readyReplicas": wanted - 1 if broken and wanted else wanted,
-            "updatedReplicas": 1 if broken else wanted,
-            "currentRevision": "r-old" if broken else f"r-{version}",
-            "updateRevision": f"r-{version}",
-        }
-        self._reply(200, {**found, "status": status})
-
-    def _reply(self, code: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def controller():
-    FakeStatefulSetController.objects, FakeStatefulSetController.applies = {}, []
-    server = HTTPServer(("127.0.0.1", 0), FakeStatefulSetController)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield KubernetesApplier(f"http://127.0.0.1:{server.server_port}", token="t")
-    server.shutdown()
+    with fake_statefulset_controller() as url:
+        yield KubernetesApplier(url, token="t")
 
 
 def test_the_kubernetes_deployment_rolls_out_scales_and_rolls_back_a_version_that_never_gets_ready(
