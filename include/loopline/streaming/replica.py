@@ -9,6 +9,8 @@ the command line. SIGTERM (or SIGINT) drains: the batch in hand is produced and 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -71,6 +73,10 @@ class VersionFollower(threading.Thread):
         self.failed: int | None = None
 
     def run(self) -> None:
+        # Loading and compiling a version competes for the cores the scoring loop runs on:
+        # the lowest CPU priority (this thread only: Linux schedules threads one by one).
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         while not self.stop.wait(1.0):
             wanted = wanted_version(self.path)
             if wanted is None or wanted == self.consumer.model_version:
@@ -93,6 +99,7 @@ class VersionFollower(threading.Thread):
             self.consumer.switch_failed = {"version": version, "error": str(exc)[:500]}
             return
         previous = self.consumer.model_version
+        gc.freeze()  # the new model's objects too (see ScoringConsumer.run)
         self.consumer.switch_to(scorer, version)
         forget(self.spec.name, previous)
 
