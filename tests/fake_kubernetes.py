@@ -11,7 +11,22 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
-class FakeStatefulSetController(BaseHTTPRequestHandler):
+class JsonApi(BaseHTTPRequestHandler):
+    """Replies in JSON, quietly."""
+
+    def _reply(self, code: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class FakeStatefulSetController(JsonApi):
     """An API server whose StatefulSet controller rolls out any version but `BROKEN`, whose
     pods never become ready."""
 
@@ -46,17 +61,6 @@ class FakeStatefulSetController(BaseHTTPRequestHandler):
             "updateRevision": f"r-{version}",
         }
         self._reply(200, {**found, "status": status})
-
-    def _reply(self, code: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 @contextmanager

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 
 import pytest
 from conftest import PIPELINES
-from fake_kubernetes import FakeStatefulSetController, fake_statefulset_controller
+from fake_kubernetes import FakeStatefulSetController, JsonApi, fake_statefulset_controller
 from loopline.spec import load_spec
 from loopline.spec.model import KubernetesTarget
 from loopline.streaming.consumer import heartbeat_path, write_atomically
@@ -56,7 +56,7 @@ def test_the_statefulset_gives_each_ordinal_its_slot_and_rolls_one_pod_at_a_time
     assert spec["template"]["metadata"]["labels"]["loopline/model-version"] == "7"
 
 
-class FakeKubernetes(BaseHTTPRequestHandler):
+class FakeKubernetes(JsonApi):
     requests: list = []
 
     def do_PATCH(self) -> None:
@@ -64,21 +64,10 @@ class FakeKubernetes(BaseHTTPRequestHandler):
         FakeKubernetes.requests.append(
             (self.path, self.headers["Content-Type"], self.headers["Authorization"], body)
         )
-        self._reply({**body, "status": {"replicas": body["spec"]["replicas"]}})
+        self._reply(200, {**body, "status": {"replicas": body["spec"]["replicas"]}})
 
     def do_GET(self) -> None:
-        self._reply({"status": {"readyReplicas": 2, "updatedReplicas": 1}})
-
-    def _reply(self, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
+        self._reply(200, {"status": {"readyReplicas": 2, "updatedReplicas": 1}})
 
 
 @pytest.fixture
