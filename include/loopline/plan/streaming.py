@@ -47,7 +47,11 @@ class DeployParams(BaseModel):
             ge=0,
             le=1000,
             title="Replicas",
-            description="How many; empty: as many as run now (at least streaming.replicas.min).",
+            description=(
+                "How many; empty: as many as run now (at least streaming.replicas.min). The "
+                "monitor keeps at least this many for streaming.scale_in_after_seconds, then "
+                "scales within replicas.min..max: to fix a count, set replicas.min."
+            ),
             json_schema_extra=_FORM,
         ),
     ] = None

@@ -8,6 +8,7 @@ task's connections, and each action is recorded (verdict, steps, numbers), "no c
 from __future__ import annotations
 
 import os
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,13 @@ class StreamingOperator(RegistryOperator):
                 session_timeout_ms=KafkaBootstrapHook(self.kafka_conn_id).session_timeout_ms,
             )
         )
+
+    def scaling_window(self) -> Any:
+        """The recommendations of the last `scale_in_after_seconds`, for the monitor."""
+        from loopline.streaming.monitor import ScalingWindow
+
+        path = self.state_dir / "streaming" / self.spec.name / "scaling-window.json"
+        return ScalingWindow(path, self._streaming().scale_in_after_seconds)
 
     @property
     def state_dir(self) -> Path:
@@ -120,6 +128,8 @@ class DeployConsumersOperator(StreamingOperator):
             version = self.version(self.model_version)
             run = self.deployment.deploy if action == "deploy" else self.deployment.scale
             outcome = run(version, count)
+        if action != "stop":  # the monitor holds an asked-for count like its own scale-out
+            self.scaling_window().add(time.time(), count)
         for step in outcome.steps:
             self.log.info("%s", step)
         self.record(
@@ -137,17 +147,14 @@ class MonitorConsumersOperator(StreamingOperator):
     ui_color = "#f3e5f5"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.streaming.monitor import ScalingWindow, monitor_once
+        from loopline.streaming.monitor import monitor_once
 
         streaming, deployment = self._streaming(), self.deployment
         if deployment.replica_count() == 0:
             self.log.info("no replicas deployed for %s: nothing to watch", self.spec.name)
             return {"replicas": 0}
-        window = ScalingWindow(
-            self.state_dir / "streaming" / self.spec.name / "scaling-window.json",
-            streaming.scale_in_after_seconds,
-        )
-        seen = monitor_once(deployment, self.bootstrap, streaming, self.version("champion"), window)
+        window, champion = self.scaling_window(), self.version("champion")
+        seen = monitor_once(deployment, self.bootstrap, streaming, champion, window)
         if seen.replaced.verdict == "replaced":
             for step in seen.replaced.steps:
                 self.log.warning("%s", step)
