@@ -52,7 +52,7 @@ def monitor_once(
     seen = observe(bootstrap, streaming, deployment, now)
     limits = scaling_limits(streaming, seen.partitions)
     decision = decide_scale(seen, limits, window.recent(now))
-    window.add(now, decision.recommended or decision.desired)
+    window.add(now, decision.recommended)
     scaled = None
     if decision.desired != decision.current:
         scaled = deployment.scale(version, decision.desired)

@@ -60,10 +60,10 @@ class ScalingDecision:
     current: int
     desired: int
     reasons: list[str]
-    numbers: dict[str, float] = field(default_factory=dict)
     # What lag and latency asked for before the stabilisation window held a scale-in: what
     # the window keeps (keeping `desired` instead would let a held count hold itself forever).
-    recommended: int | None = None
+    recommended: int
+    numbers: dict[str, float] = field(default_factory=dict)
 
     @property
     def action(self) -> str:
@@ -121,7 +121,7 @@ def decide_scale(
             f"no change: lag {seen.total_lag:,} wants {by_lag} of {current} replica(s), "
             "within the dead band; latency within target"
         )
-    return ScalingDecision(current, desired, reasons, numbers, recommended)
+    return ScalingDecision(current, desired, reasons, recommended, numbers)
 
 
 def _by_latency(

@@ -28,8 +28,12 @@ class StreamingOperator(RegistryOperator):
         self.kafka_conn_id = kafka_conn_id
 
     @cached_property
+    def kafka(self) -> KafkaBootstrapHook:
+        return KafkaBootstrapHook(self.kafka_conn_id)
+
+    @cached_property
     def bootstrap(self) -> str:
-        return KafkaBootstrapHook(self.kafka_conn_id).bootstrap
+        return self.kafka.bootstrap
 
     @cached_property
     def deployment(self) -> Any:
@@ -54,7 +58,7 @@ class StreamingOperator(RegistryOperator):
                 streaming.consumer_group,
                 streaming.static_membership,
                 metrics=streaming.metrics_port != 0,
-                session_timeout_ms=KafkaBootstrapHook(self.kafka_conn_id).session_timeout_ms,
+                session_timeout_ms=self.kafka.session_timeout_ms,
             )
         )
 
@@ -128,7 +132,7 @@ class DeployConsumersOperator(StreamingOperator):
             version = self.version(self.model_version)
             run = self.deployment.deploy if action == "deploy" else self.deployment.scale
             outcome = run(version, count)
-        if action != "stop":  # the monitor holds an asked-for count like its own scale-out
+            # The monitor holds an asked-for count like its own scale-out.
             self.scaling_window().add(time.time(), count)
         for step in outcome.steps:
             self.log.info("%s", step)
