@@ -33,10 +33,15 @@ class FakeStatefulSetController(JsonApi):
     BROKEN = "99"
     objects: dict = {}
     applies: list = []
+    policies: dict = {}  # NetworkPolicies by path: kept, never reconciled
 
     def do_PATCH(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         path = self.path.split("?")[0]
+        if "/networkpolicies/" in path:
+            self.policies[path] = body
+            self._reply(200, body)
+            return
         generation = self.objects.get(path, {}).get("metadata", {}).get("generation", 0) + 1
         body["metadata"]["generation"] = generation
         self.objects[path] = body
@@ -67,6 +72,7 @@ class FakeStatefulSetController(JsonApi):
 def fake_statefulset_controller() -> Iterator[str]:
     """The fake API server's URL, with nothing applied yet."""
     FakeStatefulSetController.objects, FakeStatefulSetController.applies = {}, []
+    FakeStatefulSetController.policies = {}
     server = HTTPServer(("127.0.0.1", 0), FakeStatefulSetController)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -182,3 +182,18 @@ def _init_parameters(cls: type) -> set[str]:
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
             break
     return accepted
+
+
+def test_deeply_nested_and_alias_bomb_specs_do_not_drop_the_good_dags(project: Path) -> None:
+    """Security review F13: a RecursionError used to escape both DAG files, so every
+    pipeline's DAGs vanished; now each hostile spec is one more line of the import error."""
+    deep = project / "deep.yaml"
+    deep.write_text("name: deep\ndata: " + "[" * 5000 + "]" * 5000 + "\n")
+    bomb = project / "bomb.yaml"
+    bomb.write_text(
+        "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}' if i else 'x'] * 4)}]\n" for i in range(10))
+    )
+    message = _only_the_good_pipeline_loads(DagBag(dag_folder=str(DAGS_FOLDER)))
+    assert "2 of 3 pipeline specs cannot be turned into DAGs" in message
+    assert f"1 problem in {deep}\n  (top level): nesting deeper than 32 levels" in message
+    assert f"1 problem in {bomb}\n  (top level): YAML aliases expand to more than" in message

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from loopline.streaming.kafka_settings import client_settings
+
 if TYPE_CHECKING:
     from loopline.spec import PipelineSpec
 
@@ -39,6 +41,7 @@ def tail(args: argparse.Namespace, spec: PipelineSpec, bootstrap: str) -> int:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
+        **client_settings(),
         group_id=None,  # reads without joining (and without committing for) any group
         auto_offset_reset="earliest" if args.from_beginning else "latest",
         enable_auto_commit=False,
@@ -67,7 +70,7 @@ def produce(args: argparse.Namespace, spec: PipelineSpec, bootstrap: str) -> int
     from kafka import KafkaProducer
 
     topic = topic_of(spec, "input")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_settings())
     sent = 0
     pause = 1 / args.rate if args.rate else 0.0
     for key, value in _events(args, spec):

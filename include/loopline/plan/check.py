@@ -54,6 +54,9 @@ def check_pipelines(folder: Path, files: Iterable[Path] | None = None) -> Pipeli
             pipelines.append(check_pipeline(Path(path)))
         except SpecError as error:
             errors.append(error)
+        except Exception as exc:  # a loader bug must not drop every pipeline's DAGs either
+            problem = Problem((), f"cannot be checked: {type(exc).__name__}: {exc}")
+            errors.append(SpecError(Path(path), [problem], {}))
     kept: list[PlannedPipeline] = []
     for pipeline in sorted(pipelines, key=_precedence):
         problems = [p for other in kept for p in conflicts(pipeline, other)]

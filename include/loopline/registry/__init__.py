@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         ModelRegistry,
         ModelVersion,
         RegistryError,
+        UnsafeArtifactError,
     )
 
 
@@ -30,6 +31,7 @@ __all__ = [
     "ModelRegistry",
     "ModelVersion",
     "RegistryError",
+    "UnsafeArtifactError",
 ]
 _LAZY = set(__all__) - {"CHALLENGER", "CHAMPION"}  # found in loopline.registry.registry
 

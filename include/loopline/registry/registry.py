@@ -18,18 +18,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopline.registry import layout
+from loopline.registry.artifacts import artifact_problem, target_problem
 from loopline.registry.layout import CHALLENGER as CHALLENGER  # re-exported
 from loopline.registry.layout import CHAMPION, MODELS_PREFIX
-from loopline.storage.objects import ObjectConflictError, ObjectStore, sha256_hex
+from loopline.storage.objects import (
+    CreateOnlyUnsupportedError,
+    ObjectConflictError,
+    ObjectStore,
+    sha256_hex,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,10 @@ class AliasConflict(RegistryError):
 
 class CorruptModelError(RegistryError):
     """A stored artifact does not match the checksum recorded when it was registered."""
+
+
+class UnsafeArtifactError(CorruptModelError):
+    """A version's metadata names an artifact a download must not write (``../x``, ``/x``)."""
 
 
 class ModelVersion(BaseModel):
@@ -99,6 +113,14 @@ class ModelRegistry:
         files = sorted(p for p in artifacts_dir.rglob("*") if p.is_file())
         if not files:
             raise RegistryError(f"{artifacts_dir} holds no files to register")
+        for path in files:
+            relative = path.relative_to(artifacts_dir).as_posix()
+            if problem := artifact_problem(relative):
+                raise RegistryError(
+                    f"cannot register {artifacts_dir} as {name}: {relative!r} is refused "
+                    f"because {problem}"
+                )
+        self._require_create_only()
         version = self._claim_version(name, record.get("lineage", {}))
         base = self.version_prefix(name, version)
         checksums: dict[str, str] = {}
@@ -136,27 +158,47 @@ class ModelRegistry:
             raise CorruptModelError(message) from exc
 
     def download(self, name: str, version: int, destination: Path) -> ModelVersion:
-        """Fetch a version's files into `destination`, each checked against its sha256."""
+        """Fetch a version's files into `destination`, each checked against its sha256.
+
+        Every name is checked before anything is fetched, and the files are fetched into a
+        staging folder beside `destination`, moved into place only once all of them are
+        verified: a bad name or a corrupt file leaves `destination` as it was.
+        """
         record = self.get(name, version)
-        base = self.version_prefix(name, version)
+        for relative in record.artifacts:
+            if problem := artifact_problem(relative) or target_problem(relative, destination):
+                raise UnsafeArtifactError(
+                    f"{name} version {version}: artifact {relative!r} is refused because "
+                    f"{problem}; nothing was written to {destination}"
+                )
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+        try:
+            self._fetch_verified(record, staging)
+            _move_into(staging, destination, sorted(record.artifacts))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return record
+
+    def _fetch_verified(self, record: ModelVersion, folder: Path) -> None:
+        base = self.version_prefix(record.name, record.version)
         for relative, expected in sorted(record.artifacts.items()):
             data = self.store.get(self.bucket, base + relative)
             if sha256_hex(data) != expected:
                 raise CorruptModelError(
-                    f"{name} version {version}: {relative} is corrupt (sha256 "
+                    f"{record.name} version {record.version}: {relative} is corrupt (sha256 "
                     f"{sha256_hex(data)[:12]}..., registered {expected[:12]}...); "
                     f"refusing to use it"
                 )
-            target = destination / relative
+            target = folder / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        return record
 
     # -- aliases -------------------------------------------------------------------------
 
     def history(self, name: str, alias: str) -> list[AliasMove]:
         prefix = self._alias_prefix(name, alias)
-        keys = sorted(k for k in self.store.list_keys(self.bucket, prefix) if k.endswith(".json"))
+        keys = sorted(k for k in self._keys(prefix) if k.endswith(".json"))
         return [self._alias_move(key) for key in keys]
 
     def _alias_move(self, key: str) -> AliasMove:
@@ -185,6 +227,7 @@ class ModelRegistry:
     ) -> AliasMove:
         """Point `alias` at `version`, if it still points at `expected` (None: unset)."""
         self.get(name, version)  # only a registered version can be pointed at
+        self._require_create_only()  # the compare-and-swap below relies on it
         moves = self.history(name, alias)
         current = moves[-1] if moves else None
         if (current.version if current else None) != expected:
@@ -256,10 +299,30 @@ class ModelRegistry:
     def _version_numbers(self, name: str, *, with_metadata: bool) -> Iterator[int]:
         prefix = f"{layout.model_prefix(name, self.prefix)}versions/"
         wanted = METADATA if with_metadata else CLAIM
-        for key in self.store.list_keys(self.bucket, prefix):
+        for key in self._keys(prefix):
             number, _, rest = key[len(prefix) :].partition("/")
             if rest == wanted and number.isdigit():
                 yield int(number)
+
+    def _require_create_only(self) -> None:
+        """Versions and alias moves are create-only writes: refuse a server that overwrites."""
+        try:
+            self.store.verify_create_only(self.bucket)
+        except CreateOnlyUnsupportedError as exc:
+            raise RegistryError(str(exc)) from exc
+
+    def _keys(self, prefix: str) -> list[str]:
+        """The keys under `prefix`; a missing bucket is a RegistryError that names it."""
+        try:
+            return list(self.store.list_keys(self.bucket, prefix))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+                raise
+            raise RegistryError(
+                f"the bucket {self.bucket} does not exist at {self.store.endpoint}: "
+                f"no models can be read from it (was it deleted, or is this the wrong "
+                f"endpoint?)"
+            ) from exc
 
     def version_prefix(self, name: str, version: int) -> str:
         """Where a version's files live; things recorded about it later go here too."""
@@ -267,3 +330,14 @@ class ModelRegistry:
 
     def _alias_prefix(self, name: str, alias: str) -> str:
         return layout.alias_prefix(name, alias, self.prefix)
+
+
+def _move_into(staging: Path, destination: Path, names: list[str]) -> None:
+    """Put the verified files of `staging` at `destination`: one rename when it is new."""
+    if not destination.exists():
+        os.replace(staging, destination)
+        return
+    for relative in names:
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / relative, target)

@@ -1,5 +1,6 @@
 """One served model per process and version: downloaded (every checksum verified), loaded and
-compiled once, then reused by every batch a Spark worker or a consumer scores."""
+compiled once, then reused by every batch a Spark worker or a consumer scores. Its downloaded
+files are removed as soon as it is loaded."""
 
 from __future__ import annotations
 
@@ -19,10 +20,18 @@ def served_model(name: str, version: int, registry: Callable[[], ModelRegistry])
     `registry` is called only on the first use (a client costs tens of milliseconds)."""
     key = (name, version)
     if key not in _SERVED:
-        folder = Path(tempfile.mkdtemp(prefix=f"loopline-{name}-v{version}-"))
-        registry().download(name, version, folder)
-        _SERVED[key] = compiled(load_model(folder))
+        _SERVED[key] = _load_verified(name, version, registry())
     return _SERVED[key]
+
+
+def _load_verified(name: str, version: int, registry: ModelRegistry) -> Any:
+    # Once loaded the model lives in memory and nothing reads its files again, so the folder
+    # goes as soon as it is loaded (or fails to): a replica that rolls through many versions
+    # would otherwise leave one folder per version on its disk.
+    with tempfile.TemporaryDirectory(prefix=f"loopline-{name}-v{version}-") as folder:
+        registry.download(name, version, Path(folder))
+        model = load_model(folder)
+    return compiled(model)
 
 
 def forget(name: str, version: int) -> None:

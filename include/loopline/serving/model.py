@@ -18,10 +18,15 @@ def save_artifacts(model: Any, folder: Path | str) -> None:
 
 
 def load_model(folder: Path | str) -> Any:
-    """Load a saved model; a file that is not a Keras model fails here, loudly."""
+    """Load a saved model; a file that is not a Keras model fails here, loudly.
+
+    Safe mode, spelled out: a model comes from a bucket others can write to, and safe mode
+    refuses the parts of a Keras file that run code when loaded (a Lambda layer's
+    marshalled Python function).
+    """
     import keras
 
-    return keras.saving.load_model(Path(folder) / MODEL_FILE)
+    return keras.saving.load_model(Path(folder) / MODEL_FILE, safe_mode=True)
 
 
 def compiled(model: Any, **options: Any) -> Any:

@@ -6,7 +6,7 @@ import difflib
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,18 @@ from loopline.spec.model import FieldPath, PipelineSpec, Problem, SpecProblems
 # In this order of precedence: of two files of one pipeline, its tasks read the first.
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 SCHEMA_KEY = "$schema"  # an editor's pointer to the spec's JSON Schema; not part of the spec
+
+# Bounds on what loading one spec may cost, so that a malformed file fails as that spec's own
+# error, in milliseconds, instead of taking the DAG processor down with every pipeline's DAGs.
+# A real spec is a few KiB, about 5 levels deep, with a few hundred nodes.
+MAX_SPEC_BYTES = 1024 * 1024
+MAX_SPEC_DEPTH = 32
+MAX_SPEC_NODES = 100_000
+
+
+class SpecParseError(Exception):
+    """A spec file that cannot be parsed, or is past one of the bounds above; the message
+    says why, and where when it can."""
 
 
 class SpecError(Exception):
@@ -33,9 +45,9 @@ class SpecError(Exception):
     def located(cls, path: Path, problems: list[Problem]) -> SpecError:
         """An error about a spec that loaded, located by the lines of its file."""
         try:
-            _, lines = _parse_yaml(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            lines = {}
+            _, lines = _parse_yaml(_read_text(Path(path)))
+        except (OSError, ValueError, yaml.YAMLError, SpecParseError):
+            lines = {}  # it changed since it loaded: the problems still name their fields
         return cls(Path(path), problems, lines)
 
     def render(self) -> str:
@@ -60,19 +72,7 @@ class SpecSet:
 def load_spec(path: Path) -> PipelineSpec:
     """Parse and validate one spec file; raise SpecError naming every problem at once."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, [Problem((), f"cannot read the file: {exc}")], {}) from exc
-    if path.suffix == ".json":
-        _check_json(path, text)  # JSON's own rules first; the YAML parse gives the lines
-    try:
-        document, lines = _parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(path, [Problem((), f"not valid YAML{where}: {reason}")], {}) from exc
+    document, lines = _read_document(path)
     if not isinstance(document, dict):
         got = type(document).__name__ if document is not None else "an empty file"
         raise SpecError(path, [Problem((), f"expected a mapping of sections, got {got}")], {})
@@ -91,12 +91,50 @@ def load_spec(path: Path) -> PipelineSpec:
     return PipelineSpec.model_validate(document)
 
 
-def _check_json(path: Path, text: str) -> None:
+def _read_document(path: Path) -> tuple[Any, dict[FieldPath, int]]:
+    """The parsed file and the line of every key path; a SpecError naming the file and the
+    reason when it cannot be read, is not valid YAML or JSON, or is past a bound above."""
+    try:
+        text = _read_text(path)
+        if path.suffix == ".json":
+            _check_json(text)  # JSON's own rules first; the YAML parse gives the lines
+        return _parse_yaml(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unusable(path, f"cannot read the file: {exc}") from exc
+    except SpecParseError as exc:
+        raise _unusable(path, str(exc)) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise _unusable(path, f"not valid YAML{where}: {reason}") from exc
+    except ValueError as exc:  # a value no constructor can build: a 5,000-digit int, month 13
+        raise _unusable(path, f"not valid YAML: {exc}") from exc
+
+
+def _unusable(path: Path, reason: str) -> SpecError:
+    return SpecError(path, [Problem((), reason)], {})
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, refused unread past MAX_SPEC_BYTES (a stat could race a writer)."""
+    with path.open("rb") as file:
+        data = file.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecParseError(f"the file is larger than {MAX_SPEC_BYTES} bytes")
+    return data.decode("utf-8")
+
+
+def _check_json(text: str) -> None:
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"at line {exc.lineno}, column {exc.colno}"
-        raise SpecError(path, [Problem((), f"not valid JSON {where}: {exc.msg}")], {}) from exc
+        raise SpecParseError(f"not valid JSON {where}: {exc.msg}") from exc
+    except RecursionError as exc:  # json's C scanner stops near 1,000 levels
+        raise SpecParseError(f"nesting deeper than {MAX_SPEC_DEPTH} levels") from exc
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise SpecParseError(f"not valid JSON: {exc}") from exc
 
 
 def spec_json_schema() -> dict[str, Any]:
@@ -198,7 +236,8 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _parse_yaml(text: str) -> tuple[Any, dict[FieldPath, int]]:
-    """The document and the line of every key path, from one parse."""
+    """The document and the line of every key path, from one parse once bounds are checked."""
+    _check_structure(text)
     loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -206,6 +245,61 @@ def _parse_yaml(text: str) -> tuple[Any, dict[FieldPath, int]]:
     finally:
         loader.dispose()
     return document, _line_numbers(node)
+
+
+_OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _check_structure(text: str) -> None:
+    """Refuse nesting deeper than MAX_SPEC_DEPTH, more than MAX_SPEC_NODES nodes once aliases
+    are expanded, and an alias inside its own anchor, from the parser's flat event stream and
+    before anything recursive sees the document: composing a 1 MB `[[[…` overflows the C stack
+    (the interpreter crashes), `_line_numbers` and pydantic walk every expansion of an alias
+    (a 350-byte bomb took 20 s), and a self-referencing alias recurses without end."""
+    budget = _NodeBudget()
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        budget.count(event)
+
+
+@dataclass
+class _NodeBudget:
+    """A document's depth and node count, with each alias counted as the nodes it repeats."""
+
+    open: list[tuple[str | None, int]] = field(default_factory=list)  # anchor, nodes before
+    sizes: dict[str, int] = field(default_factory=dict)  # each anchor's expanded node count
+    nodes: int = 0
+    aliased: bool = False
+
+    def count(self, event: yaml.Event) -> None:
+        line = event.start_mark.line + 1
+        if isinstance(event, _OPENS):
+            if len(self.open) == MAX_SPEC_DEPTH:
+                raise SpecParseError(f"nesting deeper than {MAX_SPEC_DEPTH} levels at line {line}")
+            self.open.append((event.anchor, self.nodes))
+            self.nodes += 1
+        elif isinstance(event, _CLOSES):
+            anchor, before = self.open.pop()
+            if anchor is not None:
+                self.sizes[anchor] = self.nodes - before
+        elif isinstance(event, yaml.ScalarEvent):
+            self.nodes += 1
+            if event.anchor is not None:
+                self.sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            self._alias(event.anchor, line)
+        if self.nodes > MAX_SPEC_NODES:
+            what = "YAML aliases expand to" if self.aliased else "the document has"
+            raise SpecParseError(f"{what} more than {MAX_SPEC_NODES} nodes (line {line})")
+
+    def _alias(self, anchor: str, line: int) -> None:
+        if any(anchor == opened for opened, _ in self.open):
+            raise SpecParseError(
+                f"the YAML alias *{anchor} at line {line} is inside its own anchor &{anchor}"
+            )
+        # an undefined alias counts 1 here; composing the document reports it
+        self.nodes += self.sizes.get(anchor, 1)
+        self.aliased = True
 
 
 def _line_numbers(node: yaml.Node | None, path: FieldPath = ()) -> dict[FieldPath, int]:

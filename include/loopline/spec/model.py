@@ -123,6 +123,16 @@ class ValidationSpec(StrictModel):
     # quarantines it whole, with the keys in its report; "drop" validates only its new rows
     # and reports how many it dropped. Never both copies in the validated zone.
     duplicate_keys: DuplicateKeys = "reject"
+    # What one landed file may cost to read. Landed bytes are untrusted, and a file that
+    # exhausts the worker's memory kills its task before any error is raised, so it would
+    # stay first in landing for ever. A file past any limit is quarantined as "too large",
+    # its numbers in its report: its size (from a HEAD, so it is never downloaded), what it
+    # decompresses to (capped as it streams out), and what its Parquet footer states.
+    max_file_mib: Annotated[float, Field(gt=0.0)] = 512.0
+    max_decoded_mib: Annotated[float, Field(gt=0.0)] = 1024.0  # decompressed or uncompressed
+    # Decompressed over compressed bytes; checked once the output passes 16 MiB.
+    max_compression_ratio: Annotated[float, Field(ge=1.0)] = 100.0
+    max_rows: PositiveInt = 10_000_000  # as a Parquet footer states them, before decoding
 
 
 class Features(StrictModel):
@@ -190,6 +200,22 @@ class PromotionSpec(StrictModel):
     max_p99_latency_ms: Annotated[float, Field(gt=0.0)] = 50.0
     max_model_size_mb: Annotated[float, Field(gt=0.0)] = 100.0
     require_approval: bool = False
+    # Who may approve (require_approval): Airflow user ids, which are the user names under
+    # the simple auth manager. Empty: anyone allowed to answer the DAG's HITL tasks.
+    approvers: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _approvers_need_an_approval_step(self) -> PromotionSpec:
+        # Without the step nobody is asked: approvers alone would read as a control that
+        # is not there.
+        if self.approvers and not self.require_approval:
+            raise ValueError(
+                "promotion.approvers is set but promotion.require_approval is false: "
+                "no one would be asked; set require_approval: true"
+            )
+        if len(set(self.approvers)) != len(self.approvers):
+            raise ValueError(f"promotion.approvers lists a user twice: {self.approvers}")
+        return self
 
 
 class DriftSpec(StrictModel):
@@ -226,20 +252,139 @@ class Replicas(StrictModel):
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 
 
+# Kubernetes names and quantities, checked when the spec loads: the API server would refuse
+# them only at deploy time, and the namespace goes into the path of the API request. Each
+# pattern is valid in JSON Schema (ECMA-262) too, for editors.
+DNS_LABEL = re.compile(r"^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+CPU_QUANTITY = re.compile(r"^(?:(\d+(?:\.\d{1,3})?)|(\d+)m)$")  # cores, or millicores
+MEMORY_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTPE]i|[kMGTPE])?$")  # number, unit
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?" + _LABEL_NAME)
+LABEL_VALUE = re.compile(f"({_LABEL_NAME})?")
+_MEMORY_UNITS = {"": 1} | {u: 1000 ** (i + 1) for i, u in enumerate("kMGTPE")}
+_MEMORY_UNITS |= {f"{u}i": 1024 ** (i + 1) for i, u in enumerate("KMGTPE")}
+
+
+def cpu_cores(quantity: str) -> float:
+    """A CPU quantity (checked by _check_cpu) in cores: '500m' is 0.5."""
+    match = CPU_QUANTITY.fullmatch(quantity)
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a CPU quantity")
+    cores, millicores = match.groups()
+    return float(cores) if cores else int(millicores) / 1000
+
+
+def memory_bytes(quantity: str) -> float:
+    """A memory quantity (checked by _check_memory) in bytes: '2Gi' is 2 * 1024**3."""
+    match = MEMORY_QUANTITY.fullmatch(quantity)
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a memory quantity")
+    number, unit = match.groups()
+    return float(number) * _MEMORY_UNITS[unit or ""]
+
+
+def _check_namespace(value: str) -> str:
+    if DNS_LABEL.fullmatch(value):
+        return value
+    raise ValueError(
+        f"{value!r} is not a Kubernetes namespace: expected a DNS-1123 label, at most 63 "
+        "lowercase letters, digits and '-', starting and ending with a letter or digit"
+    )
+
+
+def _check_cpu(value: str) -> str:
+    if CPU_QUANTITY.fullmatch(value) and cpu_cores(value) > 0:
+        return value
+    raise ValueError(
+        f"{value!r} is not a CPU quantity: expected cores (1, 0.5) or millicores (500m), above 0"
+    )
+
+
+def _check_memory(value: str) -> str:
+    if MEMORY_QUANTITY.fullmatch(value) and memory_bytes(value) > 0:
+        return value
+    raise ValueError(
+        f"{value!r} is not a memory quantity: expected bytes with an optional suffix "
+        "(512Mi, 2Gi, 2G), above 0"
+    )
+
+
+def _check_image(value: str) -> str:
+    if value and not re.search(r"\s", value):
+        return value
+    raise ValueError(
+        f"{value!r} is not an image reference: expected one word with no spaces, such as "
+        "registry.example/loopline:1.2, best pinned by digest (...@sha256:<digest>)"
+    )
+
+
+def _check_labels(value: dict[str, str]) -> dict[str, str]:
+    for key, label in value.items():
+        if not LABEL_KEY.fullmatch(key) or not LABEL_VALUE.fullmatch(label):
+            raise ValueError(f"{key!r}: {label!r} is not a Kubernetes label")
+    return value
+
+
+Namespace = Annotated[
+    str, AfterValidator(_check_namespace), Field(json_schema_extra={"pattern": DNS_LABEL.pattern})
+]
+CpuQuantity = Annotated[
+    str, AfterValidator(_check_cpu), Field(json_schema_extra={"pattern": CPU_QUANTITY.pattern})
+]
+MemoryQuantity = Annotated[
+    str,
+    AfterValidator(_check_memory),
+    Field(json_schema_extra={"pattern": MEMORY_QUANTITY.pattern}),
+]
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+PodId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # never 0: root
+
+
 class KubernetesTarget(StrictModel):
     """What a StatefulSet of replicas runs; where (the API server and its token) is the
-    Airflow connection's."""
+    Airflow connection's. The pods meet the "restricted" Pod Security Standard."""
 
-    image: str = Field(min_length=1)  # the project's image (its Dockerfile): specs included
-    namespace: str = "loopline"
+    # The project's image (its Dockerfile): specs included. Best pinned by digest.
+    image: Annotated[str, AfterValidator(_check_image)]
+    namespace: Namespace = "loopline"
     # The spec file inside the image; empty: where the project's Dockerfile puts it,
     # /opt/airflow/include/pipelines/<the spec's file name>.
     spec_path: str | None = None
     # The brokers as pods reach them; empty: the Airflow connection kafka_default's.
     bootstrap: str | None = None
     s3_secret: str = "loopline-s3"  # a Secret whose key LOOPLINE_S3 holds the S3 settings
-    cpu: str = "1"
-    memory: str = "2Gi"
+    cpu: CpuQuantity = "1"  # requested per pod
+    memory: MemoryQuantity = "2Gi"
+    # Limits per pod; empty: the request, so a pod is in the Guaranteed QoS class and is
+    # throttled or OOM-killed at what the scheduler reserved for it.
+    cpu_limit: CpuQuantity | None = None
+    memory_limit: MemoryQuantity | None = None
+    # The writable /tmp (the root file system is read-only): the model is downloaded there.
+    scratch_size: MemoryQuantity = "1Gi"
+    # The image's airflow user; the restricted profile forbids root.
+    run_as_user: PodId = 50000
+    run_as_group: PodId = 50000
+    # Who may scrape the metrics port (streaming.metrics_port), by the labels of its
+    # namespace and its pods; nothing else may connect to a replica (its NetworkPolicy).
+    scrape_namespace_labels: Labels = {"kubernetes.io/metadata.name": "monitoring"}
+    scrape_pod_labels: Labels = {"app.kubernetes.io/name": "prometheus"}
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> KubernetesTarget:
+        # The API server refuses a limit below its request, but only when the pods deploy.
+        if self.cpu_limit is not None and cpu_cores(self.cpu_limit) < cpu_cores(self.cpu):
+            raise ValueError(
+                f"cpu_limit {self.cpu_limit!r} is below cpu {self.cpu!r}; "
+                "a limit must be at least its request"
+            )
+        if self.memory_limit is not None and (
+            memory_bytes(self.memory_limit) < memory_bytes(self.memory)
+        ):
+            raise ValueError(
+                f"memory_limit {self.memory_limit!r} is below memory {self.memory!r}; "
+                "a limit must be at least its request"
+            )
+        return self
 
 
 class StreamingSpec(StrictModel):
@@ -285,6 +430,11 @@ class StreamingSpec(StrictModel):
     # Airflow connection `loopline_kubernetes`).
     backend: Literal["local", "kubernetes"] = "local"
     kubernetes: KubernetesTarget | None = None
+    # Durability of the topics Loopline creates: copies of each partition, and how many must
+    # have a write before acks=all acknowledges it. Empty: 3 copies, 2 in sync, never more
+    # copies than the cluster has brokers (the local broker is one: 1 copy, 1 in sync).
+    replication_factor: Annotated[int, Field(ge=1, le=16)] | None = None
+    min_insync_replicas: Annotated[int, Field(ge=1, le=16)] | None = None
 
     @property
     def dead_letters(self) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +21,24 @@ from botocore.exceptions import ClientError
 log = logging.getLogger(__name__)
 
 CHECKSUM_METADATA_KEY = "sha256"
+PROBE_PREFIX = "_loopline/probes/"
+
+# (endpoint, bucket) pairs whose server was seen to refuse a second create-only write; one
+# probe per process and bucket, whatever the number of ObjectStores made.
+_HONOURS_CREATE_ONLY: set[tuple[str, str]] = set()
+_PROBE_LOCK = threading.Lock()
 
 
 class ObjectConflictError(Exception):
     """A key already holds different bytes than the ones being written."""
+
+
+class ObjectChangedError(Exception):
+    """The key no longer holds the version (ETag) that was read: it was rewritten since."""
+
+
+class CreateOnlyUnsupportedError(RuntimeError):
+    """The S3 server ignores ``If-None-Match: *``: create-only writes would overwrite."""
 
 
 @dataclass(frozen=True)
@@ -85,17 +101,77 @@ class ObjectStore:
                 IfNoneMatch="*",
             )
         except ClientError as exc:
-            if _status(exc) != 412:
+            if not _key_taken(exc):
                 raise
-            existing = self.checksum(bucket, key)
-            if existing != checksum:
-                raise ObjectConflictError(
-                    f"s3://{bucket}/{key} already exists with sha256 {existing}, "
-                    f"refusing to replace it with different bytes (sha256 {checksum})"
-                ) from exc
+            self._check_taken_key(bucket, key, checksum, exc)
             log.info("s3://%s/%s already holds these exact bytes; nothing to do", bucket, key)
             return StoredObject(bucket, key, len(data), checksum, created=False)
         return StoredObject(bucket, key, len(data), checksum, created=True)
+
+    def _check_taken_key(self, bucket: str, key: str, checksum: str, exc: ClientError) -> None:
+        """A create-only write found `key` taken: fine when it holds these bytes (a retry),
+        else ObjectConflictError. After a 409 the racing write may not have landed yet; this
+        write lost the race either way."""
+        existing = self.head(bucket, key)
+        if existing is None:
+            raise ObjectConflictError(
+                f"s3://{bucket}/{key}: another create-only write to it is in progress "
+                f"({_status(exc)} {_code(exc) or 'conflict'}); this write lost the race"
+            ) from exc
+        recorded = existing.get("Metadata", {}).get(CHECKSUM_METADATA_KEY)
+        found = recorded or sha256_hex(self.get(bucket, key))
+        if found != checksum:
+            raise ObjectConflictError(
+                f"s3://{bucket}/{key} already exists with sha256 {found}, "
+                f"refusing to replace it with different bytes (sha256 {checksum})"
+            ) from exc
+
+    @property
+    def endpoint(self) -> str:
+        """The S3 server this store talks to, for error messages."""
+        meta = getattr(self.client, "meta", None)
+        return getattr(meta, "endpoint_url", None) or "the default AWS S3 endpoint"
+
+    def verify_create_only(self, bucket: str) -> None:
+        """Refuse to go on when the server ignores ``If-None-Match: *`` (some S3 clones and
+        older MinIO do), since every create-only write would then silently overwrite.
+
+        Writes a probe key twice with the condition: the second write must be refused. Three
+        requests (two PUTs, one DELETE), once per process, endpoint and bucket.
+        """
+        seen = (self.endpoint, bucket)
+        if seen in _HONOURS_CREATE_ONLY:
+            return
+        with _PROBE_LOCK:
+            if seen in _HONOURS_CREATE_ONLY:
+                return
+            self._probe_create_only(bucket)
+            _HONOURS_CREATE_ONLY.add(seen)
+
+    def _probe_create_only(self, bucket: str) -> None:
+        key = f"{PROBE_PREFIX}create-only-{uuid.uuid4().hex}"
+        try:
+            for body in (b"first", b"second"):
+                self.client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            if not _key_taken(exc):
+                raise
+            return  # the second write was refused: the condition holds
+        finally:
+            self._delete_probe(bucket, key)
+        raise CreateOnlyUnsupportedError(
+            f"the S3 server at {self.endpoint} ignores If-None-Match: * in bucket {bucket} "
+            f"(a second create-only write of s3://{bucket}/{key} replaced the first). "
+            "Loopline's registry relies on create-only writes to never overwrite a model "
+            "version or an alias move; use a server that honours conditional writes"
+        )
+
+    def _delete_probe(self, bucket: str, key: str) -> None:
+        # A bucket policy may deny deletes (write-once buckets): a leftover probe is harmless.
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            log.warning("could not delete the probe s3://%s/%s: %s", bucket, key, exc)
 
     def checksum(self, bucket: str, key: str) -> str:
         """The object's sha256: from its metadata when Loopline wrote it, else by reading it."""
@@ -127,24 +203,62 @@ class ObjectStore:
                 return None
             raise
 
-    def move_verified(self, bucket: str, source: str, destination: str, sha256: str) -> bool:
+    def move_verified(
+        self, bucket: str, source: str, destination: str, sha256: str | None, *, etag: str = ""
+    ) -> bool:
         """Move `source` to `destination`: copy, verify the copy's bytes, then delete.
 
         Safe to repeat after a crash at any point: a destination already holding these bytes
         is kept, a source already gone is fine when the destination holds it. Returns True
-        when this call deleted the source. The source is deleted only if it is still the
-        object that was verified (If-Match on its ETag).
+        when this call deleted the source.
+
+        `etag`: the version of `source` whose bytes were read and judged (``get_version``;
+        default: the one there now). Only that version is copied (CopySourceIfMatch) and
+        deleted (If-Match). A copy this call made that fails verification is deleted again,
+        so bytes written to `source` since it was read never stay at `destination`; they stay
+        in `source` (ObjectChangedError). `sha256` None: the bytes were never read (a file
+        refused for its size); the copy is checked by its ETag instead.
         """
         source_head = self.head(bucket, source)
         if source_head is None:
-            if self._holds(bucket, destination, sha256):
+            if self._verified(bucket, destination, sha256, etag, copied=False):
                 return False
             raise FileNotFoundError(
                 f"s3://{bucket}/{source} is gone and s3://{bucket}/{destination} does not "
-                f"hold its bytes (sha256 {sha256})"
+                f"hold its bytes (sha256 {sha256}, ETag {etag or 'unknown'})"
             )
-        if self.head(bucket, destination) is None:
-            self.client.copy_object(
+        etag = etag or source_head["ETag"]
+        if source_head["ETag"] != etag:
+            raise _changed(bucket, source, etag, source_head["ETag"])
+        copied = self._copy_version(bucket, source, destination, source_head, sha256)
+        if not self._verified(bucket, destination, sha256, etag, copied=copied is not None):
+            if copied is None:
+                raise ObjectConflictError(
+                    f"s3://{bucket}/{destination} does not hold the bytes of "
+                    f"s3://{bucket}/{source} (sha256 {sha256}); the source is kept"
+                )
+            # Our own copy, of bytes that replaced the judged ones between the HEAD and the
+            # copy (a server that ignores CopySourceIfMatch): it must not stay.
+            self.client.delete_object(Bucket=bucket, Key=destination, IfMatch=copied)
+            raise _changed(bucket, source, etag, "other bytes")
+        return self._delete_version(bucket, source, etag)
+
+    def _copy_version(
+        self,
+        bucket: str,
+        source: str,
+        destination: str,
+        source_head: dict[str, Any],
+        sha256: str | None,
+    ) -> str | None:
+        """Copy the version of `source` that `source_head` describes to a free `destination`;
+        the copy's ETag, or None when `destination` was already there (a retry)."""
+        if self.head(bucket, destination) is not None:
+            return None
+        metadata = dict(source_head.get("Metadata", {}))
+        metadata.pop(CHECKSUM_METADATA_KEY, None)  # an uploader's claim, never checked
+        try:
+            answer = self.client.copy_object(
                 Bucket=bucket,
                 Key=destination,
                 CopySource={"Bucket": bucket, "Key": source},
@@ -153,14 +267,37 @@ class ObjectStore:
                 ChecksumAlgorithm="SHA256",
                 MetadataDirective="REPLACE",
                 ContentType=source_head.get("ContentType", "application/octet-stream"),
-                Metadata={**source_head.get("Metadata", {}), CHECKSUM_METADATA_KEY: sha256},
+                Metadata={**metadata, **({CHECKSUM_METADATA_KEY: sha256} if sha256 else {})},
             )
-        if not self._holds(bucket, destination, sha256):
-            raise ObjectConflictError(
-                f"s3://{bucket}/{destination} does not hold the bytes of s3://{bucket}/{source} "
-                f"(sha256 {sha256}); the source is kept"
-            )
-        self.client.delete_object(Bucket=bucket, Key=source, IfMatch=source_head["ETag"])
+        except ClientError as exc:
+            if _status(exc) == 412:
+                raise _changed(bucket, source, source_head["ETag"], "other bytes") from exc
+            raise
+        return str(answer["CopyObjectResult"]["ETag"])
+
+    def _verified(
+        self, bucket: str, key: str, sha256: str | None, etag: str, *, copied: bool
+    ) -> bool:
+        """`key` holds the judged bytes: by their SHA-256; unread ones by their ETag."""
+        if sha256 is not None:
+            return self._holds(bucket, key, sha256)
+        head = self.head(bucket, key)
+        if head is None or not etag:
+            return False
+        if "-" in etag:  # a multipart ETag is no digest of the bytes, and a copy's differs:
+            return copied  # only S3's CopySourceIfMatch vouches for a copy made just now
+        return bool(head["ETag"] == etag)  # a single-part copy keeps its MD5 ETag
+
+    def _delete_version(self, bucket: str, source: str, etag: str) -> bool:
+        """Delete `source` if it still is `etag`; rewritten since the copy, its new bytes
+        stay for the next sweep (the judged ones are at the destination)."""
+        try:
+            self.client.delete_object(Bucket=bucket, Key=source, IfMatch=etag)
+        except ClientError as exc:
+            if _status(exc) != 412:
+                raise
+            log.warning("s3://%s/%s was rewritten after its move: kept", bucket, source)
+            return False
         return True
 
     def _holds(self, bucket: str, key: str, sha256: str) -> bool:
@@ -179,6 +316,18 @@ class ObjectStore:
 
     def get(self, bucket: str, key: str) -> bytes:
         return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def get_version(self, bucket: str, key: str, etag: str) -> tuple[bytes, str]:
+        """The bytes of `key` and their ETag, only if it still is the version `etag` (a
+        HEAD's: so its size is the one checked); else ObjectChangedError. Pass the ETag on
+        to ``move_verified``, so that the bytes moved are the bytes that were judged."""
+        try:
+            answer = self.client.get_object(Bucket=bucket, Key=key, IfMatch=etag)
+        except ClientError as exc:
+            if _status(exc) != 412:
+                raise
+            raise _changed(bucket, key, etag, "other bytes") from exc
+        return answer["Body"].read(), str(answer["ETag"])
 
     def get_if_exists(self, bucket: str, key: str) -> bytes | None:
         """The object's bytes, or None when there is none: one request, not a HEAD then a GET."""
@@ -222,6 +371,20 @@ class ObjectStore:
             if answer.get("Errors"):
                 raise OSError(f"could not delete from s3://{bucket}: {answer['Errors'][:3]}")
         return len(keys)
+
+
+def _key_taken(exc: ClientError) -> bool:
+    """A create-only PUT found the key taken: 412 when it exists; 409 ConditionalRequestConflict
+    (AWS) when another conditional write to it is still in flight."""
+    status = _status(exc)
+    return status == 412 or (status == 409 and _code(exc) == "ConditionalRequestConflict")
+
+
+def _changed(bucket: str, key: str, read: str, now: str) -> ObjectChangedError:
+    return ObjectChangedError(
+        f"s3://{bucket}/{key} changed after it was read (ETag {read}, now {now}): "
+        "nothing was moved; the new bytes stay there for the next sweep"
+    )
 
 
 def _status(exc: ClientError) -> int | None:

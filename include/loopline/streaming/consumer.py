@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -43,7 +44,9 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.spec.model import PipelineSpec
-from loopline.streaming.events import Event, Poison, features_table, parse_event
+from loopline.streaming.crashes import CrashGuard
+from loopline.streaming.events import Event, Poison, features_table, parse_event, probe_event
+from loopline.streaming.kafka_settings import client_settings
 from loopline.streaming.metrics import ReplicaMetrics
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,20 @@ log = logging.getLogger(__name__)
 Scorer = Callable[[pa.Table], np.ndarray]
 LATENCY_WINDOW = 5000  # events the latency percentiles are taken over
 REASON_HEADER = "loopline-reason"
+
+
+class ScorerBroken(RuntimeError):
+    """The model fails on every row, known-good ones too: not the events' fault."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    record: Any  # the Kafka record
+    event: Event
+    score: float
+
+
+Rejected = tuple[Any, Poison]  # a Kafka record and why it goes to the dead-letter topic
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,8 @@ class ScoringConsumer:
         if spec.streaming is None:
             raise ValueError(f"{spec.name} has no streaming section")
         self.spec, self.streaming, self.replica, self.scorer = spec, spec.streaming, replica, scorer
+        self.model = spec.model
+        self.crashes = CrashGuard(replica.state_dir / spec.name, replica.slot)
         self.stats = Stats()
         self.metrics = ReplicaMetrics(spec.name, replica.slot, replica.model_version)
         self.metrics_url: str | None = None  # set by serve_metrics
@@ -149,6 +168,7 @@ class ScoringConsumer:
         streaming = self.streaming
         consumer = KafkaConsumer(
             bootstrap_servers=self.replica.bootstrap,
+            **client_settings(),
             group_id=streaming.consumer_group,
             group_instance_id=self.member_id if streaming.static_membership else None,
             client_id=self.member_id,
@@ -167,18 +187,25 @@ class ScoringConsumer:
     def _producer(self) -> Any:
         from kafka import KafkaProducer
 
-        settings: dict[str, Any] = {"linger_ms": 5, "acks": "all"}  # a few ms of linger:
+        # acks from every in-sync copy, idempotent (a retried send is not a duplicate), and a
+        settings: dict[str, Any] = {"linger_ms": 5, "acks": "all", "enable_idempotence": True}
+        # few ms of linger:
         if self.streaming.exactly_once:  # fewer, larger batches keep the broker's fetches fast
             settings["transactional_id"] = self.member_id
-        producer = KafkaProducer(bootstrap_servers=self.replica.bootstrap, **settings)
+        producer = KafkaProducer(
+            bootstrap_servers=self.replica.bootstrap, **settings, **client_settings()
+        )
         if self.streaming.exactly_once:
             producer.init_transactions()
         return producer
 
-    def serve_metrics(self, port: int) -> str:
-        """Serve Prometheus metrics on `port` (0: a free one); the URL goes in the heartbeat."""
-        _, bound = self.metrics.serve(port)
-        self.metrics_url = f"http://{socket.gethostname()}:{bound}/metrics"
+    def serve_metrics(self, port: int, host: str = "127.0.0.1") -> str:
+        """Serve Prometheus metrics on `host`:`port` (0: a free one); the URL goes in the
+        heartbeat. Loopback unless told otherwise (a pod binds every interface and admits
+        scrapers through its NetworkPolicy): the endpoint has no authentication."""
+        _, bound = self.metrics.serve(port, host)
+        shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+        self.metrics_url = f"http://{shown}:{bound}/metrics"
         return self.metrics_url
 
     # ------------------------------------------------------------------ the loop
@@ -204,7 +231,11 @@ class ScoringConsumer:
                 timeout_ms=self.streaming.max_wait_ms, max_records=self.streaming.max_batch_size
             )
             if polled:
-                self.process(polled)
+                try:
+                    self.process(polled)
+                except BaseException:  # raised, so not a record's fault: no death to count
+                    self.crashes.release()
+                    raise
             self._heartbeat(state=self.state())
         self._heartbeat(force=True, state="draining")
         return self.stats
@@ -230,19 +261,18 @@ class ScoringConsumer:
         return "running" if self.consumer.assignment() else "joining"
 
     def process(self, polled: dict[Any, list[Any]]) -> None:
-        """Score one polled batch, produce its results, then commit its offsets."""
+        """Score one polled batch, produce its results, then commit its offsets. Nothing one
+        event holds stops the batch: it becomes that event's dead letter (see `_score`)."""
         from kafka.structs import OffsetAndMetadata
 
         records = [record for batch in polled.values() for record in batch]
-        parsed = [self._parse(record) for record in records]
-        events = [(r, p) for r, p in zip(records, parsed, strict=True) if isinstance(p, Event)]
-        poison = [(r, p) for r, p in zip(records, parsed, strict=True) if isinstance(p, Poison)]
         offsets = {
             tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items()
         }
+        scored, poison = self._read_and_score(records)
         if self.streaming.exactly_once:
             self.producer.begin_transaction()
-        futures = self._send_predictions([e for _, e in events])
+        futures = self._send_predictions(scored)
         futures += [self._send_dead_letter(record, why) for record, why in poison]
         if self.streaming.exactly_once:
             self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
@@ -253,9 +283,80 @@ class ScoringConsumer:
                 future.get(timeout=0)  # raises if the broker refused one: nothing committed
             self.consumer.commit(offsets)
         acked_ms = time.time() * 1000
-        latencies = [acked_ms - event.created_ms for _, event in events]
-        self.stats.add_batch(len(events), len(poison), latencies)
-        self.metrics.batch(len(events), [why.kind for _, why in poison], latencies)
+        latencies = [acked_ms - scoring.event.created_ms for scoring in scored]
+        self.stats.add_batch(len(scored), len(poison), latencies)
+        self.metrics.batch(len(scored), [why.kind for _, why in poison], latencies)
+
+    def _read_and_score(self, records: list[Any]) -> tuple[list[Scored], list[Rejected]]:
+        """Each record's score or dead letter. Records a death of a replica covered are read
+        one at a time (each named first, so a second death names it); two deaths: refused."""
+        fresh, suspects, poison = [], [], []
+        for record in records:
+            deaths = self.crashes.deaths(record)
+            if deaths >= 2:
+                why = f"a replica died {deaths} times reading or scoring it; not read again"
+                poison.append((record, Poison(why, "crash")))
+            else:
+                (suspects if deaths else fresh).append(record)
+        batches = ([fresh] if fresh else []) + [[record] for record in suspects]
+        scored: list[Scored] = []
+        for batch in batches:
+            self.crashes.hold(batch)
+            good, bad = self._score(batch)
+            scored, poison = scored + good, poison + bad
+        self.crashes.release()  # from here on a death is the broker's, not a record's
+        return scored, poison
+
+    def _score(self, records: list[Any]) -> tuple[list[Scored], list[Rejected]]:
+        parsed = [(record, self._parse(record)) for record in records]
+        events = [(r, p) for r, p in parsed if isinstance(p, Event)]
+        poison = [(r, p) for r, p in parsed if isinstance(p, Poison)]
+        scored, failed = self._score_isolating(events)
+        if failed and not scored:
+            self._check_scorer(failed)  # every event failed: the model, or these events?
+        return scored, poison + failed
+
+    def _score_isolating(
+        self, events: list[tuple[Any, Event]]
+    ) -> tuple[list[Scored], list[Rejected]]:
+        """Score `events` in one call; if it raises, split the batch until the events that
+        fail alone are found (a few extra calls, only when something fails)."""
+        if not events:
+            return [], []
+        try:
+            scores = np.asarray(self.scorer(features_table([e for _, e in events], self.model)))
+            if scores.shape[0] != len(events):
+                raise ValueError(f"{scores.shape[0]} scores for {len(events)} events")
+        except Exception as exc:
+            if len(events) == 1:
+                reason = f"scoring failed: {type(exc).__name__}: {str(exc)[:300]}"
+                return [], [(events[0][0], Poison(reason, "scoring"))]
+            half = len(events) // 2
+            first, second = (
+                self._score_isolating(events[:half]),
+                self._score_isolating(events[half:]),
+            )
+            return first[0] + second[0], first[1] + second[1]
+        scored, failed = [], []
+        for (record, event), score in zip(events, scores.reshape(len(events), -1)[:, 0],
+                                          strict=True):  # fmt: skip
+            if math.isfinite(score):
+                scored.append(Scored(record, event, float(score)))
+            else:  # never written: NaN is not JSON
+                failed.append((record, Poison(f"the model scored it {score}", "scoring")))
+        return scored, failed
+
+    def _check_scorer(self, failed: list[Rejected]) -> None:
+        """Every event of a batch failed to score: if a known-good row fails too, the model
+        is at fault, not the events, so raise (the replica restarts) instead of sending good
+        events to the dead-letter topic."""
+        try:
+            score = np.asarray(self.scorer(features_table([probe_event(self.model)], self.model)))
+            healthy = score.size >= 1 and bool(np.isfinite(score).all())
+        except Exception as exc:
+            raise ScorerBroken(f"the model fails on a known-good row too: {exc}") from exc
+        if not healthy:
+            raise ScorerBroken(f"the model scores a known-good row {score.ravel()[:1]}")
 
     def _parse(self, record: Any) -> Event | Poison:
         return parse_event(
@@ -266,26 +367,21 @@ class ScoringConsumer:
             self.streaming.max_event_bytes,
         )
 
-    def _send_predictions(self, events: list[Event]) -> list[Any]:
-        if not events:
-            return []
-        scores = self.scorer(features_table(events, self.spec.model))
+    def _send_predictions(self, scored: list[Scored]) -> list[Any]:
         scored_ms = time.time() * 1000
         version, topic = self.model_version, self.streaming.output_topic
         futures = []
-        for event, score in zip(events, scores, strict=True):
+        for item in scored:
+            event = item.event
             prediction = {
                 "event_id": event.event_id,
-                "score": float(score),
+                "score": item.score,
                 "model_version": version,
                 "latency_ms": round(scored_ms - event.created_ms, 3),
                 "replica": self.replica.slot,
             }
-            futures.append(
-                self.producer.send(
-                    topic, key=event.event_id.encode(), value=json.dumps(prediction).encode()
-                )
-            )
+            value = json.dumps(prediction, allow_nan=False).encode()
+            futures.append(self.producer.send(topic, key=event.event_id.encode(), value=value))
         return futures
 
     def _send_dead_letter(self, record: Any, poison: Poison) -> Any:
@@ -313,7 +409,8 @@ class ScoringConsumer:
         self._last_state = state
         self._last_heartbeat = now
         lag = self._lag()
-        self.metrics.state(state, lag)
+        crashes = self.crashes.recent()
+        self.metrics.state(state, lag, len(crashes))
         beat = {
             "pipeline": self.spec.name,
             "slot": self.replica.slot,
@@ -326,6 +423,8 @@ class ScoringConsumer:
             "assigned": sorted(tp.partition for tp in self.consumer.assignment()),
             "lag": lag,
             "metrics_url": self.metrics_url,
+            # deaths of this slot's processes while they held records: crash-looping
+            "crashes": crashes,
             **self.stats.summary(),
         }
         write_atomically(self.replica.heartbeat_path, json.dumps(beat).encode())
@@ -363,7 +462,7 @@ def leave_group(bootstrap: str, group: str, member: str) -> None:
     """Remove a static member (which never leaves by itself) from its group."""
     from kafka.admin import KafkaAdminClient, MemberToRemove
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_settings())
     try:
         admin.remove_group_members(group, [MemberToRemove(group_instance_id=member)])
     finally:

@@ -24,7 +24,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from loopline.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,19 @@ class ReplicaStatus:
     updated_at: float | None  # the heartbeat's time (epoch seconds)
     heartbeat: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0  # times its supervisor restarted it since it was started
+    crash_looping: bool = False  # its last runs each died within a minute
+
+    def problems(self) -> list[str]:
+        """What is wrong with this replica beyond being dead: deaths on records (from its
+        heartbeat, naming partition and offsets) and a crash loop (from its supervisor)."""
+        found = [
+            f"slot {self.slot}: a replica died holding {crash['topic']} partition "
+            f"{crash['partition']} offsets {crash['first']}-{crash['last']}"
+            for crash in self.heartbeat.get("crashes") or []
+        ]
+        if self.crash_looping:
+            found.append(f"slot {self.slot}: crash-looping ({self.restarts} restarts)")
+        return found
 
     def healthy(self, version: int | None = None, now: float | None = None) -> bool:
         fresh = (
@@ -102,6 +118,10 @@ class Deployment(Protocol):
         """The replicas' latest heartbeats (latency windows for the auto-scaler)."""
         ...
 
+    def problems(self) -> list[str]:
+        """Replicas that die on records or crash-loop, each named with where it dies."""
+        ...
+
 
 @dataclass
 class SlotDeployment:
@@ -128,6 +148,31 @@ class SlotDeployment:
     def heartbeats(self) -> list[dict[str, Any]]:
         beats = [self.backend.status(slot).heartbeat for slot in self.backend.slots()]
         return [beat for beat in beats if beat]
+
+    def problems(self) -> list[str]:
+        return [p for slot in self.backend.slots() for p in self.backend.status(slot).problems()]
+
+
+def version_to_serve(registry: ModelRegistry, name: str, wanted: object) -> int:
+    """The version a deploy or scale may start: "champion" (or empty) is the registry's
+    champion; a number must be the champion or a version whose judgement passed. Anything
+    else raises a RegistryError (NotServable) before a replica is touched: a challenger the
+    gates refused, or any number typed into the form, would otherwise score live traffic."""
+    from loopline.registry import CHAMPION, RegistryError
+    from loopline.registry.judgements import check_servable
+
+    text = str(wanted).strip()
+    if text in ("", "None", CHAMPION):
+        champion = registry.alias(name, CHAMPION)
+        if champion is None:
+            raise RegistryError(f"{name} has no champion to serve yet")
+        return champion
+    if not text.isdigit():
+        raise RegistryError(f"model_version {text!r}: expected 'champion' or a version number")
+    version = int(text)
+    why = check_servable(registry, name, version)
+    log.info("%s v%d may serve: %s", name, version, why)
+    return version
 
 
 def deploy(

@@ -1,6 +1,11 @@
 """Is a replica healthy? ``python -m loopline.streaming.health --state-dir D --pipeline P
 --slot N`` exits 0 when its heartbeat says ``running`` (model loaded, partitions assigned)
-and is fresh, 1 otherwise with the reason: a Kubernetes readiness and startup probe."""
+and is fresh, 1 otherwise with the reason: a Kubernetes readiness and startup probe.
+
+It runs every few seconds in every pod, so it imports only the standard library and the
+light ``deployment`` module: importing ``consumer`` (numpy, pyarrow, pydantic, Kafka) made
+one probe take most of a second, near the probe's default 1 s timeout.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-from loopline.streaming.consumer import heartbeat_path
 from loopline.streaming.deployment import STALE_SECONDS
+
+
+def heartbeat_path(state_dir: Path, pipeline: str, slot: int) -> Path:
+    """Where a replica writes its heartbeat: consumer.heartbeat_path's layout, which a test
+    holds equal (importing it here would cost the probe its heavy imports)."""
+    return state_dir / pipeline / f"replica-{slot}.json"
 
 
 def check(state_dir: Path, pipeline: str, slot: int, now: float | None = None) -> str | None:

@@ -9,24 +9,42 @@ new argument in the pod template, so a rollout is a patch; scaling is the replic
 never above the topic's partitions. ``terminationGracePeriodSeconds`` leaves a replica time to
 drain (finish the batch, flush, commit) on SIGTERM.
 
-Applied with one server-side apply request (``PATCH`` with
-``application/apply-patch+yaml``, field manager ``loopline``) over plain HTTPS: that is all it
-needs from the Kubernetes API, so no client library is added for it.
+The pods meet the "restricted" Pod Security Standard, so a namespace that enforces it admits
+them: they run as a non-root user with no privilege escalation, no capabilities, the runtime's
+default seccomp profile and a read-only root file system (the writable paths are two size-capped
+emptyDirs: the state folder and /tmp, where the model is downloaded); they mount no
+service-account token (a replica never calls the Kubernetes API); their CPU and memory are
+limited. A NetworkPolicy beside the StatefulSet lets only the scrapers the spec names reach the
+metrics port, and nothing reach anything else.
+
+Applied with one server-side apply request per object (``PATCH`` with
+``application/apply-patch+yaml``, field manager ``loopline``) over HTTPS: that is all it needs
+from the Kubernetes API, so no client library is added for it. The bearer token never travels
+over plain HTTP or unverified TLS, except to a loopback address (``kubectl proxy``, tests).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from loopline.spec.model import PipelineSpec
+from loopline.spec.model import KubernetesTarget, PipelineSpec
 from loopline.streaming.deployment import HEALTHY_TIMEOUT, Outcome
+from loopline.streaming.kafka_settings import ENV as KAFKA_ENV
 
 FIELD_MANAGER = "loopline"
 STATE_DIR = "/var/run/loopline"
+STATE_SIZE = "64Mi"  # heartbeats and crash records: a few KiB per slot
+SCRATCH_DIR = "/tmp"  # TMPDIR: the model is downloaded here, then loaded and deleted
 DRAIN_SECONDS = 60
+# An exec probe past its timeout (default 1 s) counts as failed; starting Python alone takes
+# a good part of a second on a busy node.
+PROBE_TIMEOUT_SECONDS = 5
+_DEFAULT = KubernetesTarget(image="-")  # the spec's defaults, for images built without a spec
 
 
 @dataclass(frozen=True)
@@ -35,10 +53,21 @@ class ConsumerImage:
     spec_path: str  # the spec file inside the image
     bootstrap: str
     s3_secret: str  # a Secret whose key LOOPLINE_S3 holds the S3 settings (JSON)
-    namespace: str = "loopline"
-    cpu: str = "1"
-    memory: str = "2Gi"
+    namespace: str = _DEFAULT.namespace
+    cpu: str = _DEFAULT.cpu
+    memory: str = _DEFAULT.memory
     metrics_port: int = 0  # 0: no Prometheus endpoint
+    cpu_limit: str | None = None  # None: the request
+    memory_limit: str | None = None
+    scratch_size: str = _DEFAULT.scratch_size
+    run_as_user: int = _DEFAULT.run_as_user
+    run_as_group: int = _DEFAULT.run_as_group
+    scrape_namespace_labels: dict[str, str] = field(
+        default_factory=lambda: dict(_DEFAULT.scrape_namespace_labels)
+    )
+    scrape_pod_labels: dict[str, str] = field(
+        default_factory=lambda: dict(_DEFAULT.scrape_pod_labels)
+    )
 
 
 IMAGE_PIPELINES_DIR = "/opt/airflow/include/pipelines"  # the project's Dockerfile puts specs here
@@ -60,11 +89,23 @@ def consumer_image(spec: PipelineSpec, spec_file_name: str, bootstrap: str) -> C
         cpu=target.cpu,
         memory=target.memory,
         metrics_port=streaming.metrics_port,
+        cpu_limit=target.cpu_limit,
+        memory_limit=target.memory_limit,
+        scratch_size=target.scratch_size,
+        run_as_user=target.run_as_user,
+        run_as_group=target.run_as_group,
+        scrape_namespace_labels=dict(target.scrape_namespace_labels),
+        scrape_pod_labels=dict(target.scrape_pod_labels),
     )
 
 
 def statefulset_name(spec: PipelineSpec) -> str:
     return f"{spec.name.replace('_', '-')}-scorer"
+
+
+def pod_labels(spec: PipelineSpec) -> dict[str, str]:
+    """What selects a pipeline's pods, for the StatefulSet and its NetworkPolicy."""
+    return {"app.kubernetes.io/name": statefulset_name(spec), "loopline/pipeline": spec.name}
 
 
 def render_statefulset(
@@ -74,50 +115,7 @@ def render_statefulset(
     streaming = spec.streaming
     if streaming is None:
         raise ValueError(f"{spec.name} has no streaming section")
-    name = statefulset_name(spec)
-    labels = {"app.kubernetes.io/name": name, "loopline/pipeline": spec.name}
-    slot = "$(POD_INDEX)"
-    replica_args = [
-        "--spec", image.spec_path, "--slot", slot, "--version", str(version),
-        "--bootstrap", image.bootstrap, "--state-dir", STATE_DIR, "--retire-on-stop",
-    ]  # fmt: skip
-    if image.metrics_port:
-        replica_args += ["--metrics-port", str(image.metrics_port)]
-    health_args = ["--state-dir", STATE_DIR, "--pipeline", spec.name, "--slot", slot]
-    container = {
-        "name": "replica",
-        "image": image.image,
-        "command": ["python", "-m", "loopline.streaming.replica"],
-        "args": replica_args,
-        "env": [
-            {
-                "name": "POD_INDEX",
-                "valueFrom": {
-                    "fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}
-                },
-            },
-            {
-                "name": "LOOPLINE_S3",
-                "valueFrom": {"secretKeyRef": {"name": image.s3_secret, "key": "LOOPLINE_S3"}},
-            },
-        ],
-        "readinessProbe": {
-            "exec": {"command": ["python", "-m", "loopline.streaming.health", *health_args]},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
-        # TensorFlow and the model load before the first heartbeat: not a liveness failure.
-        "startupProbe": {
-            "exec": {"command": ["python", "-m", "loopline.streaming.health", *health_args]},
-            "periodSeconds": 5,
-            "failureThreshold": 60,
-        },
-        "resources": {"requests": {"cpu": image.cpu, "memory": image.memory}},
-        "ports": [{"name": "metrics", "containerPort": image.metrics_port}]
-        if image.metrics_port
-        else [],
-        "volumeMounts": [{"name": "state", "mountPath": STATE_DIR}],
-    }
+    name, labels = statefulset_name(spec), pod_labels(spec)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -133,12 +131,133 @@ def render_statefulset(
                     "labels": {**labels, "loopline/model-version": str(version)},
                     "annotations": _scrape_annotations(image.metrics_port),
                 },
-                "spec": {
-                    "terminationGracePeriodSeconds": DRAIN_SECONDS,
-                    "containers": [container],
-                    "volumes": [{"name": "state", "emptyDir": {}}],
-                },
+                "spec": _pod(spec, image, version),
             },
+        },
+    }
+
+
+def _pod(spec: PipelineSpec, image: ConsumerImage, version: int) -> dict[str, Any]:
+    return {
+        "terminationGracePeriodSeconds": DRAIN_SECONDS,
+        "automountServiceAccountToken": False,  # a replica never calls the Kubernetes API
+        "enableServiceLinks": False,  # no other services' addresses in its environment
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": image.run_as_user,
+            "runAsGroup": image.run_as_group,
+            "fsGroup": image.run_as_group,  # owns the emptyDirs, so the user can write them
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(spec, image, version)],
+        "volumes": [
+            {"name": "state", "emptyDir": {"sizeLimit": STATE_SIZE}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": image.scratch_size}},
+        ],
+    }
+
+
+def _container(spec: PipelineSpec, image: ConsumerImage, version: int) -> dict[str, Any]:
+    slot = "$(POD_INDEX)"
+    replica_args = [
+        "--spec", image.spec_path, "--slot", slot, "--version", str(version),
+        "--bootstrap", image.bootstrap, "--state-dir", STATE_DIR, "--retire-on-stop",
+    ]  # fmt: skip
+    if image.metrics_port:  # on the pod's address, for the scrapers its NetworkPolicy admits
+        replica_args += ["--metrics-port", str(image.metrics_port), "--metrics-host", "0.0.0.0"]
+    health = ["python", "-m", "loopline.streaming.health", "--state-dir", STATE_DIR]
+    health += ["--pipeline", spec.name, "--slot", slot]
+    return {
+        "name": "replica",
+        "image": image.image,
+        "command": ["python", "-m", "loopline.streaming.replica"],
+        "args": replica_args,
+        "env": _environment(image),
+        "readinessProbe": _probe(health, period=10, failures=3),
+        # TensorFlow and the model load before the first heartbeat: not a liveness failure.
+        "startupProbe": _probe(health, period=5, failures=60),
+        "resources": {
+            "requests": {"cpu": image.cpu, "memory": image.memory},
+            "limits": {
+                "cpu": image.cpu_limit or image.cpu,
+                "memory": image.memory_limit or image.memory,
+            },
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "ports": [{"name": "metrics", "containerPort": image.metrics_port}]
+        if image.metrics_port
+        else [],
+        "volumeMounts": [
+            {"name": "state", "mountPath": STATE_DIR},
+            {"name": "scratch", "mountPath": SCRATCH_DIR},
+        ],
+    }
+
+
+def _environment(image: ConsumerImage) -> list[dict[str, Any]]:
+    """The slot, the S3 settings, and every writable path pointed at the scratch emptyDir:
+    the root file system is read-only."""
+    pod_index = "metadata.labels['apps.kubernetes.io/pod-index']"
+    secret = {"name": image.s3_secret, "key": "LOOPLINE_S3"}
+    kafka = {"name": image.s3_secret, "key": KAFKA_ENV}
+    scratch = {
+        "TMPDIR": SCRATCH_DIR,  # tempfile: the model's download folder
+        "KERAS_HOME": f"{SCRATCH_DIR}/keras",  # keras writes keras.json on import
+        "XDG_CACHE_HOME": f"{SCRATCH_DIR}/cache",
+        "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ writes into the image
+    }
+    return [
+        {"name": "POD_INDEX", "valueFrom": {"fieldRef": {"fieldPath": pod_index}}},
+        {"name": "LOOPLINE_S3", "valueFrom": {"secretKeyRef": secret}},
+        # The Kafka TLS/SASL settings (kafka_settings), from the same Secret where it has
+        # them: optional, as a plaintext cluster needs none.
+        {"name": KAFKA_ENV, "valueFrom": {"secretKeyRef": {**kafka, "optional": True}}},
+        *({"name": key, "value": value} for key, value in scratch.items()),
+    ]
+
+
+def _probe(command: list[str], *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "exec": {"command": command},
+        "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
+        "periodSeconds": period,
+        "failureThreshold": failures,
+    }
+
+
+def render_network_policy(spec: PipelineSpec, image: ConsumerImage) -> dict[str, Any]:
+    """Who may connect to a pipeline's pods: the scrapers the spec names, to the metrics port
+    only; nobody at all without one. Egress is left open: a replica must reach its brokers,
+    S3 and DNS, whose addresses are the cluster's and often outside it, and a wrong egress
+    rule would stop scoring; a cluster that restricts egress adds its own policy."""
+    labels = pod_labels(spec)
+    ingress = []
+    if image.metrics_port:
+        scrapers = {
+            "namespaceSelector": {"matchLabels": image.scrape_namespace_labels},
+            "podSelector": {"matchLabels": image.scrape_pod_labels},
+        }  # one entry, so both must match: those pods in those namespaces
+        ports = [{"protocol": "TCP", "port": image.metrics_port}]
+        ingress.append({"from": [scrapers], "ports": ports})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": statefulset_name(spec),
+            "namespace": image.namespace,
+            "labels": labels,
+        },
+        "spec": {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
         },
     }
 
@@ -149,6 +268,48 @@ def _scrape_annotations(port: int) -> dict[str, str]:
     return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port)}
 
 
+class InsecureTransport(ValueError):
+    """A Kubernetes API address that would send the bearer token in the clear or unverified."""
+
+
+def check_transport(api_url: str, ca_file: str | bool) -> None:
+    """Refuse http:// and certificate checks turned off (`ca_file` false) for any host but a
+    loopback one (``kubectl proxy``, a test server): anyone on the path would get a token
+    that can change the cluster's workloads."""
+    parts = urlsplit(api_url)
+    if _is_loopback(parts.hostname or ""):
+        return
+    if parts.scheme != "https":
+        raise InsecureTransport(
+            f"refusing {api_url}: a bearer token goes over https:// only "
+            "(plain http only to a loopback address such as kubectl proxy's)"
+        )
+    if ca_file is False:
+        raise InsecureTransport(
+            f"refusing ca_file false for {api_url}: without certificate checks the bearer "
+            "token goes to whoever answers; set ca_file to the cluster's CA bundle"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# The API paths of what Loopline applies: /apis/<apiVersion>/namespaces/<ns>/<plural>/<name>.
+PLURALS = {"StatefulSet": "statefulsets", "NetworkPolicy": "networkpolicies"}
+
+
+def api_path(manifest: dict[str, Any]) -> str:
+    meta = manifest["metadata"]
+    plural = PLURALS[manifest["kind"]]
+    return f"/apis/{manifest['apiVersion']}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+
+
 class KubernetesApplier:
     """Server-side apply of a manifest against the Kubernetes API (`api_url`, a bearer
     token, the cluster's CA bundle)."""
@@ -156,6 +317,7 @@ class KubernetesApplier:
     def __init__(self, api_url: str, token: str, ca_file: str | bool = True) -> None:
         import httpx
 
+        check_transport(api_url, ca_file)
         self.client = httpx.Client(
             base_url=api_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
@@ -165,16 +327,15 @@ class KubernetesApplier:
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
-        path = f"/apis/apps/v1/namespaces/{meta['namespace']}/statefulsets/{meta['name']}"
         response = self.client.patch(
-            path,
+            api_path(manifest),
             params={"fieldManager": FIELD_MANAGER, "force": "true"},
             content=json.dumps(manifest),  # JSON is YAML: the apply patch accepts it
             headers={"Content-Type": "application/apply-patch+yaml"},
         )
         if response.status_code >= 400:
             raise RuntimeError(
-                f"applying StatefulSet {meta['name']} failed: {response.status_code} "
+                f"applying {manifest['kind']} {meta['name']} failed: {response.status_code} "
                 f"{response.text[:500]}"
             )
         return response.json()
@@ -236,8 +397,15 @@ class KubernetesDeployment:
     def heartbeats(self) -> list[dict[str, Any]]:
         return []  # in the pods: their latency is on each pod's metrics endpoint
 
+    def problems(self) -> list[str]:
+        # The controller restarts pods and shows CrashLoopBackOff; each pod's crashes gauge
+        # (loopline_stream_recent_crashes) names it to the scraper.
+        return []
+
     def _apply(self, action: str, version: int, replicas: int) -> Outcome:
         before = self._running_version()
+        # The policy first, so that no pod of this version runs unguarded.
+        self.applier.apply(render_network_policy(self.spec, self.image))
         self.applier.apply(render_statefulset(self.spec, self.image, version, replicas))
         outcome = Outcome(action, "done", [f"applied {self.name}: v{version} x{replicas}"])
         if self._rolled_out():

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.streaming.kafka_settings import client_settings
+
 PROBE_SECONDS = 5.0
 
 
@@ -46,7 +48,9 @@ def group_lag(bootstrap: str, group: str, topic: str) -> GroupLag:
     from kafka import TopicPartition
     from kafka.admin import KafkaAdminClient, OffsetSpec
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{group}-lag")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id=f"{group}-lag", **client_settings()
+    )
     try:
         partitions = _partitions(admin, topic)
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -72,6 +76,7 @@ def true_ends(bootstrap: str, reported: dict[Any, int]) -> dict[Any, int]:
 
     probe = KafkaConsumer(
         bootstrap_servers=bootstrap,
+        **client_settings(),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=100,

@@ -10,10 +10,10 @@ supervisor is gone too (the whole group killed) is what the monitor's ``replace_
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
+from loopline.runtime.environment import child_environment
 from loopline.runtime.processes import ProcessManager, ProcessSpec
 from loopline.runtime.supervise import read_status
 from loopline.streaming.consumer import heartbeat_path, leave_group, write_atomically
@@ -53,7 +53,9 @@ class LocalProcessBackend:
             argv += ["--metrics-port", "0"]
         if self.session_timeout_ms:
             argv += ["--session-timeout-ms", str(self.session_timeout_ms)]
-        env = {**os.environ, "LOOPLINE_S3": self.s3_json}
+        # An allowlist, not os.environ: replicas parse untrusted events and load models, and
+        # must not hold Airflow's Fernet key, JWT secret or database URL.
+        env = child_environment({"LOOPLINE_S3": self.s3_json})
         self._write_version(slot, version)
         self.processes.start(ProcessSpec(self._name(slot), argv, env, Path.cwd()))
 
@@ -95,6 +97,7 @@ class LocalProcessBackend:
             beat.get("updated_at"),
             beat,
             restarts=supervisor.get("restarts", 0) if supervisor.get("pid") == pid else 0,
+            crash_looping=bool(supervisor.get("crash_looping")) and supervisor.get("pid") == pid,
         )
 
     def log_tail(self, slot: int) -> str:

@@ -62,6 +62,12 @@ class ReplicaMetrics:
             registry=self.registry,
         ).labels(**labels)  # fmt: skip
         self._version.set(model_version)
+        self.crashes = Gauge(
+            "loopline_stream_recent_crashes",
+            "Deaths of this slot's replica while it held records, in the last 10 minutes "
+            "(above 0: crash-looping on a record; the heartbeat names partition and offset)",
+            names, registry=self.registry,
+        ).labels(**labels)  # fmt: skip
         self._labels = labels
 
     def batch(self, events: int, poison_kinds: list[str], latencies_ms: list[float]) -> None:
@@ -77,13 +83,14 @@ class ReplicaMetrics:
     def serving(self, model_version: int) -> None:
         self._version.set(model_version)
 
-    def state(self, state: str, lag: int | None) -> None:
+    def state(self, state: str, lag: int | None, recent_crashes: int = 0) -> None:
+        self.crashes.set(recent_crashes)
         for name in STATES:
             self._state.labels(**self._labels, state=name).set(1 if name == state else 0)
         if lag is not None:
             self.lag.set(lag)
 
-    def serve(self, port: int, address: str = "0.0.0.0") -> tuple[Any, int]:
+    def serve(self, port: int, address: str = "127.0.0.1") -> tuple[Any, int]:
         """Serve /metrics on `port` (0: a free one); returns the server and its port."""
         server, _ = start_http_server(port, address, registry=self.registry)
         return server, server.server_port

@@ -36,6 +36,7 @@ class MonitorPass:
     replaced: Outcome
     decision: ScalingDecision
     scaled: Outcome | None
+    problems: list[str]  # replicas dying on records or crash-looping, and where
 
 
 def monitor_once(
@@ -47,6 +48,7 @@ def monitor_once(
     now: float | None = None,
 ) -> MonitorPass:
     """Replace dead replicas (dynamic scaling), then scale on lag and latency (auto-scaling)."""
+    problems = deployment.problems()  # before replace_dead restarts a slot that gave up
     replaced = deployment.replace_dead(version)
     now = time.time() if now is None else now
     seen = observe(bootstrap, streaming, deployment, now)
@@ -56,7 +58,7 @@ def monitor_once(
     scaled = None
     if decision.desired != decision.current:
         scaled = deployment.scale(version, decision.desired)
-    return MonitorPass(replaced, decision, scaled)
+    return MonitorPass(replaced, decision, scaled, problems)
 
 
 def observe(

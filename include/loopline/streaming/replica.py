@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics-port", type=int, help="serve Prometheus metrics here (0: a free port)"
     )
     parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="the metrics endpoint's address (loopback; 0.0.0.0 in a pod, behind its policy)",
+    )
+    parser.add_argument(
         "--session-timeout-ms", type=int, help="over the spec's (a property of the brokers)"
     )
     args = parser.parse_args(argv)
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     consumer = ScoringConsumer(spec, replica, scorer)
     if args.metrics_port is not None:
-        log.info("metrics on %s", consumer.serve_metrics(args.metrics_port))
+        log.info("metrics on %s", consumer.serve_metrics(args.metrics_port, args.metrics_host))
     if args.version_file is not None:
         VersionFollower(args.version_file, spec, consumer, stop).start()
     try:

@@ -169,11 +169,11 @@ def test_the_models_command_lists_shows_promotes_and_rolls_back(
         code = main(["--project", str(PROJECT_ROOT), "models", *args])
         return code, capsys.readouterr().out
 
-    assert models("promote", "card_fraud", "1", "--reason", "first") == (
-        0,
-        "card_fraud@champion: None -> 1 (manual promotion)\n",
-    )
-    assert models("promote", "card_fraud", "2")[0] == 0
+    # Never judged by the train DAG: only a forced promotion moves them (tests/unit/promotion).
+    force = ("--force", "--reason", "test")
+    code, out = models("promote", "card_fraud", "1", "--force", "--reason", "first")
+    assert code == 0 and out.startswith("card_fraud@champion: None -> 1 (FORCED promotion by cli:")
+    assert models("promote", "card_fraud", "2", *force)[0] == 0
     code, listing = models("list", "card_fraud")
     assert code == 0 and "      2  " in listing and "champion" in listing
     code, shown = models("show", "card_fraud", "champion")
@@ -182,14 +182,17 @@ def test_the_models_command_lists_shows_promotes_and_rolls_back(
     code, out = models("promote", "card_fraud", "7")
     assert code == 1 and "card_fraud has no version 7" in out
 
-    assert main(["--project", str(PROJECT_ROOT), "records", "card_fraud"]) == 0
+    # The forced promotions are records; the CLI's rollback is not (yet).
+    assert (
+        main(["--project", str(PROJECT_ROOT), "records", "card_fraud", "--stage", "rollback"]) == 0
+    )
     assert capsys.readouterr().out == "card_fraud: no records yet\n"
     from loopline.promotion.judge import roll_back_champion
     from loopline.records import RunContext
     from loopline.spec import load_spec
 
     spec = load_spec(PROJECT_ROOT / "include" / "pipelines" / "card_fraud.yaml")
-    assert models("promote", "card_fraud", "2")[0] == 0
+    assert models("promote", "card_fraud", "2", *force)[0] == 0
     roll_back_champion(model, spec, "scores look wrong", RunContext("card_fraud", "manual__9"))
     assert (
         main(["--project", str(PROJECT_ROOT), "records", "card_fraud", "--stage", "rollback"]) == 0

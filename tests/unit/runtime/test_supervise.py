@@ -75,3 +75,19 @@ def ready(folder: Path) -> int | None:
         return int((folder / "ready").read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def test_a_command_that_keeps_dying_at_once_is_given_up_on(tmp_path: Path) -> None:
+    """Restarts are bounded: two quick deaths in a row read as crash-looping, and after
+    --max-quick-restarts of them the supervisor exits with the command's code."""
+    status_file = tmp_path / "status.json"
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "loopline.runtime.supervise", "--status-file", str(status_file),
+         "--max-quick-restarts", "2", "--", sys.executable, "-c", "raise SystemExit(3)"],
+        timeout=60,
+    )  # fmt: skip
+    status = read_status(status_file)
+    assert result.returncode == 3
+    assert status["gave_up"] and status["crash_looping"] and status["restarts"] == 2
+    assert time.monotonic() - started < 30  # back-offs of 1 s and 2 s, nothing more

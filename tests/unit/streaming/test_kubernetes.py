@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from http.server import HTTPServer
+from pathlib import Path
 
 import pytest
 from conftest import PIPELINES
@@ -64,7 +65,7 @@ class FakeKubernetes(JsonApi):
         FakeKubernetes.requests.append(
             (self.path, self.headers["Content-Type"], self.headers["Authorization"], body)
         )
-        self._reply(200, {**body, "status": {"replicas": body["spec"]["replicas"]}})
+        self._reply(200, {**body, "status": {"replicas": body["spec"].get("replicas")}})
 
     def do_GET(self) -> None:
         self._reply(200, {"status": {"readyReplicas": 2, "updatedReplicas": 1}})
@@ -146,3 +147,296 @@ def test_the_pods_serve_prometheus_metrics_where_the_annotations_say() -> None:
     assert args[args.index("--metrics-port") + 1] == "9464"
     assert pod["spec"]["containers"][0]["ports"] == [{"name": "metrics", "containerPort": 9464}]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "9464"
+
+
+# --- Hardening (security review F6): the "restricted" Pod Security Standard and beyond ------
+
+RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+    "projected", "secret",
+}  # fmt: skip
+
+
+def restricted_violations(pod: dict) -> list[str]:
+    """What a namespace enforcing the "restricted" Pod Security Standard (Kubernetes 1.30)
+    would refuse in `pod`, one reason per broken control."""
+    found = []
+    pod_context = pod.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            found.append(f"pod {key}")
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            found.append(f"volume {volume['name']}: {sorted(kinds)}")
+    for container in pod["containers"]:
+        context = container.get("securityContext", {})
+        name = container["name"]
+
+        def either(key: str, context=context):
+            return context.get(key, pod_context.get(key))
+
+        if context.get("privileged"):
+            found.append(f"{name}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{name}: allowPrivilegeEscalation is not false")
+        if either("runAsNonRoot") is not True:
+            found.append(f"{name}: runAsNonRoot is not true")
+        if either("runAsUser") == 0:
+            found.append(f"{name}: runAsUser 0")
+        if (either("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{name}: no RuntimeDefault or Localhost seccomp profile")
+        capabilities = context.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []):
+            found.append(f"{name}: capabilities not dropped")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            found.append(f"{name}: capabilities added")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            found.append(f"{name}: hostPort")
+    return found
+
+
+def hardened_pod(**changes) -> dict:
+    image = ConsumerImage(**{**IMAGE.__dict__, "metrics_port": 9464, **changes})
+    return render_statefulset(SPEC, image, version=3, replicas=1)["spec"]["template"]["spec"]
+
+
+def test_the_pods_meet_the_restricted_pod_security_standard() -> None:
+    pod = hardened_pod()
+    assert restricted_violations(pod) == []
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] > 0 and context["runAsGroup"] > 0 and context["fsGroup"] > 0
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["automountServiceAccountToken"] is False  # the replica never calls the API
+
+
+def test_the_pods_are_limited_and_limits_default_to_their_requests() -> None:
+    [container] = hardened_pod()["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},  # Guaranteed QoS: what was reserved
+    }
+    [container] = hardened_pod(cpu_limit="2", memory_limit="3Gi")["containers"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
+
+
+def test_every_writable_path_is_a_size_capped_empty_dir() -> None:
+    """The root file system is read-only: the heartbeats, the model's download folder and
+    every cache must be on a mounted emptyDir, each with a sizeLimit."""
+    pod = hardened_pod(scratch_size="3Gi")
+    [container] = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    sizes = {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"]}
+    assert set(mounts) == set(sizes) and sizes["scratch"] == "3Gi" and sizes["state"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    args = container["args"]
+    writable = [args[args.index("--state-dir") + 1]]
+    writable += [env["TMPDIR"], env["KERAS_HOME"], env["XDG_CACHE_HOME"]]
+    for path in writable:
+        assert any(path == m or path.startswith(m + "/") for m in mounts.values()), path
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+
+
+def test_the_probes_give_python_time_to_start() -> None:
+    [container] = hardened_pod()["containers"]
+    for kind in ("readinessProbe", "startupProbe"):
+        probe = container[kind]
+        assert probe["timeoutSeconds"] >= 5, kind  # the default 1 s failed busy nodes
+        assert probe["periodSeconds"] >= probe["timeoutSeconds"], kind
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300  # TensorFlow loads
+    args = container["args"]
+    assert args[args.index("--metrics-host") + 1] == "0.0.0.0"  # behind the NetworkPolicy
+
+
+def test_the_health_probe_imports_nothing_heavy_and_reads_the_consumers_heartbeat() -> None:
+    import subprocess
+    import sys
+
+    from loopline.streaming import consumer, health
+
+    code = (
+        "import sys, loopline.streaming.health\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'numpy', 'pyarrow', 'pydantic', 'confluent_kafka', 'yaml', 'loopline.spec'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert result.stdout.strip() == "[]"
+    for slot in (0, 3):
+        expected = consumer.heartbeat_path(Path("/s"), "card_fraud", slot)
+        assert health.heartbeat_path(Path("/s"), "card_fraud", slot) == expected
+
+
+def test_the_network_policy_admits_only_the_scrapers_to_the_metrics_port() -> None:
+    from loopline.streaming.kubernetes import render_network_policy
+
+    image = ConsumerImage(
+        **{**IMAGE.__dict__, "metrics_port": 9464, "scrape_pod_labels": {"app": "prom"}}
+    )
+    policy = render_network_policy(SPEC, image)
+    assert policy["kind"] == "NetworkPolicy" and policy["metadata"]["namespace"] == "loopline"
+    pod_labels = render_statefulset(SPEC, image, 3, 1)["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()  # it guards the replicas' pods
+    assert policy["spec"]["policyTypes"] == ["Ingress"]  # egress: brokers, S3, DNS
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    },
+                    "podSelector": {"matchLabels": {"app": "prom"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 9464}],
+        }
+    ]
+    closed = render_network_policy(SPEC, IMAGE)  # no metrics port: nothing may connect
+    assert closed["spec"]["ingress"] == [] and closed["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_the_network_policy_is_applied_server_side_before_the_pods(fake_api, controller) -> None:
+    from loopline.streaming.kubernetes import render_network_policy
+
+    KubernetesApplier(fake_api, token="t0ken").apply(render_network_policy(SPEC, IMAGE))
+    [(path, content_type, auth, body)] = FakeKubernetes.requests
+    assert path.startswith(
+        "/apis/networking.k8s.io/v1/namespaces/loopline/networkpolicies/card-fraud-scorer?"
+    )
+    assert "fieldManager=loopline" in path and "force=true" in path
+    assert content_type == "application/apply-patch+yaml" and body["kind"] == "NetworkPolicy"
+    assert auth == "Bearer t0ken"
+
+    applied_kinds = []
+    apply = controller.apply
+    controller.apply = lambda manifest: applied_kinds.append(manifest["kind"]) or apply(manifest)
+    deployment = KubernetesDeployment(SPEC, IMAGE, controller, timeout=1.0, poll_seconds=0.05)
+    assert deployment.deploy(7, 2).verdict == "done"
+    assert applied_kinds == ["NetworkPolicy", "StatefulSet"]
+    [policy] = FakeStatefulSetController.policies.values()
+    assert policy["spec"]["podSelector"]["matchLabels"]["loopline/pipeline"] == "card_fraud"
+
+
+@pytest.mark.parametrize(
+    ("url", "ca_file", "reason"),
+    [
+        ("http://k8s.example:6443", True, "a bearer token goes over https:// only"),
+        ("http://10.0.0.1", True, "a bearer token goes over https:// only"),
+        ("https://k8s.example:6443", False, "refusing ca_file false"),
+    ],
+)
+def test_the_token_never_goes_in_the_clear_or_unverified(url, ca_file, reason) -> None:
+    from loopline.streaming.kubernetes import InsecureTransport
+
+    with pytest.raises(InsecureTransport, match=reason):
+        KubernetesApplier(url, token="t", ca_file=ca_file)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8001", "http://localhost:8001", "http://[::1]:1"]
+)
+def test_plain_http_is_allowed_to_a_loopback_address(url) -> None:
+    applier = KubernetesApplier(url, token="t", ca_file=False)  # kubectl proxy, tests
+    assert str(applier.client.base_url).startswith(url.rstrip("/"))
+
+
+def kubernetes_spec(tmp_path, **target) -> Path:
+    """The demo spec deploying to Kubernetes with `target` as its kubernetes section."""
+    import yaml
+
+    document = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    document["streaming"] |= {"backend": "kubernetes", "kubernetes": target}
+    path = tmp_path / "card_fraud.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+BAD_TARGETS = [
+    pytest.param({"namespace": "Team_A"}, "namespace", "'Team_A' is not a Kubernetes namespace: "
+                 "expected a DNS-1123 label", id="namespace-uppercase"),
+    pytest.param({"namespace": "../../api"}, "namespace", "is not a Kubernetes namespace",
+                 id="namespace-path"),
+    pytest.param({"namespace": "a" * 64}, "namespace", "at most 63", id="namespace-too-long"),
+    pytest.param({"cpu": "lots"}, "cpu", "'lots' is not a CPU quantity: expected cores (1, 0.5) "
+                 "or millicores (500m)", id="cpu-word"),
+    pytest.param({"cpu": "0"}, "cpu", "'0' is not a CPU quantity", id="cpu-zero"),
+    pytest.param({"memory": "2GB"}, "memory", "'2GB' is not a memory quantity: expected bytes "
+                 "with an optional suffix (512Mi, 2Gi, 2G)", id="memory-unit"),
+    pytest.param({"memory_limit": "1Gi"}, "", "memory_limit '1Gi' is below memory '2Gi'",
+                 id="limit-below-request"),
+    pytest.param({"cpu": "2", "cpu_limit": "1500m"}, "", "cpu_limit '1500m' is below cpu '2'",
+                 id="cpu-limit-below-request"),
+    pytest.param({"image": "registry/loopline:1 --privileged"}, "image", "is not an image "
+                 "reference: expected one word with no spaces", id="image-with-space"),
+    pytest.param({"image": ""}, "image", "is not an image reference", id="image-empty"),
+    pytest.param({"run_as_user": 0}, "run_as_user", "got 0, expected greater than or equal to 1",
+                 id="root"),
+    pytest.param({"scrape_pod_labels": {"app": "not a label"}}, "scrape_pod_labels",
+                 "'app': 'not a label' is not a Kubernetes label", id="bad-label"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "field", "reason"), BAD_TARGETS)
+def test_a_bad_kubernetes_target_is_refused_naming_field_line_and_reason(
+    tmp_path, target, field, reason
+) -> None:
+    from loopline.spec import SpecError
+
+    path = kubernetes_spec(tmp_path, **{"image": "registry.example/loopline:1.2", **target})
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    message = str(caught.value)
+    where = ".".join(filter(None, ("streaming.kubernetes", field)))
+    assert message.startswith(f"1 problem in {path}"), message
+    assert f"{where} (line " in message and reason in message, message
+
+
+def test_the_spec_sets_limits_scratch_user_and_scrapers(tmp_path) -> None:
+    from loopline.streaming.kubernetes import render_network_policy
+
+    path = kubernetes_spec(
+        tmp_path,
+        image="registry.example/loopline@sha256:" + "a" * 64,
+        namespace="scoring",
+        cpu="500m",
+        cpu_limit="2",
+        memory="1536Mi",
+        memory_limit="2Gi",
+        scratch_size="4Gi",
+        run_as_user=1001,
+        run_as_group=1002,
+        scrape_namespace_labels={"team": "observability"},
+        scrape_pod_labels={"app.kubernetes.io/name": "vmagent"},
+    )
+    spec = load_spec(path)
+    image = consumer_image(spec, "card_fraud.yaml", bootstrap="kafka:9092")
+    manifest = render_statefulset(spec, image, version=1, replicas=1)
+    pod = manifest["spec"]["template"]["spec"]
+    assert manifest["metadata"]["namespace"] == "scoring"
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1536Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    assert {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"]}["scratch"] == "4Gi"
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["fsGroup"]) == (1001, 1002)
+    [rule] = render_network_policy(spec, image)["spec"]["ingress"]
+    assert rule["from"][0]["namespaceSelector"]["matchLabels"] == {"team": "observability"}
+    assert rule["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "vmagent"}
+
+
+def test_the_pods_take_kafka_security_from_the_secret_and_bind_metrics_for_the_policy() -> None:
+    pod = render_statefulset(SPEC, IMAGE, version=3, replicas=1)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {entry["name"]: entry for entry in container["env"]}
+    kafka = env["LOOPLINE_KAFKA_SECURITY"]["valueFrom"]["secretKeyRef"]
+    assert kafka == {"name": IMAGE.s3_secret, "key": "LOOPLINE_KAFKA_SECURITY", "optional": True}
+    args = container.get("args", []) + container.get("command", [])
+    if IMAGE.metrics_port:  # a pod's scrapers reach it through the NetworkPolicy only
+        assert args[args.index("--metrics-host") + 1] == "0.0.0.0"

@@ -1,7 +1,8 @@
 """The Kubernetes API as the streaming operators reach it: a connection holding the API
 server's URL (host), a bearer token (password) and the cluster's CA bundle (extra
 ``ca_file``); or ``{"in_cluster": true}`` for Airflow running in the cluster, which reads its
-service account's token and CA from the pod."""
+service account's token and CA from the pod. The token goes over verified HTTPS only: an
+``http://`` host or ``ca_file: false`` is refused unless the host is loopback (kubectl proxy)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class KubernetesApiHook(BaseHook):
         self.kubernetes_conn_id = kubernetes_conn_id
 
     def applier(self) -> Any:
-        from loopline.streaming.kubernetes import KubernetesApplier
+        from loopline.streaming.kubernetes import InsecureTransport, KubernetesApplier
 
         connection = self.get_connection(self.kubernetes_conn_id)
         extra = connection.extra_dejson
@@ -43,4 +44,7 @@ class KubernetesApiHook(BaseHook):
         url = connection.host if "://" in connection.host else f"https://{connection.host}"
         if connection.port:
             url = f"{url}:{connection.port}"
-        return KubernetesApplier(url, connection.password, extra.get("ca_file", True))
+        try:
+            return KubernetesApplier(url, connection.password, extra.get("ca_file", True))
+        except InsecureTransport as exc:  # http:// or ca_file false, to a host not loopback
+            raise ValueError(f"connection {self.kubernetes_conn_id!r}: {exc}") from exc
