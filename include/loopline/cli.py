@@ -24,8 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     stack = commands.add_parser("stack", help="the embedded local stack")
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("action", choices=["up", "down", "status", "snapshot"])
     stack.add_argument("--no-demo-data", action="store_true", help="do not land a first demo batch")
+    stack.add_argument(
+        "--allow-deletes",
+        action="store_true",
+        help="snapshot: save even if buckets or most objects were deleted (refused otherwise)",
+    )
 
     spec = commands.add_parser("spec", help="pipeline specs")
     spec.add_argument("action", choices=["check", "schema"])
@@ -57,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("pipeline", help="pipeline (= model) name")
     models.add_argument("version", nargs="?", help="show/promote: a version number or an alias")
     models.add_argument("--reason", default="", help="promote/rollback: why (kept in history)")
+    models.add_argument(
+        "--force",
+        action="store_true",
+        help="promote: override failed checks (needs --reason; recorded as forced)",
+    )
 
     records = commands.add_parser(
         "records", help="what each stage decided: the pipeline's records, oldest first"
@@ -191,6 +201,14 @@ def _stack(args: argparse.Namespace) -> int:
         local.up(seed_demo_data=not args.no_demo_data)
     elif args.action == "down":
         local.down()
+    elif args.action == "snapshot":
+        from loopline.stack.s3_snapshot import DeletesRefused
+
+        try:
+            local.snapshot(allow_deletes=args.allow_deletes)
+        except DeletesRefused as refused:
+            print(refused, file=sys.stderr)
+            return 1
     else:
         for name, pid in local.status().items():
             print(f"{name:24} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")

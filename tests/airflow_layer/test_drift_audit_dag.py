@@ -32,7 +32,9 @@ def train_runs(run_id: str) -> list:
     return DagRun.find(dag_id="card_fraud.train", run_id=run_id)
 
 
-def test_an_undrifted_window_is_audited_and_retrains_nothing(world) -> None:
+def test_an_undrifted_window_is_audited_and_retrains_nothing(
+    world, capfd: pytest.CaptureFixture[str]
+) -> None:
     store, dag, _, version = world
 
     run = dag.test()
@@ -43,6 +45,11 @@ def test_an_undrifted_window_is_audited_and_retrains_nothing(world) -> None:
     assert record.verdict == "within_limits" and record.payload["champion"] == version
     assert record.numbers["auc_current"] > 0.5  # the real champion scored the labelled sample
     assert not train_runs(f"drift_audit__{run.run_id}")
+    # The report embeds raw rows: the log names it by URI, and holds no link that would open
+    # it to whoever reads the log (presigned: SigV4's X-Amz-Signature or SigV2's Signature=).
+    log = "".join(capfd.readouterr())  # dag.test() writes the task logs to the terminal
+    assert "report: s3://loopline/reports/card_fraud/" in log
+    assert "Signature=" not in log and "X-Amz-Credential" not in log
 
 
 def test_a_drifted_window_starts_retraining_with_its_reason(world) -> None:

@@ -33,6 +33,32 @@ def test_a_connection_becomes_the_store_and_the_settings_a_worker_gets(
     assert hook.store is hook.store  # built once per task
 
 
+def test_a_session_token_reaches_every_client_the_settings_build(
+    s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporary credentials (assumed roles, IRSA) carry a token; settings that dropped it
+    would be refused by S3."""
+    connection = json.loads(s3.connection_uri())
+    connection["extra"]["aws_session_token"] = "temporary-token"
+    monkeypatch.setenv("AIRFLOW_CONN_LOOPLINE_TEST", json.dumps(connection))
+
+    settings = ObjectStoreHook(aws_conn_id="loopline_test").settings
+    shipped = S3Settings.from_json(settings.to_json())
+    assert shipped == settings and shipped.session_token == "temporary-token"
+    sent: list[str | bytes | None] = []
+    client = shipped.boto3_client()
+    client.meta.events.register(
+        "before-send.s3", lambda request, **_: sent.append(request.headers["X-Amz-Security-Token"])
+    )
+    client.list_buckets()
+    assert sent in ([b"temporary-token"], ["temporary-token"])
+    arrow_options = shipped.filesystem().__reduce__()[1][0]  # what it was built with
+    assert arrow_options["session_token"] == "temporary-token"
+    # Settings shipped by an older version (no token in the JSON) still load.
+    legacy = json.dumps({"endpoint_url": s3.endpoint, "access_key": "k", "secret_key": "s"})
+    assert S3Settings.from_json(legacy).session_token is None
+
+
 def test_a_kubernetes_spec_deploys_through_the_kubernetes_connection(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

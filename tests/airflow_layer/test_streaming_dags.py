@@ -111,3 +111,29 @@ def test_deploy_roll_replace_and_stop_through_airflow(world) -> None:
 
 def restarted(beat: dict, killed: int) -> bool:
     return beat.get("pid") != killed and beat.get("state") == "running"
+
+
+def test_deploy_refuses_a_version_the_gates_refused_before_touching_kafka(
+    airflow_db, s3, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No broker here: a refused version must fail the task before topics or replicas."""
+    from judged_versions import crown, empty_registry, judge_as, register
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    nowhere = {"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:9"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(nowhere))
+    monkeypatch.setenv("LOOPLINE_STATE_DIR", str(tmp_path))
+    registry = empty_registry(s3)
+    v1, v2 = register(registry, tmp_path), register(registry, tmp_path)
+    judge_as(registry, v1, auc=0.90, run_id="r1")
+    crown(registry, v1)
+    judge_as(registry, v2, auc=0.80, run_id="r2")  # a challenger the gates refused
+    deploy = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.stream_deploy"]
+
+    run = deploy.test(run_conf={"model_version": str(v2), "replicas": 1})
+
+    assert run.state == "failed"
+    [refused] = RecordStore(registry.store, "loopline").records("card_fraud", RecordStage.STREAMING)
+    assert (refused.verdict, refused.subject) == ("refused", "deploy")
+    assert "v2 may not serve: its judgement in run r2 refused it" in refused.reasons[0]
+    assert not (tmp_path / "streaming").exists()  # no replica state: nothing started

@@ -145,6 +145,23 @@ def test_require_approval_puts_a_human_between_judge_and_promote(
     assert isinstance(approve, ApprovalOperator)
     assert approve.upstream_task_ids == {"judge"}
     assert approve.downstream_task_ids == {"promote"}
+    assert approve.assigned_users is None  # no approvers named: anyone who may answer HITL
+
+
+def test_the_approve_task_is_assigned_to_the_specs_approvers(
+    airflow_db, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_spec_variant(
+        tmp_path,
+        monkeypatch,
+        lambda spec: spec["promotion"].update(require_approval=True, approvers=["ana", "bo"]),
+    )
+
+    approve = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.train"].get_task("approve")
+
+    # Airflow's HITL endpoint lets only these user ids answer.
+    assert approve.assigned_users == [{"id": "ana", "name": "ana"}, {"id": "bo", "name": "bo"}]
+    assert "one of ana, bo" in approve.doc_md
 
 
 def test_a_backfill_trains_on_data_with_past_dates(airflow_db, s3, monkeypatch) -> None:

@@ -166,6 +166,23 @@ def test_quarantine_only_spec_keeps_the_run_green(
     assert not list(store.list_keys("loopline", "card_fraud/landing/"))
 
 
+def test_the_specs_read_limits_reach_the_gate(
+    store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validation.max_rows from the spec: a.parquet's footer states 400 rows, over 350, so it
+    is quarantined unread as too large; b.csv behind it in the group still passes."""
+    use_validation_variant(tmp_path, monkeypatch, max_rows=350, fail_run_on_invalid=False)
+
+    run = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"].test()
+
+    assert run.state == "success"
+    quarantined = "card_fraud/quarantine/dt=2026-11-23/a.parquet"
+    report = json.loads(store.get("loopline", quarantined + ".report.json"))
+    assert report["unreadable"]["kind"] == "too large"
+    assert (report["unreadable"]["footer_rows"], report["unreadable"]["max_rows"]) == (400, 350)
+    assert "card_fraud/validated/dt=2026-11-23/b.csv.parquet" in set(store.list_keys("loopline"))
+
+
 def test_the_run_waits_deferred_until_a_file_lands(
     airflow_db, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,7 +71,9 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
 
     spec = load_spec(args.spec)
     run = RunContext(spec.name, args.run_id, args.dag_id, args.task_id, args.try_number)
-    s3 = S3Settings.from_json(os.environ["LOOPLINE_S3"])
+    # Absent where the cluster gives S3 access itself (ship_s3_credentials=False on YARN or
+    # Kubernetes): boto3's and pyarrow's default credential chains then apply.
+    s3 = S3Settings.from_json(os.environ.get("LOOPLINE_S3") or "{}")
     store = ObjectStore(s3.boto3_client())
     version = _resolve(ModelRegistry(store, spec.data.bucket), spec.name, args.model_version)
     if version is None:  # nothing to score with yet (a fresh project): say so, score nothing

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 from typing import TYPE_CHECKING
 
 from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
@@ -22,7 +21,7 @@ def run_models_command(args: argparse.Namespace, spec: PipelineSpec, store: Obje
         elif args.action == "show":
             _show(registry, spec.name, args.version or CHAMPION)
         elif args.action == "promote":
-            _promote(registry, spec.name, args.version, args.reason)
+            _promote(registry, spec, args.version, args.reason, args.force)
         else:
             move = registry.rollback(spec.name, reason=args.reason or "manual rollback", by=_me())
             print(f"{spec.name}@champion: {move.previous} -> {move.version} (rollback)")
@@ -62,21 +61,21 @@ def _show(registry: ModelRegistry, name: str, which: str) -> None:
             )
 
 
-def _promote(registry: ModelRegistry, name: str, which: str | None, reason: str) -> None:
+def _promote(
+    registry: ModelRegistry, spec: PipelineSpec, which: str | None, reason: str, force: bool
+) -> None:
+    """The train DAG's rules (loopline.promotion.manual): refused with the failed checks,
+    unless forced with a reason, which the promotion record keeps."""
+    from loopline.promotion.manual import promote_manually
+
     if which is None:
         raise RegistryError("promote needs a version")
-    version = _resolve(registry, name, which)
-    current = registry.alias(name, CHAMPION)
-    move = registry.move_alias(
-        name,
-        CHAMPION,
-        version,
-        expected=current,
-        action="promote",
-        reason=f"manual: {reason}" if reason else "manual",
-        by=_me(),
+    version = _resolve(registry, spec.name, which)
+    move, record = promote_manually(
+        registry, spec, version, actor=_me(), reason=reason, force=force
     )
-    print(f"{name}@champion: {move.previous} -> {move.version} (manual promotion)")
+    how = "FORCED promotion" if record.payload["forced"] else "manual promotion"
+    print(f"{spec.name}@champion: {move.previous} -> {move.version} ({how} by {move.by})")
 
 
 def _resolve(registry: ModelRegistry, name: str, which: str) -> int:
@@ -89,7 +88,10 @@ def _resolve(registry: ModelRegistry, name: str, which: str) -> int:
 
 
 def _me() -> str:
-    return f"cli:{getpass.getuser()}"
+    """Who runs this: the real uid's user at this host, not $USER or $LOGNAME (anyone's)."""
+    from loopline.promotion.manual import cli_actor
+
+    return cli_actor()
 
 
 __all__ = ["run_models_command"]

@@ -37,7 +37,8 @@ class DeployParams(BaseModel):
         Field(
             pattern="^(champion|[0-9]+)$",
             title="Model version",
-            description="champion, or a version number from the registry.",
+            description="champion, or a version number that is the champion or passed its "
+            "judgement in the train DAG; any other version is refused before it is deployed.",
             json_schema_extra=_FORM,
         ),
     ] = "champion"

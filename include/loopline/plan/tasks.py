@@ -158,6 +158,7 @@ class ApprovePromotion(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.APPROVE_PROMOTION
     pipeline: str
     judgement_from: XCom
+    approvers: tuple[str, ...] = ()  # Airflow user ids; empty: anyone who may answer HITL
 
 
 @dataclass(frozen=True)

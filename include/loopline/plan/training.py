@@ -92,9 +92,12 @@ def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
         tasks.append(
             TaskPlan(
                 "approve",
-                ApprovePromotion(spec.name, judgement_from=XCom("judge")),
+                ApprovePromotion(
+                    spec.name, judgement_from=XCom("judge"), approvers=tuple(promotion.approvers)
+                ),
                 upstream=("judge",),
-                doc_md="A person approves (or rejects) the promotion in the Airflow UI.",
+                doc_md="A person approves (or rejects) the promotion in the Airflow UI"
+                + (f": one of {', '.join(promotion.approvers)}." if promotion.approvers else "."),
             )
         )
     tasks.append(

@@ -15,7 +15,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from loopline.promotion.gates import Decision, Measurement, decide
-from loopline.records import RecordStage, RecordStore, RunContext
+from loopline.records import RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import CHALLENGER, CHAMPION, AliasMove, ModelRegistry
 from loopline.serving.evaluate import evaluate, size_mb
 from loopline.serving.model import MODEL_FILE, load_model
@@ -60,20 +60,34 @@ def judge(
     log.info("%s v%d against champion %s:\n%s", spec.name, version, champion, decision.summary())
     judgement = Judgement(version=version, champion=champion, decision=decision)
     if run is not None:
-        numbers = {f"candidate_{k}": v for k, v in candidate.metrics.items()}
-        if incumbent is not None:
-            numbers |= {f"champion_{k}": v for k, v in incumbent.metrics.items()}
-        numbers |= {"p99_latency_ms": candidate.p99_latency_ms, "size_mb": candidate.size_mb}
-        record = run.record(
-            RecordStage.JUDGEMENT,
-            "promote" if decision.promote else "refuse",
-            subject=f"v{version}",
-            reasons=decision.reasons,
-            numbers=numbers,
-            payload=judgement.model_dump(mode="json"),
-        )
-        RecordStore(registry.store, registry.bucket).write(record)
+        record_judgement(registry, judgement, candidate, incumbent, run)
     return judgement
+
+
+def record_judgement(
+    registry: ModelRegistry,
+    judgement: Judgement,
+    candidate: Measurement,
+    incumbent: Measurement | None,
+    run: RunContext,
+) -> StageRecord:
+    """Write the judgement's record (``judgement/<run>/v<N>``, verdict promote or refuse):
+    what a manual promotion and the streaming deployment check a version against
+    (``loopline.registry.judgements``)."""
+    numbers = {f"candidate_{k}": v for k, v in candidate.metrics.items()}
+    if incumbent is not None:
+        numbers |= {f"champion_{k}": v for k, v in incumbent.metrics.items()}
+    numbers |= {"p99_latency_ms": candidate.p99_latency_ms, "size_mb": candidate.size_mb}
+    record = run.record(
+        RecordStage.JUDGEMENT,
+        "promote" if judgement.decision.promote else "refuse",
+        subject=f"v{judgement.version}",
+        reasons=judgement.decision.reasons,
+        numbers=numbers,
+        payload=judgement.model_dump(mode="json"),
+    )
+    RecordStore(registry.store, registry.bucket).write(record)
+    return record
 
 
 def apply_judgement(

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,10 +21,17 @@ class ProcessSpec:
     argv: Sequence[str]
     env: Mapping[str, str]
     cwd: Path
+    # The files it creates (logs, databases, snapshots) are its owner's only.
+    umask: int = 0o077
 
 
 class ProcessManager:
-    """Keeps one pid file per process under `run_dir` and one log file under `logs_dir`."""
+    """Keeps one pid file per process under `run_dir` and one log file under `logs_dir`.
+
+    A pid file holds ``<pid> <start time>``: the kernel reuses pids, so a pid alone could name
+    an unrelated process started after ours died, which `stop` would then signal. A process
+    counts as ours only while its start time (`_start_time`) is the recorded one.
+    """
 
     def __init__(self, run_dir: Path, logs_dir: Path) -> None:
         self.run_dir = run_dir
@@ -38,10 +46,10 @@ class ProcessManager:
         """The pid of `name` if it is running, else None (a stale pid file is removed)."""
         pid_file = self.run_dir / f"{name}.pid"
         try:
-            pid = int(pid_file.read_text().strip())
+            pid, started = _parse_pid_file(pid_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        if _alive(pid):
+        if _alive(pid, started):
             return pid
         pid_file.unlink(missing_ok=True)
         return None
@@ -51,7 +59,8 @@ class ProcessManager:
         running = self.pid(spec.name)
         if running:
             return running
-        with self.log_file(spec.name).open("ab") as log:
+        log_fd = os.open(self.log_file(spec.name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
             process = subprocess.Popen(
                 list(spec.argv),
                 env=dict(spec.env),
@@ -60,8 +69,11 @@ class ProcessManager:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: stop() ends it and all its children
+                umask=spec.umask,
             )
-        (self.run_dir / f"{spec.name}.pid").write_text(str(process.pid))
+        started = _start_time(process.pid)
+        pid_file = self.run_dir / f"{spec.name}.pid"
+        pid_file.write_text(f"{process.pid} {started}" if started else str(process.pid))
         return process.pid
 
     def stop(self, name: str, timeout: float = 20.0) -> bool:
@@ -122,8 +134,30 @@ def _last(error: Exception | None) -> str:
     return "" if error is None else f"; last error: {type(error).__name__}: {error}"
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (exited, not yet reaped by its parent) does not."""
+def _parse_pid_file(text: str) -> tuple[int, str | None]:
+    """``<pid> <start time>``; a file from an older version has the pid only (None)."""
+    pid, _, started = text.strip().partition(" ")
+    return int(pid), started or None
+
+
+def _start_time(pid: int) -> str | None:
+    """When `pid` started, as a token to compare: on Linux the clock ticks from boot to its
+    start (``/proc/<pid>/stat`` field 22: exact, whatever the wall clock does), elsewhere
+    psutil's create time. None if it cannot be read (gone, or not ours to read)."""
+    try:
+        if sys.platform.startswith("linux"):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            return stat.rpartition(")")[2].split()[19]  # the fields after (comm) start at 3
+        return repr(psutil.Process(pid).create_time())
+    except (OSError, IndexError, psutil.Error):
+        return None
+
+
+def _alive(pid: int, started: str | None = None) -> bool:
+    """True while `pid` runs and, if `started` is given, is the process that started then
+    (not a later one that got the same pid); a zombie (exited, not reaped) counts as dead."""
+    if started is not None and _start_time(pid) != started:
+        return False  # gone, or the pid was reused
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:

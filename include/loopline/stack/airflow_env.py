@@ -6,6 +6,7 @@ every ``airflow`` CLI call) gets the same environment from `airflow_environment`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -41,6 +42,10 @@ def airflow_environment(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": c.sql_alchemy_conn,
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(c.state.ports["worker_logs"]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(c.state.ports["triggerer_logs"]),
+        # Task logs are chmod-ed by Airflow itself (0664/0775 by default), whatever the umask;
+        # one user runs every component here, so owner-only is enough.
+        "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": "0o600",
+        "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
         # New spec files show up within half a minute instead of five.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "PYSPARK_PYTHON": str(c.venv_bin / "python"),
@@ -54,7 +59,9 @@ def migrate_metadata_db(config: StackConfig, log: Path) -> None:
     home = config.airflow_home
     home.mkdir(parents=True, exist_ok=True)
     marker = home / ".loopline-migrated"
-    stamp = f"{metadata.version('apache-airflow')} {config.sql_alchemy_conn}"
+    # A hash of the URL, not the URL: a PostgreSQL URL may hold a password.
+    url_hash = hashlib.sha256(config.sql_alchemy_conn.encode()).hexdigest()
+    stamp = f"{metadata.version('apache-airflow')} {url_hash}"
     if marker.exists() and marker.read_text() == stamp:
         echo("    up to date")
         return
@@ -68,8 +75,9 @@ def migrate_metadata_db(config: StackConfig, log: Path) -> None:
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            umask=0o077,  # airflow.db is created here: owner-only
         )
-    marker.write_text(stamp)
+    write_secret(marker, stamp)
 
 
 def write_admin_login(config: StackConfig) -> None:

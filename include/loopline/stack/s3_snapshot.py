@@ -8,8 +8,14 @@ restores the snapshot into a fresh server. A sync copies only objects whose ETag
 Layout: ``manifest.json`` ({bucket: {key: {file, etag, size, content_type, metadata}}}) and
 ``objects/<file>``, one file per object version, named by a hash of bucket, key and ETag. A
 sync writes new files first (temp name, then renamed), then the manifest (the same way), and
-only then deletes the files it no longer names: whenever it stops, the manifest on disk names
+only then deletes the files no manifest names: whenever it stops, the manifest on disk names
 complete files only, and the objects it describes are those of one sync.
+
+A backup, not a mirror: the manifest a sync replaces is kept as ``manifest.previous.json``
+with its files (only the generation before it is dropped), and a sync that would delete more
+than half of the saved objects, or a whole bucket, is refused (`DeletesRefused`) until someone
+runs ``loopline stack snapshot --allow-deletes``: a wiped or vandalised server does not wipe
+its backup.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
 MANIFEST = "manifest.json"
+PREVIOUS = "manifest.previous.json"  # the generation before MANIFEST, files included
 OBJECTS = "objects"
 CHUNK = 1 << 20
 
@@ -48,40 +55,97 @@ class SyncResult:
     removed: int  # gone from the server since the last sync
 
 
-def save(client: Any, snapshot_dir: Path) -> SyncResult:
-    """One incremental sync of every bucket of the server into `snapshot_dir`."""
+class DeletesRefused(Exception):
+    """A sync that would delete a bucket or most objects from the snapshot; nothing changed."""
+
+
+Listing = dict[str, dict[str, tuple[str, int]]]  # bucket -> key -> (etag, size)
+
+
+def save(client: Any, snapshot_dir: Path, allow_deletes: bool = False) -> SyncResult:
+    """One incremental sync of every bucket of the server into `snapshot_dir`.
+
+    Raises `DeletesRefused`, leaving the snapshot as it was, when the server has lost a bucket
+    or more than half of the saved objects, unless `allow_deletes`."""
     objects_dir = snapshot_dir / OBJECTS
-    objects_dir.mkdir(parents=True, exist_ok=True)
+    objects_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _locked(snapshot_dir):
-        old = _read_manifest(snapshot_dir)
-        new: Manifest = {}
-        copied = 0
-        for bucket in (b["Name"] for b in client.list_buckets()["Buckets"]):
-            saved, entries = old.get(bucket, {}), new.setdefault(bucket, {})
-            for key, etag, size in _listing(client, bucket):
-                entry = saved.get(key)
-                if entry is None or not _unchanged(entry, etag, size, objects_dir):
-                    entry = _download(client, bucket, key, objects_dir)
-                    if entry is None:  # deleted since the listing
-                        continue
-                    copied += 1
-                entries[key] = entry
+        old = _read_manifest(snapshot_dir / MANIFEST)
+        listed: Listing = {
+            bucket: {key: (etag, size) for key, etag, size in _listing(client, bucket)}
+            for bucket in (b["Name"] for b in client.list_buckets()["Buckets"])
+        }
+        if not allow_deletes:
+            _refuse_mass_deletes(old, listed)
+        new, copied = _copy_changed(client, old, listed, objects_dir)
         if new != old:
-            _fsync_dir(objects_dir)  # the new files' names are on disk before the manifest
-            _write_atomically(snapshot_dir / MANIFEST, [json.dumps(new).encode()])
-            _fsync_dir(snapshot_dir)
-            named = {entry["file"] for keys in new.values() for entry in keys.values()}
-            _delete_unnamed(objects_dir, named)
+            _replace_manifest(snapshot_dir, old, new)
     gone = sum(len(keys.keys() - new.get(bucket, {}).keys()) for bucket, keys in old.items())
     return SyncResult(sum(len(keys) for keys in new.values()), copied, gone)
 
 
-def restore(client: Any, snapshot_dir: Path) -> int:
-    """Upload a saved snapshot into an S3 server; return the object count."""
-    if not (snapshot_dir / MANIFEST).exists():
+def _refuse_mass_deletes(old: Manifest, listed: Listing) -> None:
+    saved = sum(len(keys) for keys in old.values())
+    gone = sum(len(keys.keys() - listed.get(bucket, {}).keys()) for bucket, keys in old.items())
+    vanished = sorted(old.keys() - listed.keys())
+    if vanished or 2 * gone > saved:
+        what = f"bucket(s) {', '.join(vanished)}" if vanished else f"{gone} of {saved} objects"
+        raise DeletesRefused(
+            f"refusing to sync: {what} gone from the S3 server since the last sync (a wipe?); "
+            "the snapshot keeps them and new writes are not saved until this is resolved. "
+            "If the deletions are wanted: loopline stack snapshot --allow-deletes"
+        )
+
+
+def _copy_changed(
+    client: Any, old: Manifest, listed: Listing, objects_dir: Path
+) -> tuple[Manifest, int]:
+    new: Manifest = {}
+    copied = 0
+    for bucket, keys in listed.items():
+        saved, entries = old.get(bucket, {}), new.setdefault(bucket, {})
+        for key, (etag, size) in keys.items():
+            entry = saved.get(key)
+            if entry is None or not _unchanged(entry, etag, size, objects_dir):
+                entry = _download(client, bucket, key, objects_dir)
+                if entry is None:  # deleted since the listing
+                    continue
+                copied += 1
+            entries[key] = entry
+    return new, copied
+
+
+def _replace_manifest(snapshot_dir: Path, old: Manifest, new: Manifest) -> None:
+    """`new` becomes the manifest and `old` the previous generation; files named by neither
+    (the generation before, temp files of an interrupted sync) are deleted."""
+    objects_dir = snapshot_dir / OBJECTS
+    _fsync_dir(objects_dir)  # the new files' names are on disk before the manifest
+    # Previous first: a crash between the two writes leaves both naming the old generation.
+    previous = _current_layout(old)
+    if previous:
+        _write_atomically(snapshot_dir / PREVIOUS, [json.dumps(previous).encode()])
+    _write_atomically(snapshot_dir / MANIFEST, [json.dumps(new).encode()])
+    _fsync_dir(snapshot_dir)
+    _delete_unnamed(objects_dir, _files(new) | _files(previous))
+
+
+def _current_layout(manifest: Manifest) -> Manifest:
+    """`manifest` without entries of the older per-bucket layout (their files are removed)."""
+    return {b: {k: e for k, e in keys.items() if "file" in e} for b, keys in manifest.items()}
+
+
+def _files(manifest: Manifest) -> set[str]:
+    return {e["file"] for keys in manifest.values() for e in keys.values() if "file" in e}
+
+
+def restore(client: Any, snapshot_dir: Path, previous: bool = False) -> int:
+    """Upload a saved snapshot (`previous`: the generation before the last sync) into an S3
+    server; return the object count."""
+    path = snapshot_dir / (PREVIOUS if previous else MANIFEST)
+    if not path.exists():
         return 0
     with _locked(snapshot_dir):
-        manifest = _read_manifest(snapshot_dir)
+        manifest = _read_manifest(path)
         existing = {b["Name"] for b in client.list_buckets()["Buckets"]}
         for bucket, objects in manifest.items():
             if bucket not in existing:
@@ -134,9 +198,9 @@ def _download(client: Any, bucket: str, key: str, objects_dir: Path) -> dict[str
     }
 
 
-def _read_manifest(snapshot_dir: Path) -> Manifest:
+def _read_manifest(path: Path) -> Manifest:
     try:
-        return json.loads((snapshot_dir / MANIFEST).read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
         return {}
 
@@ -145,7 +209,9 @@ def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
     """Write under a temporary name, flush to disk, then rename over `path`: a crash or a
     power cut leaves the old file or the new one, never part of one."""
     staging = path.with_name(path.name + ".tmp")  # one writer at a time: see _locked
-    with staging.open("wb") as file:
+    # Owner-only whatever the umask: the snapshot holds every object, models included.
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
         for chunk in chunks:
             file.write(chunk)
         file.flush()
@@ -175,7 +241,8 @@ def _fsync_dir(path: Path) -> None:
 @contextlib.contextmanager
 def _locked(snapshot_dir: Path) -> Iterator[None]:
     """One sync or restore at a time per folder (the snapshotter and `stack down`)."""
-    snapshot_dir.mkdir(parents=True, exist_ok=True)
+    snapshot_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    snapshot_dir.chmod(0o700)  # a snapshot from an older version was 0755
     with (snapshot_dir / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -218,6 +285,9 @@ def _sync_logged(client: Any, snapshot_dir: Path, started: float) -> None:
         result = save(client, snapshot_dir)
     except (BotoCoreError, ClientError, OSError) as error:  # not answering: try next cycle
         log.warning("sync skipped: %s: %s", type(error).__name__, error)
+        return
+    except DeletesRefused as refused:  # said every cycle until someone decides
+        log.error("%s", refused)
         return
     if result.copied or result.removed:
         log.info(

@@ -10,12 +10,16 @@ from typing import Any
 
 @dataclass(frozen=True)
 class S3Settings:
-    """Endpoint, credentials and region: what an Airflow connection says, as JSON when shipped."""
+    """Endpoint, credentials and region: what an Airflow connection says, as JSON when shipped.
+
+    `session_token` goes with temporary credentials (an assumed role, IRSA, SSO): without it
+    they are refused, which would push users towards long-lived keys."""
 
     endpoint_url: str | None = None
     access_key: str | None = None
     secret_key: str | None = None
     region: str = "us-east-1"
+    session_token: str | None = None
 
     def filesystem(self) -> Any:
         from pyarrow import fs
@@ -23,6 +27,8 @@ class S3Settings:
         options: dict[str, Any] = {"region": self.region}
         if self.access_key:
             options.update(access_key=self.access_key, secret_key=self.secret_key)
+            if self.session_token:
+                options.update(session_token=self.session_token)
         if self.endpoint_url:
             scheme, _, host = self.endpoint_url.partition("://")
             options.update(endpoint_override=host, scheme=scheme)
@@ -36,6 +42,7 @@ class S3Settings:
             endpoint_url=self.endpoint_url,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
+            aws_session_token=self.session_token,
             region_name=self.region,
         )
 
@@ -44,4 +51,4 @@ class S3Settings:
 
     @classmethod
     def from_json(cls, text: str) -> S3Settings:
-        return cls(**json.loads(text))
+        return cls(**json.loads(text))  # settings shipped without a token load as before

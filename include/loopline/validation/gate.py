@@ -18,18 +18,28 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
 
 from loopline.data.profile_store import ProfileStore
-from loopline.data.reading import UnreadableFile, canonical_schema, conform, read_batch
+from loopline.data.reading import (
+    ReadLimits,
+    UnreadableFile,
+    canonical_schema,
+    conform,
+    file_size_problem,
+    read_batch,
+)
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
-from loopline.spec.model import Column, DataSpec, DuplicateKeys, FileFormat
+from loopline.spec.model import Column, DataSpec, DuplicateKeys, FileFormat, ValidationSpec
 from loopline.storage.formats import CONTENT_TYPES, encode
-from loopline.storage.objects import ObjectStore, sha256_hex
+from loopline.storage.objects import ObjectChangedError, ObjectStore, sha256_hex
+from loopline.validation.attempts import MAX_CRASHES, Attempts
 from loopline.validation.replays import KeyCache, replayed_rows
 from loopline.validation.report import ValidationReport, unreadable_report, validate_table
 from loopline.validation.split import RowSplit, split_rows, why_not_splittable
@@ -39,6 +49,9 @@ log = logging.getLogger(__name__)
 REPORT_SUFFIX = ".report.json"
 DATA_DOCS_SUFFIX = ".report.html"
 REJECTED_ROWS_SUFFIX = ".rejected.parquet"
+DEFAULT_LIMITS = ReadLimits.of(ValidationSpec())
+# Errors that say nothing about the file: its attempt is not counted as a crash.
+NOT_THE_FILE = (ClientError, BotoCoreError, ObjectChangedError)
 
 
 @dataclass(frozen=True)
@@ -134,10 +147,13 @@ def validate_and_route(
     duplicate_keys: DuplicateKeys = "reject",
     run: RunContext | None = None,
     known_keys: KeyCache | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> GateResult:
     """Validate s3://bucket/`key` (under the landing prefix) and move it where it belongs;
     with a `run`, its outcome is recorded. `known_keys`: validated keys already read by this
-    process (a task validating many files), for the replay check."""
+    process (a task validating many files), for the replay check. `limits`: what reading it
+    may cost (spec: validation.max_*); past them, or after its validation crashed its task
+    MAX_CRASHES times, the file is quarantined unread, as "too large" or "crashed"."""
     bucket = data_spec.bucket
     route = _Route(
         store,
@@ -148,32 +164,83 @@ def validate_and_route(
         archive_key=routed_key(key, data_spec.landing_prefix, data_spec.archive_root),
         data=data_spec,
     )
-    if store.head(bucket, key) is None:
+    head = store.head(bucket, key)
+    if head is None:
         result = route.already_routed()
-        if run is not None:
-            _record(store, data_spec, result, run)
-        return result
-    data = store.get(bucket, key)
-    checksum = sha256_hex(data)
+    else:
+        policy = _Policy(limits, row_split, duplicate_keys, known_keys)
+        route = replace(route, etag=head["ETag"])
+        result = _attempt(route, suite, int(head["ContentLength"]), policy)
+        log.info("%s", result.summary())
+    if run is not None:
+        _record(store, data_spec, result, run)
+    return result
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """How the gate judges a file: validate_and_route's options."""
+
+    limits: ReadLimits
+    row_split: RowSplitPolicy | None
+    duplicate_keys: DuplicateKeys
+    known_keys: KeyCache | None
+
+
+def _attempt(route: _Route, suite: Any, size: int, policy: _Policy) -> GateResult:
+    """Refuse the file unread, or judge it under a marker that outlives a killed task."""
+    attempts = Attempts.of(route.store, route.data, route.key, route.etag)
+    crashed = attempts.crashed()
+    if refusal := _refusal(size, policy.limits, crashed):
+        result = route.quarantined(unreadable_report(route.key, suite, refusal), None)
+    else:
+        attempts.begin(crashed)  # before the risky work: a task killed in it leaves it
+        try:
+            result = _judge(route, suite, policy)
+        except NOT_THE_FILE:
+            attempts.end()
+            raise
+    attempts.end()
+    return result
+
+
+def _refusal(size: int, limits: ReadLimits, crashed: int) -> UnreadableFile | None:
+    """Why the file is quarantined without reading a byte of it, if it is."""
+    if problem := file_size_problem(size, limits):
+        return problem
+    if crashed < MAX_CRASHES:
+        return None
+    return UnreadableFile(
+        "crashed",
+        f"validating it ended its task {crashed} times without a result (killed, most "
+        "likely for memory); quarantined unread instead of retried by every sweep",
+        {"crashed_attempts": crashed, "object_bytes": size},
+    )
+
+
+def _judge(route: _Route, suite: Any, policy: _Policy) -> GateResult:
+    """Read the version that was HEADed (its size checked), validate it and route it; every
+    move is of that version only (its ETag, from the GET), so bytes landed since stay."""
+    store, data_spec, key = route.store, route.data, route.key
+    data, etag = store.get_version(route.bucket, key, route.etag)
+    route, checksum, row_split = replace(route, etag=etag), sha256_hex(data), policy.row_split
     try:
-        table = read_batch(data, key, data_spec.columns, data_spec.format)
+        table = read_batch(data, key, data_spec.columns, data_spec.format, policy.limits)
     except UnreadableFile as exc:
         table, report = None, unreadable_report(key, suite, exc)
     else:
         report = validate_table(table, key, suite, row_positions=row_split is not None)
     if report.success:
         result = _new_rows_or_quarantine(
-            store, data_spec, route, report, checksum, table, data, duplicate_keys, known_keys
-        )
+            store, data_spec, route, report, checksum, table, data,
+            policy.duplicate_keys, policy.known_keys,
+        )  # fmt: skip
     elif row_split is None or table is None:
         result = route.quarantined(report, checksum)
     else:
         result = _split_or_quarantine(route, table, report, checksum, row_split)
-    log.info("%s", result.summary())
     for warning in report.warnings:
         log.warning("%s: warning: %s", key, warning.describe())
-    if run is not None:
-        _record(store, data_spec, result, run)
     return result
 
 
@@ -247,6 +314,7 @@ class _Route:
     quarantine_key: str
     archive_key: str
     data: DataSpec
+    etag: str = ""  # the landed version read and judged: the only one ever moved
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -274,11 +342,11 @@ class _Route:
         file for the retry."""
         self._profile(table)
         if canonical:
-            self.store.move_verified(self.bucket, self.key, self.valid_key, checksum)
+            self._move(self.valid_key, checksum)
             archived = self.valid_key
         else:
-            self._write_canonical(table)
-            self.store.move_verified(self.bucket, self.key, self.archive_key, checksum)
+            written = self._write_canonical(table)
+            self._move(self.archive_key, checksum, written)
             archived = self.archive_key
         return GateResult(
             self.key,
@@ -299,17 +367,31 @@ class _Route:
         profile = profiles.profile(conform(table, self.columns), self.valid_key)
         profiles.write(self.valid_key, profile)
 
-    def _write_canonical(self, table: pa.Table) -> None:
+    def _write_canonical(self, table: pa.Table) -> list[str]:
+        """The validated rows; returns the key when this call created it."""
         body = encode(conform(table, self.columns), FileFormat.PARQUET)
         parquet = CONTENT_TYPES[FileFormat.PARQUET]
-        self.store.put_new(self.bucket, self.valid_key, body, content_type=parquet)
+        stored = self.store.put_new(self.bucket, self.valid_key, body, content_type=parquet)
+        return [self.valid_key] if stored.created else []
+
+    def _move(self, destination: str, checksum: str | None, written: Sequence[str] = ()) -> None:
+        """Move the landed version that was judged. When the key was rewritten meanwhile
+        (ObjectChangedError), what this attempt wrote for the judged bytes is deleted again:
+        the new bytes get the next sweep with nothing of the old ones in their way."""
+        try:
+            self.store.move_verified(self.bucket, self.key, destination, checksum, etag=self.etag)
+        except ObjectChangedError:
+            if written:
+                self.store.delete_keys(self.bucket, list(written))
+            raise
 
     def quarantined(
-        self, report: ValidationReport, checksum: str, note: str | None = None
+        self, report: ValidationReport, checksum: str | None, note: str | None = None
     ) -> GateResult:
+        """`checksum` None: the file was refused unread (too large, crashed)."""
         reasons = [*report.reasons(), *([note] if note else [])]
-        self._write_reports(report, disposition="quarantined", reasons=reasons)
-        self.store.move_verified(self.bucket, self.key, self.quarantine_key, checksum)
+        written = self._write_reports(report, disposition="quarantined", reasons=reasons)
+        self._move(self.quarantine_key, checksum, written)
         return GateResult(
             self.key,
             self.quarantine_key,
@@ -329,7 +411,7 @@ class _Route:
         rejected_key = self.quarantine_key + REJECTED_ROWS_SUFFIX
         rejected = encode(split.rejected, FileFormat.PARQUET)
         self.store.put(self.bucket, rejected_key, rejected, CONTENT_TYPES[FileFormat.PARQUET])
-        self._write_reports(
+        written = self._write_reports(
             report,
             disposition="split",
             reasons=report.reasons(),
@@ -338,9 +420,10 @@ class _Route:
             validated_key=self.valid_key,
             rejected_rows_key=rejected_key,
         )
+        written.append(rejected_key)
         self._profile(split.accepted)
-        self._write_canonical(split.accepted)
-        self.store.move_verified(self.bucket, self.key, self.quarantine_key, checksum)
+        written += self._write_canonical(split.accepted)
+        self._move(self.quarantine_key, checksum, written)
         return GateResult(
             self.key,
             self.valid_key,
@@ -354,17 +437,18 @@ class _Route:
             quarantine_key=self.quarantine_key,
         )
 
-    def _write_reports(self, report: ValidationReport, **extra: Any) -> None:
+    def _write_reports(self, report: ValidationReport, **extra: Any) -> list[str]:
+        """The report (and Data Docs) beside the quarantined file; returns their keys."""
         # Written before the move, so a quarantined file is never without its reason.
         body = report.to_json(**extra).encode()
         self.store.put(self.bucket, self.report_key, body, "application/json")
-        if report.data_docs_html:  # none when the file could not even be read
-            self.store.put(
-                self.bucket,
-                self.quarantine_key + DATA_DOCS_SUFFIX,
-                report.data_docs_html.encode(),
-                "text/html; charset=utf-8",
-            )
+        if not report.data_docs_html:  # none when the file could not even be read
+            return [self.report_key]
+        docs_key = self.quarantine_key + DATA_DOCS_SUFFIX
+        self.store.put(
+            self.bucket, docs_key, report.data_docs_html.encode(), "text/html; charset=utf-8"
+        )
+        return [self.report_key, docs_key]
 
     def already_routed(self) -> GateResult:
         """A retry after the move completed: report where the file went, from what is on S3."""

@@ -61,7 +61,7 @@ class ValidationReport:
     success: bool
     rows: int | None
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
-    unreadable: dict[str, str] | None = None  # {"kind": ..., "reason": ...}
+    unreadable: dict[str, Any] | None = None  # {"kind": ..., "reason": ..., numbers...}
     columns: tuple[str, ...] = ()  # the columns the file has
     # Great Expectations' own Data Docs page of the run, kept for failed batches only.
     data_docs_html: str | None = field(default=None, repr=False, compare=False)
@@ -114,9 +114,9 @@ def validate_object(
 
 
 def unreadable_report(key: str, suite: Any, error: UnreadableFile) -> ValidationReport:
-    return ValidationReport(
-        key, suite.name, False, None, unreadable={"kind": error.kind, "reason": error.reason}
-    )
+    """A file that could not be read; its numbers (a size, the limit it crossed) included."""
+    unreadable = {"kind": error.kind, "reason": error.reason, **error.numbers}
+    return ValidationReport(key, suite.name, False, None, unreadable=unreadable)
 
 
 def validate_table(

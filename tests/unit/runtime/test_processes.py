@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,35 @@ def test_wait_until_lets_an_unexpected_error_through_at_once() -> None:
 
     with pytest.raises(KeyError):
         wait_until(broken, timeout=60, what="S3", retry_on=(OSError,))
+
+
+def test_a_pid_reused_by_another_process_is_not_signalled(
+    manager: ProcessManager, started: int, tmp_path: Path
+) -> None:
+    """The kernel gives a dead process's pid to a new one: the pid file then names a stranger,
+    which `stop` must leave alone (it would killpg a whole unrelated group)."""
+    # Start times count in clock ticks (10 ms): a reused pid cannot share its tick with the
+    # process it replaces, which had to die first.
+    time.sleep(0.05)
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        pid_file = manager.run_dir / "sleeper.pid"
+        # What the manager wrote for `started`, with the pid now belonging to the stranger.
+        pid_file.write_text(pid_file.read_text().replace(str(started), str(stranger.pid), 1))
+
+        assert manager.pid("sleeper") is None
+        assert manager.stop("sleeper") is False
+        assert stranger.poll() is None  # not signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_services_write_owner_only_files(manager: ProcessManager, tmp_path: Path) -> None:
+    spec = ProcessSpec("writer", ["sh", "-c", "echo hi; touch made"], dict(os.environ), tmp_path)
+    pid = manager.start(spec)
+    wait_until(lambda: (tmp_path / "made").exists(), timeout=10, what="the file")
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    assert (tmp_path / "made").stat().st_mode & 0o777 == 0o600  # the child's umask is 077
+    assert manager.log_file("writer").stat().st_mode & 0o777 == 0o600

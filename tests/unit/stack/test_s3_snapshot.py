@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -17,7 +18,15 @@ from typing import Any
 import pytest
 from loopline.stack import s3_snapshot
 from loopline.stack.config import free_port, stack_s3_client
-from loopline.stack.s3_snapshot import MANIFEST, OBJECTS, keep_synced, restore, save
+from loopline.stack.s3_snapshot import (
+    MANIFEST,
+    OBJECTS,
+    PREVIOUS,
+    DeletesRefused,
+    keep_synced,
+    restore,
+    save,
+)
 from servers import S3Server
 
 
@@ -30,8 +39,8 @@ def downloads(client: Any) -> list[str]:
     return seen
 
 
-def manifest(snapshot: Path) -> dict[str, dict[str, Any]]:
-    return json.loads((snapshot / MANIFEST).read_text())
+def manifest(snapshot: Path, name: str = MANIFEST) -> dict[str, dict[str, Any]]:
+    return json.loads((snapshot / name).read_text())
 
 
 def assert_whole(snapshot: Path) -> None:
@@ -82,8 +91,9 @@ def test_a_sync_copies_new_and_changed_objects_and_drops_deleted_ones(
     assert sorted(fetched) == ["b", "f"]  # the unchanged a, dir/d and e are not read again
     assert set(manifest(snapshot)["one"]) == {"a", "b", "dir/d"}
     assert_whole(snapshot)
-    # Only the files the manifest names are left: not c, not the old b.
-    assert len(list((snapshot / OBJECTS).iterdir())) == 5
+    # The files of this sync and of the one before (c and the old b, kept as a backup).
+    assert set(manifest(snapshot, PREVIOUS)["one"]) == {"a", "b", "c", "dir/d"}
+    assert len(list((snapshot / OBJECTS).iterdir())) == 7
 
     fetched.clear()
     third = save(client, snapshot)
@@ -228,3 +238,98 @@ def test_the_snapshotter_of_a_server_already_gone_touches_nothing(
     output, _ = process.communicate(timeout=20)
     assert process.returncode == 0 and output == ""
     assert not (tmp_path / "s3").exists()
+
+
+def test_a_wipe_or_a_mass_delete_is_not_synced_without_allow_deletes(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    """A wiped (or vandalised) server must not wipe its backup: the sync is refused, the
+    snapshot restores what was there, and only an explicit allow_deletes accepts it."""
+    client, snapshot = s3.client(), tmp_path / "s3"
+    for bucket in ("data", "models"):
+        client.create_bucket(Bucket=bucket)
+        for key in ("a", "b", "c"):
+            client.put_object(Bucket=bucket, Key=key, Body=f"{bucket}/{key}".encode())
+    save(client, snapshot)
+    before, saved = contents(client), manifest(snapshot)
+
+    for key in ("a", "b", "c"):
+        client.delete_object(Bucket="models", Key=key)
+    client.delete_object(Bucket="data", Key="a")  # 4 of 6 objects gone
+    with pytest.raises(DeletesRefused, match="4 of 6 objects"):
+        save(client, snapshot)
+    assert manifest(snapshot) == saved
+    client.delete_bucket(Bucket="models")
+    with pytest.raises(DeletesRefused, match=r"bucket.* models"):
+        save(client, snapshot)
+    assert manifest(snapshot) == saved
+
+    s3.reset()  # the wipe moto's /moto-api/reset does
+    with pytest.raises(DeletesRefused):
+        save(client, snapshot)
+    assert restore(client, snapshot) == 6
+    assert contents(client) == before
+
+    client.delete_object(Bucket="data", Key="a")
+    for key in ("a", "b", "c"):
+        client.delete_object(Bucket="models", Key=key)
+    done = save(client, snapshot, allow_deletes=True)
+    assert (done.objects, done.removed) == (2, 4)
+    assert manifest(snapshot, PREVIOUS) == saved  # the generation before stays restorable
+
+
+def test_the_previous_generation_is_kept_until_the_next_sync_replaces_it(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    client, snapshot = s3.client(), tmp_path / "s3"
+    client.create_bucket(Bucket="bkt")
+    client.put_object(Bucket="bkt", Key="model", Body=b"v1")
+    client.put_object(Bucket="bkt", Key="data", Body=b"d")
+    save(client, snapshot)
+    first = contents(client)
+    client.put_object(Bucket="bkt", Key="model", Body=b"v2 (a bad one)")
+    save(client, snapshot)
+
+    s3.reset()
+    assert restore(client, snapshot, previous=True) == 2
+    assert contents(client) == first  # v1, from the generation before
+
+    client.put_object(Bucket="bkt", Key="model", Body=b"v3")
+    save(client, snapshot)  # previous = v2's generation; v1's files are dropped
+    client.put_object(Bucket="bkt", Key="model", Body=b"v4")
+    save(client, snapshot)  # previous = v3's generation; v2's files are dropped
+    named = {
+        e["file"] for name in (MANIFEST, PREVIOUS) for e in manifest(snapshot, name)["bkt"].values()
+    }
+    assert {p.name for p in (snapshot / OBJECTS).iterdir()} == named
+    assert len(named) == 3  # data, v3, v4
+
+
+def test_the_snapshot_is_readable_by_its_owner_only(s3: S3Server, tmp_path: Path) -> None:
+    client, snapshot = s3.client(), tmp_path / "s3"
+    client.create_bucket(Bucket="bkt")
+    client.put_object(Bucket="bkt", Key="model", Body=b"weights")
+    save(client, snapshot)
+    save(client, snapshot)
+    client.put_object(Bucket="bkt", Key="other", Body=b"x")
+    save(client, snapshot)
+    assert stat.S_IMODE(snapshot.stat().st_mode) == 0o700
+    for path in [snapshot / MANIFEST, snapshot / PREVIOUS, *(snapshot / OBJECTS).iterdir()]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_the_snapshotter_says_why_it_holds_back_a_wipe(
+    s3: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, snapshot = s3.client(), tmp_path / "s3"
+    client.create_bucket(Bucket="bkt")
+    client.put_object(Bucket="bkt", Key="model", Body=b"weights")
+    save(client, snapshot)
+    saved = manifest(snapshot)
+    s3.reset()
+    caplog.set_level(logging.INFO, logger=s3_snapshot.__name__)
+    answers = iter([True, False])
+    keep_synced(client, snapshot, 0.05, lambda: next(answers))
+    [refused] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "bucket(s) bkt" in refused.message and "--allow-deletes" in refused.message
+    assert manifest(snapshot) == saved

@@ -195,6 +195,7 @@ def test_the_champion_and_a_version_that_passed_its_judgement_may_serve(judged) 
         ("9", r"card_fraud has no version 9"),
         ("v2", r"expected 'champion' or a version number"),
     ],
+    ids=["refused-challenger", "never-judged", "missing", "not-a-number"],
 )
 def test_any_other_version_is_refused_before_a_replica_starts(judged, wanted, error) -> None:
     from loopline.registry import RegistryError

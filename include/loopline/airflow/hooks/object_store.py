@@ -32,4 +32,5 @@ class ObjectStoreHook(S3Hook):
             access_key=credentials.access_key,
             secret_key=credentials.secret_key,
             region=self.conn_config.region_name or "us-east-1",
+            session_token=credentials.token,  # temporary credentials do not work without it
         )

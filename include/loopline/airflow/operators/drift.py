@@ -16,8 +16,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from loopline.airflow.operators.base import RegistryOperator
 
-REPORT_LINK_SECONDS = 7 * 24 * 3600  # how long the report link in the log works
-
 
 class DriftAuditOperator(RegistryOperator):
     """Audit the window that ends when the run was due (or at the `window_end` Param)."""
@@ -45,9 +43,10 @@ class DriftAuditOperator(RegistryOperator):
             (self.log.warning if drift.drifted else self.log.info)("  %s", drift.describe())
         for note in verdict.notes:
             self.log.info("note: %s", note)
+        # The URI only, no presigned link: the report embeds raw rows of both samples, task
+        # logs are kept long and read by anyone with log access, and a link cannot be revoked.
+        # Whoever may see the data opens it with their own S3 credentials.
         self.log.info("report: %s", outcome.report_uri)
-        if link := self._link(outcome.report_uri):
-            self.log.info("open it: %s", link)
         log = self.log.warning if decision.retrain else self.log.info
         log("decision: %s: %s", decision.verdict, "; ".join(decision.reasons))
         return {
@@ -68,16 +67,6 @@ class DriftAuditOperator(RegistryOperator):
 
         record = run.record(RecordStage.DRIFT, "skipped", reasons=[why])
         RecordStore(self.store, self.spec.data.bucket).write(record)
-
-    def _link(self, uri: str) -> str | None:
-        """A presigned HTTPS link to the report, for the log (None where S3 refuses one)."""
-        bucket, key = uri.removeprefix("s3://").split("/", 1)
-        try:
-            return self.store.client.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=REPORT_LINK_SECONDS
-            )
-        except Exception:  # a link is a convenience; the URI is logged above
-            return None
 
 
 def retrain_run_id(audit_run_id: str) -> str:

@@ -74,15 +74,16 @@ class StreamingOperator(RegistryOperator):
         return Path(os.environ.get("LOOPLINE_STATE_DIR") or Path.cwd() / ".loopline")
 
     def version(self, wanted: Any) -> int:
-        """A version number from "champion" (the registry's) or a number."""
-        from loopline.registry import CHAMPION
+        """The champion's number for "champion", else a number the library allows to serve
+        (the champion, or judged passing); a refusal fails the task without retries: the
+        registry will not change its mind between two tries."""
+        from loopline.registry import RegistryError
+        from loopline.streaming.deployment import version_to_serve
 
-        if str(wanted) in ("", "None", "champion"):
-            version = self.registry.alias(self.spec.name, CHAMPION)
-            if version is None:
-                raise AirflowFailException(f"{self.spec.name} has no champion to serve yet")
-            return version
-        return int(wanted)
+        try:
+            return version_to_serve(self.registry, self.spec.name, wanted)
+        except RegistryError as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     def record(self, context: Context, verdict: str, subject: str, **fields: Any) -> None:
         from loopline.records import RecordStage, RecordStore
@@ -114,7 +115,9 @@ class DeployConsumersOperator(StreamingOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from loopline.streaming.topics import ensure_topics
 
-        streaming = self._streaming()
+        streaming, action = self._streaming(), str(self.action)
+        # Checked first: a refused version leaves no topic, replica or scaling entry behind.
+        version = None if action == "stop" else self.servable(context, action)
         created = ensure_topics(self.bootstrap, [streaming])
         if created:
             self.log.info("created topics %s", created)
@@ -125,11 +128,9 @@ class DeployConsumersOperator(StreamingOperator):
             self.log.warning("%d replicas asked, %d partitions: %d", count,
                              streaming.partitions, streaming.partitions)  # fmt: skip
             count = streaming.partitions
-        action = str(self.action)
-        if action == "stop":
+        if version is None:
             outcome = self.deployment.stop()
         else:
-            version = self.version(self.model_version)
             run = self.deployment.deploy if action == "deploy" else self.deployment.scale
             outcome = run(version, count)
             # The monitor holds an asked-for count like its own scale-out.
@@ -143,6 +144,16 @@ class DeployConsumersOperator(StreamingOperator):
         if outcome.verdict in ("rolled_back", "unhealthy"):
             raise AirflowFailException(f"{action}: {outcome.verdict}: " + "; ".join(outcome.steps))
         return outcome.to_dict()
+
+    def servable(self, context: Context, action: str) -> int:
+        """The version to start, or the refusal recorded (a decision like any other) and
+        the task failed."""
+        try:
+            return self.version(self.model_version)
+        except AirflowFailException as exc:
+            self.record(context, "refused", action, reasons=[str(exc)],
+                        payload={"model_version": str(self.model_version)})  # fmt: skip
+            raise
 
 
 class MonitorConsumersOperator(StreamingOperator):
@@ -164,6 +175,10 @@ class MonitorConsumersOperator(StreamingOperator):
                 self.log.warning("%s", step)
             self.record(context, "replaced", "replace_dead", reasons=seen.replaced.steps,
                         payload=seen.replaced.to_dict())  # fmt: skip
+        if seen.problems:  # dying on records shows here, not only as restarts in logs
+            for problem in seen.problems:
+                self.log.error("%s", problem)
+            self.record(context, "unhealthy", "health", reasons=seen.problems)
         decision = seen.decision
         self.log.info(
             "scaling: %s -> %s: %s", decision.current, decision.desired, "; ".join(decision.reasons)

@@ -175,12 +175,26 @@ class RollbackChampionOperator(_RegistryOperator):
 class ApprovePromotionOperator(ApprovalOperator):
     """Ask a person, in the Airflow UI, to approve a promotion the gates passed (spec:
     promotion.require_approval). A candidate the gates refused needs no one: it goes on to
-    be recorded as challenger. Rejecting skips the promotion."""
+    be recorded as challenger. Rejecting skips the promotion. With `approvers`
+    (promotion.approvers) only those Airflow users may answer: Airflow's HITL endpoint checks
+    the responder's user id against ``assigned_users``."""
 
-    def __init__(self, *, pipeline: str, judgement_from: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        judgement_from: str,
+        approvers: tuple[str, ...] | list[str] = (),
+        **kwargs: Any,
+    ) -> None:
         body = f"{{{{ ti.xcom_pull(task_ids={judgement_from!r})['summary'] }}}}"
         super().__init__(
-            subject=f"Promote a new {pipeline} model to champion?", body=body, **kwargs
+            subject=f"Promote a new {pipeline} model to champion?",
+            body=body,
+            # HITLUser dicts: `id` is what the auth manager compares (the simple auth
+            # manager's user id is the user name); `name` is what the UI shows.
+            assigned_users=[{"id": user, "name": user} for user in approvers] or None,
+            **kwargs,
         )
         self.judgement_from = judgement_from
 

@@ -91,7 +91,10 @@ class ValidateFilesOperator(SpecOperator):
     """Validate a group of landed files against their pipeline's suite and route each (see
     ``loopline.validation.gate``); each file's outcome is logged and recorded. Quarantine is
     not an error here; a file that cannot be validated at all fails the task after the rest
-    of the group is done (a retry finds those already routed and reports where they went)."""
+    of the group is done (a retry finds those already routed and reports where they went).
+    A file too large to read (spec: validation.max_*) is quarantined unread, and one whose
+    validation killed the task twice (out of memory) is quarantined on the next try, so the
+    files behind it in the group are validated."""
 
     template_fields = ("keys",)
     ui_color = "#e8f5e9"
@@ -108,12 +111,14 @@ class ValidateFilesOperator(SpecOperator):
         return group_label(self.keys, self.spec.data.landing_prefix)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from loopline.data.reading import ReadLimits
         from loopline.validation.gate import RowSplitPolicy, validate_and_route
         from loopline.validation.replays import KeyCache
         from loopline.validation.suites import load_suite
 
         gate, suite = self.spec.validation, load_suite(self.suite_path)
         row_split = RowSplitPolicy(gate.max_rejected_row_share) if gate.row_split else None
+        limits = ReadLimits.of(gate)  # past them a file is quarantined, never OOM-killed
         run, cache = self.run_context(context), KeyCache()
         results, errors = [], []
         self.log.info("validating %d file(s): %s", len(self.keys), self.map_label)
@@ -129,6 +134,7 @@ class ValidateFilesOperator(SpecOperator):
                     duplicate_keys=gate.duplicate_keys,
                     run=run,
                     known_keys=cache,
+                    limits=limits,
                 )
             except Exception as exc:
                 self.log.exception("%s could not be validated; it stays in landing", key)

@@ -1,0 +1,45 @@
+"""Landed files that cost far more to read than they weigh, built as streams so that the tests
+that make them stay small in memory. Each is built once per test session."""
+
+from __future__ import annotations
+
+import functools
+import io
+import zlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+GIB = 1 << 30
+_ZEROS = bytes(1 << 20)
+
+
+@functools.cache
+def gzip_bomb(gib: int = 1) -> bytes:
+    """`gib` GiB of zeros as one gzip member: about 1 MB (deflate's ratio tops out ~1,030:1)."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [deflate.compress(_ZEROS) for _ in range(gib * 1024)]
+    return b"".join([*parts, deflate.flush()])
+
+
+@functools.cache
+def zstd_bomb(gib: int = 1) -> bytes:
+    """`gib` GiB of zeros as one zstd frame: about 32 KB."""
+    compressor = zstandard.ZstdCompressor().compressobj()
+    parts = [compressor.compress(_ZEROS) for _ in range(gib * 1024)]
+    return b"".join([*parts, compressor.flush()])
+
+
+@functools.cache
+def parquet_of_many_rows(millions: int = 100) -> bytes:
+    """`millions` million rows of one float64 column, all 0.0: under 1 MB on disk, and its
+    footer states under 1 MB uncompressed too (dictionary and run-length encoding), yet
+    decoding it takes 8 bytes a row (800 MB for 100 million)."""
+    batch = pa.table({"amount": pa.array(np.zeros(1_000_000, dtype=np.float64))})
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, batch.schema, compression="zstd") as writer:
+        for _ in range(millions):
+            writer.write_table(batch)
+    return sink.getvalue()
