@@ -17,8 +17,11 @@ SECRETS = {
 }
 
 
-def spark_connection(monkeypatch: pytest.MonkeyPatch, master: str, deploy_mode: str) -> None:
-    spark = {"conn_type": "spark", "host": master, "extra": {"deploy-mode": deploy_mode}}
+def spark_connection(
+    monkeypatch: pytest.MonkeyPatch, master: str, deploy_mode: str, **extra: object
+) -> None:
+    extra = {"deploy-mode": deploy_mode, **extra}
+    spark = {"conn_type": "spark", "host": master, "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(spark))
     monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
 
@@ -57,5 +60,17 @@ def test_s3_credentials_are_not_shipped_on_a_yarn_command_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spark_connection(monkeypatch, "yarn", "cluster")
-    with pytest.raises(ValueError, match=r"command line.*ship_s3_credentials=False"):
+    with pytest.raises(ValueError, match=r"command line.*loopline-ship-s3-credentials"):
         operator().execute({})  # type: ignore[arg-type]
+
+
+def test_a_yarn_connection_that_gives_the_cluster_its_own_access_ships_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection (what names the master) turns shipping off: no refusal, and no
+    LOOPLINE_S3 in what spark-submit would get."""
+    spark_connection(monkeypatch, "yarn", "cluster", **{"loopline-ship-s3-credentials": False})
+    task = operator()
+    assert not task._connection_ships_credentials()
+    spark_connection(monkeypatch, "yarn", "cluster")
+    assert task._connection_ships_credentials()

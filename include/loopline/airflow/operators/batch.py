@@ -30,7 +30,9 @@ class BatchScoreOperator(SparkSubmitOperator):
     On YARN and Kubernetes masters Airflow's hook turns that variable into ``--conf`` on the
     spark-submit command line, so the operator refuses to ship it there: give the cluster its
     own S3 access (an instance role, IRSA, or a secret that sets ``LOOPLINE_S3`` in the
-    driver) and pass ``ship_s3_credentials=False``.
+    driver) and pass ``ship_s3_credentials=False``, or set
+    ``"loopline-ship-s3-credentials": false`` in the Spark connection's extra (the connection
+    is what names the master, so the DAGs need no change).
     """
 
     def __init__(
@@ -69,7 +71,7 @@ class BatchScoreOperator(SparkSubmitOperator):
         from loopline.spec import load_spec
 
         hook = ObjectStoreHook(aws_conn_id=self.aws_conn_id)
-        if self.ship_s3_credentials:
+        if self.ship_s3_credentials and self._connection_ships_credentials():
             self._refuse_command_line_secrets()
             self.env_vars = {
                 **(self.env_vars or {}),
@@ -102,6 +104,12 @@ class BatchScoreOperator(SparkSubmitOperator):
         hook.__class__ = AllowlistedSparkSubmitHook
         return hook
 
+    def _connection_ships_credentials(self) -> bool:
+        from airflow.sdk import BaseHook
+
+        extra = BaseHook.get_connection(self._conn_id).extra_dejson
+        return str(extra.get("loopline-ship-s3-credentials", True)).lower() not in ("false", "0")
+
     def _refuse_command_line_secrets(self) -> None:
         # A hook of its own: the one that submits is built later, with the final env_vars.
         hook = self._get_hook()
@@ -114,7 +122,8 @@ class BatchScoreOperator(SparkSubmitOperator):
                 "line (seen by ps, the Spark UI and the driver pod spec). Give the driver and "
                 "executors S3 access there instead (an instance role or IRSA, or a Kubernetes/"
                 "YARN secret that sets LOOPLINE_S3 in the driver) and set "
-                "ship_s3_credentials=False."
+                '"loopline-ship-s3-credentials": false in the connection\'s extra '
+                "(or ship_s3_credentials=False)."
             )
 
 
