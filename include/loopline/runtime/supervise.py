@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+from loopline.runtime.files import write_atomically
+
 log = logging.getLogger("loopline.supervise")
 
 FIRST_BACKOFF, MAX_BACKOFF, STABLE_SECONDS = 1.0, 30.0, 60.0
@@ -95,9 +97,7 @@ class Supervisor:
             "gave_up": self.gave_up,
             "updated_at": time.time(),
         }
-        staging = self.status_file.with_name(self.status_file.name + ".tmp")
-        staging.write_text(json.dumps(status))
-        os.replace(staging, self.status_file)
+        write_atomically(self.status_file, json.dumps(status).encode())
 
 
 def read_status(status_file: Path) -> dict:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from loopline.runtime.files import write_atomically
 from loopline.spec.model import PipelineSpec
 from loopline.streaming.crashes import CrashGuard
 from loopline.streaming.events import Event, Poison, features_table, parse_event, probe_event
@@ -467,13 +468,6 @@ def leave_group(bootstrap: str, group: str, member: str) -> None:
         admin.remove_group_members(group, [MemberToRemove(group_instance_id=member)])
     finally:
         admin.close()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(data)
-    os.replace(staging, path)
 
 
 def _text(data: bytes | None) -> str | None:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from loopline.runtime.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class CrashGuard:
             span[0], span[1] = min(span[0], record.offset), max(span[1], record.offset)
         held = [[topic, partition, first, last] for (topic, partition), (first, last) in
                 spans.items()]  # fmt: skip
-        _write(self.inflight, json.dumps(held).encode())
+        write_atomically(self.inflight, json.dumps(held).encode())
 
     def release(self) -> None:
         self.inflight.unlink(missing_ok=True)
@@ -110,7 +111,7 @@ class CrashGuard:
         for crash in found:
             log.error("the previous process of this slot died holding %s", crash.describe())
         history = [*_read(self.history), *found][-KEEP:]
-        _write(self.history, json.dumps([asdict(c) for c in history]).encode())
+        write_atomically(self.history, json.dumps([asdict(c) for c in history]).encode())
         self.release()
         return found
 
@@ -131,10 +132,3 @@ def _read(path: Path) -> list[Crash]:
     except (ValueError, TypeError) as exc:  # a history we cannot read protects nothing
         log.warning("unreadable crash history %s: %s", path, exc)
         return []
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(data)
-    os.replace(staging, path)

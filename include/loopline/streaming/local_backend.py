@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 
 from loopline.runtime.environment import child_environment
+from loopline.runtime.files import write_atomically
 from loopline.runtime.processes import ProcessManager, ProcessSpec
 from loopline.runtime.supervise import read_status
-from loopline.streaming.consumer import heartbeat_path, leave_group, write_atomically
+from loopline.streaming.consumer import heartbeat_path, leave_group
 from loopline.streaming.deployment import ReplicaStatus
 
 

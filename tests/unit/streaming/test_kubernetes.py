@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import PIPELINES
 from fake_kubernetes import FakeStatefulSetController, JsonApi, fake_statefulset_controller
+from loopline.runtime.files import write_atomically
 from loopline.spec import load_spec
 from loopline.spec.model import KubernetesTarget
-from loopline.streaming.consumer import heartbeat_path, write_atomically
+from loopline.streaming.consumer import heartbeat_path
 from loopline.streaming.health import check
 from loopline.streaming.kubernetes import (
     ConsumerImage,
