@@ -118,8 +118,7 @@ class ObjectStore:
                 f"s3://{bucket}/{key}: another create-only write to it is in progress "
                 f"({_status(exc)} {_code(exc) or 'conflict'}); this write lost the race"
             ) from exc
-        recorded = existing.get("Metadata", {}).get(CHECKSUM_METADATA_KEY)
-        found = recorded or sha256_hex(self.get(bucket, key))
+        found = self._checksum(bucket, key, existing)
         if found != checksum:
             raise ObjectConflictError(
                 f"s3://{bucket}/{key} already exists with sha256 {found}, "
@@ -175,7 +174,9 @@ class ObjectStore:
 
     def checksum(self, bucket: str, key: str) -> str:
         """The object's sha256: from its metadata when Loopline wrote it, else by reading it."""
-        head = self.client.head_object(Bucket=bucket, Key=key)
+        return self._checksum(bucket, key, self.client.head_object(Bucket=bucket, Key=key))
+
+    def _checksum(self, bucket: str, key: str, head: dict[str, Any]) -> str:
         recorded = head.get("Metadata", {}).get(CHECKSUM_METADATA_KEY)
         return recorded or sha256_hex(self.get(bucket, key))
 
