@@ -29,3 +29,8 @@ def land_validated(
     table = generate(rows, seed=seed, start=day, batch_id=f"b{seed}")
     store.put_new(spec.data.bucket, key, encode(table, "parquet"))
     return key
+
+
+def everything(store: ObjectStore) -> list[str]:
+    """Every object of the demo bucket but the batch profiles the gate keeps for drift audits."""
+    return sorted(k for k in store.list_keys(DEMO.data.bucket) if not k.startswith("profiles/"))

@@ -7,7 +7,7 @@ import json
 
 import pyarrow as pa
 import pytest
-from conftest import PIPELINES, PROJECT_ROOT
+from conftest import PIPELINES
 from loopline.data.profile_store import ProfileStore
 from loopline.data.reading import read_batch
 from loopline.demo.card_transactions import generate
@@ -17,7 +17,7 @@ from loopline.storage.objects import ObjectConflictError, ObjectStore, sha256_he
 from loopline.validation.gate import RowSplitPolicy, validate_and_route
 from loopline.validation.report import validate_table
 from loopline.validation.split import REASON_COLUMN
-from loopline.validation.suites import load_suite
+from validated_data import everything
 
 DATA = load_spec(PIPELINES / "card_fraud.yaml").data
 BUCKET = DATA.bucket
@@ -25,26 +25,9 @@ GOOD_KEY = f"{DATA.landing_prefix}dt=2026-11-23/good.parquet"
 BAD_KEY = f"{DATA.landing_prefix}dt=2026-11-23/bad.csv"
 
 
-@pytest.fixture(scope="module")
-def suite():
-    return load_suite(PROJECT_ROOT / "include" / "expectations" / "card_fraud.json")
-
-
-@pytest.fixture
-def store(s3) -> ObjectStore:
-    store = ObjectStore(s3.client())
-    store.ensure_bucket(BUCKET)
-    return store
-
-
 def land(store: ObjectStore, key: str, data: bytes) -> str:
     store.put_new(BUCKET, key, data)
     return sha256_hex(data)
-
-
-def everything(store: ObjectStore) -> list[str]:
-    """Every object but the batch profiles the gate keeps for drift audits."""
-    return sorted(k for k in store.list_keys(BUCKET) if not k.startswith("profiles/"))
 
 
 VALIDATED = "card_fraud/validated/dt=2026-11-23/good.parquet"

@@ -14,32 +14,20 @@ import tracemalloc
 import pytest
 from bombs import GIB, gzip_bomb, parquet_of_many_rows
 from botocore.exceptions import ClientError
-from conftest import PIPELINES, PROJECT_ROOT
+from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore, sha256_hex
 from loopline.validation import gate
 from loopline.validation.gate import validate_and_route
-from loopline.validation.suites import load_suite
+from validated_data import everything
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 DATA = SPEC.data
 BUCKET = DATA.bucket
 DAY = f"{DATA.landing_prefix}dt=2026-11-23/"
 MIB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def suite():
-    return load_suite(PROJECT_ROOT / "include" / "expectations" / "card_fraud.json")
-
-
-@pytest.fixture
-def store(s3) -> ObjectStore:
-    store = ObjectStore(s3.client())
-    store.ensure_bucket(BUCKET)
-    return store
 
 
 @pytest.fixture
@@ -67,10 +55,6 @@ def good(name: str = "z-good.parquet") -> tuple[str, bytes]:
 
 def report_of(store: ObjectStore, result) -> dict:
     return json.loads(store.get(BUCKET, result.report_key))
-
-
-def everything(store: ObjectStore) -> list[str]:
-    return sorted(k for k in store.list_keys(BUCKET) if not k.startswith("profiles/"))
 
 
 def test_a_gzip_bomb_is_quarantined_as_too_large_and_the_file_behind_it_passes(

@@ -8,29 +8,16 @@ import io
 
 import pytest
 from botocore.response import StreamingBody
-from conftest import PIPELINES, PROJECT_ROOT
+from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore, sha256_hex
 from loopline.validation.gate import validate_and_route
-from loopline.validation.suites import load_suite
 
 DATA = load_spec(PIPELINES / "card_fraud.yaml").data
 BUCKET = DATA.bucket
 DAY = "dt=2026-11-23/"
-
-
-@pytest.fixture(scope="module")
-def suite():
-    return load_suite(PROJECT_ROOT / "include" / "expectations" / "card_fraud.json")
-
-
-@pytest.fixture
-def store(s3) -> ObjectStore:
-    store = ObjectStore(s3.client())
-    store.ensure_bucket(BUCKET)
-    return store
 
 
 def overwrite_after_first_read(store: ObjectStore, monkeypatch, key: str, new: bytes) -> None:
