@@ -3,12 +3,56 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from loopline.demo.card_transactions import generate
 from loopline.spec.model import PipelineSpec
+
+if TYPE_CHECKING:
+    from loopline.streaming.consumer import ScoringConsumer
+
+
+def streaming_spec(name: str, **changes: Any) -> PipelineSpec:
+    """The demo spec, streaming on topics and a consumer group of its own (`name`)."""
+    from validated_data import DEMO  # here: the benchmarks import this module without pytest
+
+    streaming = DEMO.streaming.model_copy(
+        update={
+            "input_topic": f"{name}.in",
+            "output_topic": f"{name}.out",
+            "consumer_group": f"{name}-scorer",
+            **changes,
+        }
+    )
+    return DEMO.model_copy(update={"streaming": streaming})
+
+
+def run_until(
+    consumer: ScoringConsumer, done: Callable[[], bool], timeout: float = 60
+) -> list[BaseException]:
+    """Run `consumer` in a thread until `done()`, it raises, or `timeout`; then stop and close
+    it. Returns what its run raised (nothing, when it is poison-proof)."""
+    stop, errors = threading.Event(), []
+
+    def run() -> None:
+        try:
+            consumer.run(stop)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not done() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    thread.join(timeout=30)
+    consumer.close()
+    return errors
 
 
 def feature_events(spec: PipelineSpec, count: int, seed: int, prefix: str) -> dict[str, dict]:

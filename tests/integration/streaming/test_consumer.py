@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import streams
 from loopline.streaming.consumer import Replica, ScoringConsumer
 from loopline.streaming.lag import group_lag
 from servers import KafkaBroker
-from streams import as_records, feature_events, produce, read_topic
-from validated_data import DEMO
+from streams import as_records, feature_events, produce, read_topic, run_until
 
 POISON = {
     b"not json {": "not JSON: ",
@@ -31,16 +30,7 @@ def broker():
 
 
 def streaming_spec(name: str, exactly_once: bool = False):
-    streaming = DEMO.streaming.model_copy(
-        update={
-            "input_topic": f"{name}.in",
-            "output_topic": f"{name}.out",
-            "consumer_group": f"{name}-scorer",
-            "partitions": 2,
-            "exactly_once": exactly_once,
-        }
-    )
-    return DEMO.model_copy(update={"streaming": streaming})
+    return streams.streaming_spec(name, partitions=2, exactly_once=exactly_once)
 
 
 def amount_scores(table: pa.Table) -> np.ndarray:
@@ -48,18 +38,6 @@ def amount_scores(table: pa.Table) -> np.ndarray:
     process tests)."""
     amount = table.column("amount").to_numpy().astype(np.float64)
     return 1 / (1 + np.exp(-amount / 100))
-
-
-def run_until(consumer: ScoringConsumer, done, timeout: float = 60) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    stop.set()
-    thread.join(timeout=30)
-    consumer.close()
 
 
 def test_every_event_is_scored_and_poison_is_dead_lettered_with_its_reason(

@@ -15,18 +15,17 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import streams
 from loopline.runtime.supervise import read_status
 from loopline.streaming.consumer import Replica, ScoringConsumer, heartbeat_path
 from loopline.streaming.lag import group_lag
 from servers import KafkaBroker
-from streams import as_records, feature_events, produce, read_topic
+from streams import as_records, feature_events, produce, read_topic, run_until
 from validated_data import DEMO
 
 RAISES_ON, NAN_ON = 666.0, 777.0
@@ -39,17 +38,9 @@ def broker():
 
 
 def streaming_spec(name: str):
-    streaming = DEMO.streaming.model_copy(
-        update={
-            "input_topic": f"{name}.in",
-            "output_topic": f"{name}.out",
-            "consumer_group": f"{name}-scorer",
-            "partitions": 1,
-            "replicas": DEMO.streaming.replicas.model_copy(update={"min": 1, "max": 1}),
-            "session_timeout_ms": 2000,
-        }
-    )
-    return DEMO.model_copy(update={"streaming": streaming})
+    """One partition and one replica: the killed replica's record comes back to it."""
+    one = DEMO.streaming.replicas.model_copy(update={"min": 1, "max": 1})
+    return streams.streaming_spec(name, partitions=1, replicas=one, session_timeout_ms=2000)
 
 
 def picky_scores(table: pa.Table) -> np.ndarray:
@@ -58,26 +49,6 @@ def picky_scores(table: pa.Table) -> np.ndarray:
     if (amount == RAISES_ON).any():
         raise ValueError("this model cannot score 666")
     return np.where(amount == NAN_ON, np.nan, 1 / (1 + np.exp(-amount / 100)))
-
-
-def run_until(consumer: ScoringConsumer, done, timeout: float = 60) -> list[BaseException]:
-    stop, errors = threading.Event(), []
-
-    def run() -> None:
-        try:
-            consumer.run(stop)
-        except BaseException as exc:  # the test asserts there is none
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not done() and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    stop.set()
-    thread.join(timeout=30)
-    consumer.close()
-    return errors
 
 
 def hostile_events(good: dict) -> dict[bytes, tuple[bytes, str | None]]:
