@@ -40,6 +40,16 @@ class S3Server:
             process.terminate()
             process.wait(timeout=10)
 
+    def cli_environment(self) -> dict[str, str]:
+        """What points the `loopline` commands (AWS's default chain) at this server."""
+        return {
+            "LOOPLINE_S3_MODE": "aws",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
     def client(self) -> Any:
         return boto3.client(
             "s3",

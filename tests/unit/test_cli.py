@@ -31,14 +31,9 @@ def test_models_promote_holds_to_the_gates_and_records_a_forced_override(
 
     from judged_versions import crown, empty_registry, judge_as, register
     from loopline.registry import CHAMPION
-    from servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
     for env, value in {
-        "LOOPLINE_S3_MODE": "aws",
-        "AWS_ENDPOINT_URL": s3.endpoint,
-        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
+        **s3.cli_environment(),
         "LOGNAME": "mallory",  # what getpass.getuser() reported: anyone can set it
         "USER": "mallory",
     }.items():

@@ -7,7 +7,6 @@ from conftest import PROJECT_ROOT
 from loopline.cli import main
 from loopline.registry import ModelRegistry, RegistryError
 from loopline.storage.objects import ObjectStore
-from servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
 
 def test_the_registry_names_a_missing_bucket_and_its_endpoint(s3) -> None:
@@ -20,13 +19,7 @@ def test_the_registry_names_a_missing_bucket_and_its_endpoint(s3) -> None:
 
 
 def test_models_list_on_a_missing_bucket_says_so(s3, monkeypatch, capsys) -> None:
-    for env, value in {
-        "LOOPLINE_S3_MODE": "aws",
-        "AWS_ENDPOINT_URL": s3.endpoint,
-        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for env, value in s3.cli_environment().items():
         monkeypatch.setenv(env, value)
 
     code = main(["--project", str(PROJECT_ROOT), "models", "list", "card_fraud"])

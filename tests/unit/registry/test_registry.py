@@ -149,15 +149,8 @@ def test_the_models_command_lists_shows_promotes_and_rolls_back(
 ) -> None:
     from conftest import PROJECT_ROOT
     from loopline.cli import main
-    from servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
-    for env, value in {
-        "LOOPLINE_S3_MODE": "aws",
-        "AWS_ENDPOINT_URL": s3.endpoint,
-        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for env, value in s3.cli_environment().items():
         monkeypatch.setenv(env, value)
     model = ModelRegistry(registry.store, BUCKET)
     for content in "ab":
