@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,6 @@ import yaml
 from conftest import PIPELINES, PROJECT_ROOT
 from loopline.cli import main
 from loopline.plan.check import check_pipelines
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    shutil.copy(PIPELINES / "card_fraud.yaml", pipelines)
-    shutil.copytree(PIPELINES.parent / "expectations", tmp_path / "expectations")
-    return pipelines
 
 
 def add_spec(pipelines: Path, file_name: str, **data: str) -> Path:

@@ -3,11 +3,9 @@ take; the good specs beside it still plan (security review F13)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PIPELINES
 from loopline.plan import check as check_module
 from loopline.plan.check import check_pipelines
 from loopline.spec.loader import MAX_SPEC_DEPTH, MAX_SPEC_NODES
@@ -19,15 +17,6 @@ HOSTILE = {
     ),
     "loop.yaml": "name: loop\ndata: &a [*a]\n",
 }
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    shutil.copy(PIPELINES / "card_fraud.yaml", pipelines)
-    shutil.copytree(PIPELINES.parent / "expectations", tmp_path / "expectations")
-    return pipelines
 
 
 def test_hostile_specs_are_their_own_errors_and_the_good_spec_still_plans(project: Path) -> None:
