@@ -25,6 +25,16 @@ def empty_registry(s3) -> ModelRegistry:
     return ModelRegistry(store, SPEC.data.bucket)
 
 
+def placeholder_artifacts(parent: Path, content: str) -> Path:
+    """A folder of the files a version holds (model.keras, saved_model/...), not a model."""
+    folder = parent / content
+    (folder / "saved_model" / "variables").mkdir(parents=True)
+    (folder / "model.keras").write_text(f"weights of {content}")
+    (folder / "saved_model" / "saved_model.pb").write_text(f"graph of {content}")
+    (folder / "saved_model" / "variables" / "variables.index").write_text(content)
+    return folder
+
+
 def register(registry: ModelRegistry, tmp_path: Path) -> int:
     folder = tmp_path / f"v{len(registry.versions(SPEC.name)) + 1}"
     folder.mkdir()

@@ -11,28 +11,18 @@ import json
 from pathlib import Path
 
 import pytest
+from judged_versions import placeholder_artifacts
 from loopline.registry import CorruptModelError, ModelRegistry, RegistryError
 from loopline.registry.registry import UnsafeArtifactError
-from loopline.storage.objects import ObjectStore, sha256_hex
+from loopline.storage.objects import sha256_hex
 
 BUCKET = "loopline"
 BASE = "models/fraud/versions/000001/"
 PAYLOAD = b"#!/bin/sh\necho owned\n"
 
 
-@pytest.fixture
-def registry(s3) -> ModelRegistry:
-    store = ObjectStore(s3.client())
-    store.ensure_bucket(BUCKET)
-    return ModelRegistry(store, BUCKET)
-
-
 def register(registry: ModelRegistry, tmp_path: Path) -> None:
-    folder = tmp_path / "artifacts"
-    (folder / "saved_model" / "variables").mkdir(parents=True)
-    (folder / "model.keras").write_text("weights")
-    (folder / "saved_model" / "saved_model.pb").write_text("graph")
-    (folder / "saved_model" / "variables" / "variables.index").write_text("index")
+    folder = placeholder_artifacts(tmp_path, "artifacts")
     registry.register("fraud", folder, metrics={}, input_schema=[])
 
 

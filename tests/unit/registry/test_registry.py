@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from judged_versions import placeholder_artifacts
 from loopline.registry import (
     CHAMPION,
     AliasConflict,
@@ -13,31 +14,14 @@ from loopline.registry import (
     ModelRegistry,
     RegistryError,
 )
-from loopline.storage.objects import ObjectStore
 
 BUCKET = "loopline"
-
-
-@pytest.fixture
-def registry(s3) -> ModelRegistry:
-    store = ObjectStore(s3.client())
-    store.ensure_bucket(BUCKET)
-    return ModelRegistry(store, BUCKET)
-
-
-def artifacts(tmp_path: Path, content: str) -> Path:
-    folder = tmp_path / content
-    (folder / "saved_model" / "variables").mkdir(parents=True)
-    (folder / "model.keras").write_text(f"weights of {content}")
-    (folder / "saved_model" / "saved_model.pb").write_text(f"graph of {content}")
-    (folder / "saved_model" / "variables" / "variables.index").write_text(content)
-    return folder
 
 
 def register(registry: ModelRegistry, tmp_path: Path, content: str, auc: float = 0.9):
     return registry.register(
         "fraud",
-        artifacts(tmp_path, content),
+        placeholder_artifacts(tmp_path, content),
         metrics={"auc": auc},
         input_schema=[{"name": "amount", "type": "float32"}],
         lineage={"dag_id": "fraud.train", "run_id": f"run-{content}"},
@@ -74,7 +58,7 @@ def test_a_corrupt_artifact_is_refused_naming_the_file(registry, tmp_path) -> No
 
 
 def test_concurrent_registrations_get_distinct_versions(registry, tmp_path) -> None:
-    folders = [artifacts(tmp_path, f"m{i}") for i in range(6)]
+    folders = [placeholder_artifacts(tmp_path, f"m{i}") for i in range(6)]
     with ThreadPoolExecutor(6) as pool:
         records = list(
             pool.map(
@@ -155,7 +139,10 @@ def test_the_models_command_lists_shows_promotes_and_rolls_back(
     model = ModelRegistry(registry.store, BUCKET)
     for content in "ab":
         model.register(
-            "card_fraud", artifacts(tmp_path, content), metrics={"auc": 0.8}, input_schema=[]
+            "card_fraud",
+            placeholder_artifacts(tmp_path, content),
+            metrics={"auc": 0.8},
+            input_schema=[],
         )
 
     def models(*args: str) -> tuple[int, str]:
