@@ -28,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,30 +44,17 @@ DRAIN_SECONDS = 60
 # An exec probe past its timeout (default 1 s) counts as failed; starting Python alone takes
 # a good part of a second on a busy node.
 PROBE_TIMEOUT_SECONDS = 5
-_DEFAULT = KubernetesTarget(image="-")  # the spec's defaults, for images built without a spec
 
 
 @dataclass(frozen=True)
 class ConsumerImage:
-    image: str  # the project's image (Dockerfile): Loopline, its specs and TensorFlow
+    """What a pipeline's pods run: the spec's target (the project's image, namespace,
+    resources, user, scrapers, the S3 Secret) and what it leaves to be settled elsewhere."""
+
+    target: KubernetesTarget
     spec_path: str  # the spec file inside the image
-    bootstrap: str
-    s3_secret: str  # a Secret whose key LOOPLINE_S3 holds the S3 settings (JSON)
-    namespace: str = _DEFAULT.namespace
-    cpu: str = _DEFAULT.cpu
-    memory: str = _DEFAULT.memory
+    bootstrap: str  # the brokers as the pods reach them
     metrics_port: int = 0  # 0: no Prometheus endpoint
-    cpu_limit: str | None = None  # None: the request
-    memory_limit: str | None = None
-    scratch_size: str = _DEFAULT.scratch_size
-    run_as_user: int = _DEFAULT.run_as_user
-    run_as_group: int = _DEFAULT.run_as_group
-    scrape_namespace_labels: dict[str, str] = field(
-        default_factory=lambda: dict(_DEFAULT.scrape_namespace_labels)
-    )
-    scrape_pod_labels: dict[str, str] = field(
-        default_factory=lambda: dict(_DEFAULT.scrape_pod_labels)
-    )
 
 
 IMAGE_PIPELINES_DIR = "/opt/airflow/include/pipelines"  # the project's Dockerfile puts specs here
@@ -81,21 +68,10 @@ def consumer_image(spec: PipelineSpec, spec_file_name: str, bootstrap: str) -> C
         raise ValueError(f"{spec.name}: streaming.backend 'kubernetes' needs streaming.kubernetes")
     target = streaming.kubernetes
     return ConsumerImage(
-        image=target.image,
+        target=target,
         spec_path=target.spec_path or f"{IMAGE_PIPELINES_DIR}/{spec_file_name}",
         bootstrap=target.bootstrap or bootstrap,
-        s3_secret=target.s3_secret,
-        namespace=target.namespace,
-        cpu=target.cpu,
-        memory=target.memory,
         metrics_port=streaming.metrics_port,
-        cpu_limit=target.cpu_limit,
-        memory_limit=target.memory_limit,
-        scratch_size=target.scratch_size,
-        run_as_user=target.run_as_user,
-        run_as_group=target.run_as_group,
-        scrape_namespace_labels=dict(target.scrape_namespace_labels),
-        scrape_pod_labels=dict(target.scrape_pod_labels),
     )
 
 
@@ -119,7 +95,7 @@ def render_statefulset(
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": name, "namespace": image.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": image.target.namespace, "labels": labels},
         "spec": {
             "serviceName": name,
             "replicas": min(replicas, streaming.partitions),
@@ -144,15 +120,15 @@ def _pod(spec: PipelineSpec, image: ConsumerImage, version: int) -> dict[str, An
         "enableServiceLinks": False,  # no other services' addresses in its environment
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": image.run_as_user,
-            "runAsGroup": image.run_as_group,
-            "fsGroup": image.run_as_group,  # owns the emptyDirs, so the user can write them
+            "runAsUser": image.target.run_as_user,
+            "runAsGroup": image.target.run_as_group,
+            "fsGroup": image.target.run_as_group,  # owns the emptyDirs, so the user can write them
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [_container(spec, image, version)],
         "volumes": [
             {"name": "state", "emptyDir": {"sizeLimit": STATE_SIZE}},
-            {"name": "scratch", "emptyDir": {"sizeLimit": image.scratch_size}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": image.target.scratch_size}},
         ],
     }
 
@@ -169,7 +145,7 @@ def _container(spec: PipelineSpec, image: ConsumerImage, version: int) -> dict[s
     health += ["--pipeline", spec.name, "--slot", slot]
     return {
         "name": "replica",
-        "image": image.image,
+        "image": image.target.image,
         "command": ["python", "-m", "loopline.streaming.replica"],
         "args": replica_args,
         "env": _environment(image),
@@ -177,10 +153,10 @@ def _container(spec: PipelineSpec, image: ConsumerImage, version: int) -> dict[s
         # TensorFlow and the model load before the first heartbeat: not a liveness failure.
         "startupProbe": _probe(health, period=5, failures=60),
         "resources": {
-            "requests": {"cpu": image.cpu, "memory": image.memory},
+            "requests": {"cpu": image.target.cpu, "memory": image.target.memory},
             "limits": {
-                "cpu": image.cpu_limit or image.cpu,
-                "memory": image.memory_limit or image.memory,
+                "cpu": image.target.cpu_limit or image.target.cpu,
+                "memory": image.target.memory_limit or image.target.memory,
             },
         },
         "securityContext": {
@@ -205,8 +181,8 @@ def _environment(image: ConsumerImage) -> list[dict[str, Any]]:
     """The slot, the S3 settings, and every writable path pointed at the scratch emptyDir:
     the root file system is read-only."""
     pod_index = "metadata.labels['apps.kubernetes.io/pod-index']"
-    secret = {"name": image.s3_secret, "key": "LOOPLINE_S3"}
-    kafka = {"name": image.s3_secret, "key": KAFKA_ENV}
+    secret = {"name": image.target.s3_secret, "key": "LOOPLINE_S3"}
+    kafka = {"name": image.target.s3_secret, "key": KAFKA_ENV}
     scratch = {
         "TMPDIR": SCRATCH_DIR,  # tempfile: the model's download folder
         "KERAS_HOME": f"{SCRATCH_DIR}/keras",  # keras writes keras.json on import
@@ -241,8 +217,8 @@ def render_network_policy(spec: PipelineSpec, image: ConsumerImage) -> dict[str,
     ingress = []
     if image.metrics_port:
         scrapers = {
-            "namespaceSelector": {"matchLabels": image.scrape_namespace_labels},
-            "podSelector": {"matchLabels": image.scrape_pod_labels},
+            "namespaceSelector": {"matchLabels": image.target.scrape_namespace_labels},
+            "podSelector": {"matchLabels": image.target.scrape_pod_labels},
         }  # one entry, so both must match: those pods in those namespaces
         ports = [{"protocol": "TCP", "port": image.metrics_port}]
         ingress.append({"from": [scrapers], "ports": ports})
@@ -251,7 +227,7 @@ def render_network_policy(spec: PipelineSpec, image: ConsumerImage) -> dict[str,
         "kind": "NetworkPolicy",
         "metadata": {
             "name": statefulset_name(spec),
-            "namespace": image.namespace,
+            "namespace": image.target.namespace,
             "labels": labels,
         },
         "spec": {
@@ -391,7 +367,7 @@ class KubernetesDeployment:
         )
 
     def replica_count(self) -> int:
-        current = self.applier.read(self.image.namespace, self.name)
+        current = self.applier.read(self.image.target.namespace, self.name)
         return int(current["spec"].get("replicas", 0)) if current else 0
 
     def heartbeats(self) -> list[dict[str, Any]]:
@@ -423,7 +399,7 @@ class KubernetesDeployment:
         return outcome
 
     def _running_version(self) -> int | None:
-        current = self.applier.read(self.image.namespace, self.name)
+        current = self.applier.read(self.image.target.namespace, self.name)
         if current is None:
             return None
         labels = current["spec"]["template"]["metadata"].get("labels", {})
@@ -433,7 +409,7 @@ class KubernetesDeployment:
     def _rolled_out(self) -> bool:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            current = self.applier.read(self.image.namespace, self.name) or {}
+            current = self.applier.read(self.image.target.namespace, self.name) or {}
             if rollout_done(current):
                 return True
             time.sleep(self.poll_seconds)

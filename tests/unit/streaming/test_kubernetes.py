@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from http.server import HTTPServer
 from pathlib import Path
 
@@ -27,10 +28,9 @@ from loopline.streaming.kubernetes import (
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 IMAGE = ConsumerImage(
-    image="registry.example/loopline:1.2",
+    target=KubernetesTarget(image="registry.example/loopline:1.2", s3_secret="loopline-s3"),
     spec_path="/usr/local/airflow/include/pipelines/card_fraud.yaml",
     bootstrap="kafka:9092",
-    s3_secret="loopline-s3",
 )
 
 
@@ -142,7 +142,7 @@ def test_the_kubernetes_deployment_rolls_out_scales_and_rolls_back_a_version_tha
 
 
 def test_the_pods_serve_prometheus_metrics_where_the_annotations_say() -> None:
-    image = ConsumerImage(**{**IMAGE.__dict__, "metrics_port": 9464})
+    image = replace(IMAGE, metrics_port=9464)
     pod = render_statefulset(SPEC, image, version=3, replicas=1)["spec"]["template"]
     args = pod["spec"]["containers"][0]["args"]
     assert args[args.index("--metrics-port") + 1] == "9464"
@@ -198,7 +198,7 @@ def restricted_violations(pod: dict) -> list[str]:
 
 
 def hardened_pod(**changes) -> dict:
-    image = ConsumerImage(**{**IMAGE.__dict__, "metrics_port": 9464, **changes})
+    image = replace(IMAGE, metrics_port=9464, target=IMAGE.target.model_copy(update=changes))
     return render_statefulset(SPEC, image, version=3, replicas=1)["spec"]["template"]["spec"]
 
 
@@ -277,9 +277,8 @@ def test_the_health_probe_imports_nothing_heavy_and_reads_the_consumers_heartbea
 def test_the_network_policy_admits_only_the_scrapers_to_the_metrics_port() -> None:
     from loopline.streaming.kubernetes import render_network_policy
 
-    image = ConsumerImage(
-        **{**IMAGE.__dict__, "metrics_port": 9464, "scrape_pod_labels": {"app": "prom"}}
-    )
+    scrapers = IMAGE.target.model_copy(update={"scrape_pod_labels": {"app": "prom"}})
+    image = replace(IMAGE, metrics_port=9464, target=scrapers)
     policy = render_network_policy(SPEC, image)
     assert policy["kind"] == "NetworkPolicy" and policy["metadata"]["namespace"] == "loopline"
     pod_labels = render_statefulset(SPEC, image, 3, 1)["spec"]["template"]["metadata"]["labels"]
@@ -437,7 +436,7 @@ def test_the_pods_take_kafka_security_from_the_secret_and_bind_metrics_for_the_p
     [container] = pod["containers"]
     env = {entry["name"]: entry for entry in container["env"]}
     kafka = env["LOOPLINE_KAFKA_SECURITY"]["valueFrom"]["secretKeyRef"]
-    assert kafka == {"name": IMAGE.s3_secret, "key": "LOOPLINE_KAFKA_SECURITY", "optional": True}
+    assert kafka == {"name": "loopline-s3", "key": "LOOPLINE_KAFKA_SECURITY", "optional": True}
     args = container.get("args", []) + container.get("command", [])
     if IMAGE.metrics_port:  # a pod's scrapers reach it through the NetworkPolicy only
         assert args[args.index("--metrics-host") + 1] == "0.0.0.0"
