@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from loopline.promotion.manual import cli_actor, promote_manually
 from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 
 if TYPE_CHECKING:
@@ -23,7 +24,9 @@ def run_models_command(args: argparse.Namespace, spec: PipelineSpec, store: Obje
         elif args.action == "promote":
             _promote(registry, spec, args.version, args.reason, args.force)
         else:
-            move = registry.rollback(spec.name, reason=args.reason or "manual rollback", by=_me())
+            move = registry.rollback(
+                spec.name, reason=args.reason or "manual rollback", by=cli_actor()
+            )
             print(f"{spec.name}@champion: {move.previous} -> {move.version} (rollback)")
     except RegistryError as error:
         print(f"error: {error}")
@@ -66,13 +69,11 @@ def _promote(
 ) -> None:
     """The train DAG's rules (loopline.promotion.manual): refused with the failed checks,
     unless forced with a reason, which the promotion record keeps."""
-    from loopline.promotion.manual import promote_manually
-
     if which is None:
         raise RegistryError("promote needs a version")
     version = _resolve(registry, spec.name, which)
     move, record = promote_manually(
-        registry, spec, version, actor=_me(), reason=reason, force=force
+        registry, spec, version, actor=cli_actor(), reason=reason, force=force
     )
     how = "FORCED promotion" if record.payload["forced"] else "manual promotion"
     print(f"{spec.name}@champion: {move.previous} -> {move.version} ({how} by {move.by})")
@@ -85,13 +86,6 @@ def _resolve(registry: ModelRegistry, name: str, which: str) -> int:
     if version is None:
         raise RegistryError(f"{name}@{which} is not set")
     return version
-
-
-def _me() -> str:
-    """Who runs this: the real uid's user at this host, not $USER or $LOGNAME (anyone's)."""
-    from loopline.promotion.manual import cli_actor
-
-    return cli_actor()
 
 
 __all__ = ["run_models_command"]
