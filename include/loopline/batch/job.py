@@ -71,8 +71,8 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
 
     spec = load_spec(args.spec)
     run = RunContext(spec.name, args.run_id, args.dag_id, args.task_id, args.try_number)
-    # Absent where the cluster gives S3 access itself (ship_s3_credentials=False on YARN or
-    # Kubernetes): boto3's and pyarrow's default credential chains then apply.
+    # Absent where the cluster gives S3 access itself (YARN or Kubernetes, with the Spark
+    # connection's "loopline-ship-s3-credentials": false): the default credential chains apply.
     s3 = S3Settings.from_json(os.environ.get("LOOPLINE_S3") or "{}")
     store = ObjectStore(s3.boto3_client())
     version = _resolve(ModelRegistry(store, spec.data.bucket), spec.name, args.model_version)

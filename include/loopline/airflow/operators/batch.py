@@ -30,9 +30,8 @@ class BatchScoreOperator(SparkSubmitOperator):
     On YARN and Kubernetes masters Airflow's hook turns that variable into ``--conf`` on the
     spark-submit command line, so the operator refuses to ship it there: give the cluster its
     own S3 access (an instance role, IRSA, or a secret that sets ``LOOPLINE_S3`` in the
-    driver) and pass ``ship_s3_credentials=False``, or set
-    ``"loopline-ship-s3-credentials": false`` in the Spark connection's extra (the connection
-    is what names the master, so the DAGs need no change).
+    driver) and set ``"loopline-ship-s3-credentials": false`` in the Spark connection's extra
+    (the connection is what names the master, so the DAGs need no change).
     """
 
     def __init__(
@@ -43,7 +42,6 @@ class BatchScoreOperator(SparkSubmitOperator):
         model_version: Any,
         aws_conn_id: str = "aws_default",
         spark_conn_id: str = "spark_default",
-        ship_s3_credentials: bool = True,
         **kwargs: Any,
     ) -> None:
         from loopline.batch import job
@@ -63,7 +61,6 @@ class BatchScoreOperator(SparkSubmitOperator):
             **kwargs,
         )
         self.spec_path, self.aws_conn_id = spec_path, aws_conn_id
-        self.ship_s3_credentials = ship_s3_credentials
 
     def execute(self, context: Context) -> dict[str, Any]:
         from loopline.batch.job import submit_env
@@ -71,7 +68,7 @@ class BatchScoreOperator(SparkSubmitOperator):
         from loopline.spec import load_spec
 
         hook = ObjectStoreHook(aws_conn_id=self.aws_conn_id)
-        if self.ship_s3_credentials and self._connection_ships_credentials():
+        if self._connection_ships_credentials():
             self._refuse_command_line_secrets()
             self.env_vars = {
                 **(self.env_vars or {}),
@@ -122,8 +119,7 @@ class BatchScoreOperator(SparkSubmitOperator):
                 "line (seen by ps, the Spark UI and the driver pod spec). Give the driver and "
                 "executors S3 access there instead (an instance role or IRSA, or a Kubernetes/"
                 "YARN secret that sets LOOPLINE_S3 in the driver) and set "
-                '"loopline-ship-s3-credentials": false in the connection\'s extra '
-                "(or ship_s3_credentials=False)."
+                '"loopline-ship-s3-credentials": false in the connection\'s extra.'
             )
 
 
