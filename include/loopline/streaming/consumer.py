@@ -47,6 +47,7 @@ from loopline.runtime.files import write_atomically
 from loopline.spec.model import PipelineSpec
 from loopline.streaming.crashes import CrashGuard
 from loopline.streaming.events import Event, Poison, features_table, parse_event, probe_event
+from loopline.streaming.health import heartbeat_path
 from loopline.streaming.kafka_settings import client_settings
 from loopline.streaming.metrics import ReplicaMetrics
 
@@ -85,10 +86,6 @@ class Replica:
     @property
     def heartbeat_path(self) -> Path:
         return heartbeat_path(self.state_dir, self.pipeline, self.slot)
-
-
-def heartbeat_path(state_dir: Path, pipeline: str, slot: int) -> Path:
-    return state_dir / pipeline / f"replica-{slot}.json"
 
 
 @dataclass

@@ -19,8 +19,8 @@ from loopline.streaming.deployment import STALE_SECONDS
 
 
 def heartbeat_path(state_dir: Path, pipeline: str, slot: int) -> Path:
-    """Where a replica writes its heartbeat: consumer.heartbeat_path's layout, which a test
-    holds equal (importing it here would cost the probe its heavy imports)."""
+    """Where a replica writes its heartbeat (defined here, in the probe's light module, and
+    used by the consumer that writes it)."""
     return state_dir / pipeline / f"replica-{slot}.json"
 
 
