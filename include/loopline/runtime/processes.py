@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psutil
 
+from loopline.runtime.files import open_private_log
+
 
 @dataclass(frozen=True)
 class ProcessSpec:
@@ -59,8 +61,7 @@ class ProcessManager:
         running = self.pid(spec.name)
         if running:
             return running
-        log_fd = os.open(self.log_file(spec.name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(log_fd, "ab") as log:
+        with open_private_log(self.log_file(spec.name)) as log:
             process = subprocess.Popen(
                 list(spec.argv),
                 env=dict(spec.env),

@@ -13,6 +13,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from loopline.runtime.files import open_private_log
 from loopline.stack.config import ADMIN_USER, HOST, StackConfig, write_secret
 from loopline.stack.console import echo
 
@@ -66,7 +67,7 @@ def migrate_metadata_db(config: StackConfig, log: Path) -> None:
         echo("    up to date")
         return
     echo("    migrating (first run: about a minute)")
-    with log.open("ab") as output:
+    with open_private_log(log) as output:
         subprocess.run(
             [str(config.venv_bin / "airflow"), "db", "migrate"],
             env=airflow_environment(config),
