@@ -214,6 +214,18 @@ class ModelRegistry:
         moves = self.history(name, alias)
         return moves[-1].version if moves else None
 
+    def resolve(self, name: str, which: str | int) -> int:
+        """The version number `which` names: a number (which must be registered) or an alias
+        (champion, challenger), which must be set. Raises RegistryError naming what is missing."""
+        text = str(which).strip()
+        if text.isdigit():
+            self.get(name, int(text))  # an unknown version is an error, never a silent skip
+            return int(text)
+        version = self.alias(name, text)
+        if version is None:
+            raise RegistryError(f"{name}@{text} is not set")
+        return version
+
     def move_alias(
         self,
         name: str,

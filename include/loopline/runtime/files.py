@@ -7,13 +7,45 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+STATE_DIR_VARIABLE = "LOOPLINE_STATE_DIR"
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` beside `path`, then rename it over `path` (one writer per file)."""
+
+def state_dir(project_root: Path | None = None) -> Path:
+    """Where Loopline keeps local state (replicas' heartbeats, the stack's processes and S3
+    snapshot): ``$LOOPLINE_STATE_DIR``, else ``.loopline`` in the project root (the current
+    folder when none is given). The one definition the CLI, the stack and the operators use."""
+    configured = os.environ.get(STATE_DIR_VARIABLE)
+    if configured:
+        return Path(configured)
+    return (project_root or Path.cwd()) / ".loopline"
+
+
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write `data` beside `path`, then rename it over `path`: a reader sees the old file or
+    the new one. `durable`: flushed to disk before the rename, so a power cut cannot leave an
+    empty file under the final name (heartbeats, rewritten every second, skip it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(data)
-    os.replace(staging, path)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share one
+    try:
+        with open(staging, "wb") as out:
+            out.write(data)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+    if durable:
+        _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename itself made durable (POSIX: fsync the directory)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def open_private_log(path: Path) -> BinaryIO:

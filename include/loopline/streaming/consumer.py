@@ -425,7 +425,7 @@ class ScoringConsumer:
             "crashes": crashes,
             **self.stats.summary(),
         }
-        write_atomically(self.replica.heartbeat_path, json.dumps(beat).encode())
+        write_atomically(self.replica.heartbeat_path, json.dumps(beat).encode(), durable=False)
 
     def _lag(self) -> int | None:
         """Events waiting in this replica's partitions: high watermark (from the last fetch,
@@ -453,7 +453,7 @@ class ScoringConsumer:
             beat = json.loads(path.read_text())
             beat.update(state="stopped", updated_at=time.time(), **self.stats.summary())
             self.metrics.state("stopped", None)
-            write_atomically(path, json.dumps(beat).encode())
+            write_atomically(path, json.dumps(beat).encode(), durable=False)
 
 
 def leave_group(bootstrap: str, group: str, member: str) -> None:

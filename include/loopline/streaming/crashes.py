@@ -78,7 +78,7 @@ class CrashGuard:
             span[0], span[1] = min(span[0], record.offset), max(span[1], record.offset)
         held = [[topic, partition, first, last] for (topic, partition), (first, last) in
                 spans.items()]  # fmt: skip
-        write_atomically(self.inflight, json.dumps(held).encode())
+        write_atomically(self.inflight, json.dumps(held).encode(), durable=False)
 
     def release(self) -> None:
         self.inflight.unlink(missing_ok=True)
