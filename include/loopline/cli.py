@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loopline.runtime.files import state_dir
+
 if TYPE_CHECKING:
     from loopline.spec import PipelineSpec
     from loopline.storage.objects import ObjectStore
@@ -32,15 +34,15 @@ def main(argv: list[str] | None = None) -> int:
         help="snapshot: save even if buckets or most objects were deleted (refused otherwise)",
     )
 
-    spec = commands.add_parser("spec", help="pipeline specs")
-    spec.add_argument("action", choices=["check", "schema"])
-    spec.add_argument(
+    specs = commands.add_parser("spec", help="pipeline specs")
+    specs.add_argument("action", choices=["check", "schema"])
+    specs.add_argument(
         "paths",
         nargs="*",
         type=Path,
         help="check: spec files (default: every spec under include/pipelines)",
     )
-    spec.add_argument(
+    specs.add_argument(
         "--output",
         type=Path,
         help="schema: where to write the JSON Schema (default: include/pipeline.schema.json)",
@@ -82,20 +84,30 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("pipeline", help="pipeline name")
     drift.add_argument("--feature", help="one feature's (or the label's) score over the audits")
 
+    from loopline.commands.stream import TOPICS as STREAM_TOPICS  # light: kafka loads on use
+
     stream = commands.add_parser(
         "stream", help="watch (tail) or feed (produce) a pipeline's Kafka topics"
     )
     stream.add_argument("action", choices=["tail", "produce"])
     stream.add_argument("pipeline", help="pipeline name")
-    stream.add_argument("--topic", choices=["input", "output", "dead-letter"], default="output")
+    stream.add_argument("--topic", choices=STREAM_TOPICS, default="output")
     stream.add_argument("--from-beginning", action="store_true", help="tail: from the start")
     stream.add_argument(
-        "-n", "--count", type=int, help="tail: stop after N; produce: N demo events"
+        "-n",
+        "--count",
+        type=int,
+        help="tail: stop after N; produce: N generated events (the demo feed's for card_fraud, "
+        "synthetic values of each feature's declared type for other pipelines)",
     )
     stream.add_argument("--idle", type=float, help="tail: stop after this many idle seconds")
-    stream.add_argument("--file", help="produce: JSON lines to send ('-': stdin)")
+    stream.add_argument(
+        "--file",
+        help="produce: JSON lines to send ('-': stdin), each object keyed by its data.key "
+        "field (else its event_id)",
+    )
     stream.add_argument("--rate", type=float, help="produce: events per second (default: flat out)")
-    stream.add_argument("--seed", type=int, default=7, help="produce: demo events' seed")
+    stream.add_argument("--seed", type=int, default=7, help="produce: generated events' seed")
     stream.add_argument("--bootstrap", help="default: the local stack's broker")
 
     args = parser.parse_args(argv)
@@ -123,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap = args.bootstrap or _local_bootstrap(args.project)
         if args.action == "produce" and not (args.file or args.count):
             parser.error("stream produce needs --file or --count")
+        if args.action == "produce" and not args.file and args.count < 1:
+            parser.error(f"stream produce --count must be 1 or more, not {args.count}")
         return (streams.tail if args.action == "tail" else streams.produce)(args, spec, bootstrap)
     if args.command == "suite":
         return _profile_suite(args)
@@ -135,18 +149,19 @@ def object_store_for_cli(project: Path) -> ObjectStore:
     """The S3 that commands use: the local stack's when one was started for `project`, else
     AWS's default credential chain (which honours AWS_ENDPOINT_URL for MinIO and the like).
 
-    LOOPLINE_S3_MODE=aws forces the latter; so does LOOPLINE_S3=aws, its older spelling.
+    LOOPLINE_S3_MODE=aws forces the latter.
     """
-    import boto3
-
     from loopline.storage.objects import ObjectStore
 
-    state = Path(os.environ.get("LOOPLINE_STATE_DIR", project / ".loopline"))
-    if not _s3_mode_is_aws() and (state / "stack.json").exists():
+    force_aws = _s3_mode_is_aws()  # a wrong setting is refused before any client is built
+    state = state_dir(project)
+    if not force_aws and (state / "stack.json").exists():
         from loopline.stack.config import load_config
         from loopline.stack.local import LocalStack
 
         return ObjectStore(LocalStack(load_config(project, state)).s3_client())
+    import boto3
+
     return ObjectStore(boto3.client("s3"))
 
 
@@ -154,7 +169,7 @@ def _local_bootstrap(project: Path) -> str:
     """The local stack's broker, or $LOOPLINE_KAFKA_BOOTSTRAP."""
     if bootstrap := os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP"):
         return bootstrap
-    state = Path(os.environ.get("LOOPLINE_STATE_DIR", project / ".loopline"))
+    state = state_dir(project)
     if not (state / "stack.json").exists():
         raise SystemExit("no local stack here: start one (make run) or give --bootstrap")
     from loopline.stack.config import load_config
@@ -163,8 +178,21 @@ def _local_bootstrap(project: Path) -> str:
 
 
 def _s3_mode_is_aws() -> bool:
-    # LOOPLINE_S3 is otherwise the batch job's JSON of S3 settings, never "aws".
-    return "aws" in (os.environ.get("LOOPLINE_S3_MODE"), os.environ.get("LOOPLINE_S3"))
+    """LOOPLINE_S3_MODE=aws: AWS's default credential chain, even where a stack was started.
+    (LOOPLINE_S3 has one meaning: the JSON S3 settings of the batch job and the replicas.)"""
+    if os.environ.get("LOOPLINE_S3", "").strip() == "aws":
+        raise SystemExit(
+            "LOOPLINE_S3=aws is no longer read: LOOPLINE_S3 holds the S3 settings (JSON) of the "
+            "batch job and the streaming replicas. For AWS's default credential chain set "
+            "LOOPLINE_S3_MODE=aws (and unset LOOPLINE_S3)"
+        )
+    mode = os.environ.get("LOOPLINE_S3_MODE", "").strip()
+    if mode not in ("", "aws"):
+        raise SystemExit(
+            f"LOOPLINE_S3_MODE={mode!r}: its one value is 'aws' (AWS's default credential "
+            "chain); unset, the commands use the local stack's S3 when one was started here"
+        )
+    return mode == "aws"
 
 
 def _profile_suite(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from airflow.sdk import (
 from loopline.airflow.operators import (
     ApprovePromotionOperator,
     BatchScoreOperator,
+    ChooseConsumerActionOperator,
     DeployConsumersOperator,
     DriftAuditOperator,
     GroupLandedOperator,
@@ -38,6 +39,8 @@ from loopline.airflow.operators import (
     PublishValidatedOperator,
     RetrainOnDriftOperator,
     RollbackChampionOperator,
+    ScaleConsumersOperator,
+    StopConsumersOperator,
     TrainingSnapshotOperator,
     TrainModelOperator,
     ValidateFilesOperator,
@@ -46,6 +49,7 @@ from loopline.airflow.operators import (
 )
 from loopline.plan import AssetRef, DagPlan, ParamPlan, TaskKind, TaskPlan
 from loopline.plan.check import PlannedPipeline, check_pipelines
+from loopline.plan.tasks import XCom
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,10 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.BATCH_SCORE: BatchScoreOperator,
     TaskKind.DRIFT_AUDIT: DriftAuditOperator,
     TaskKind.RETRAIN_ON_DRIFT: RetrainOnDriftOperator,
+    TaskKind.CHOOSE_CONSUMER_ACTION: ChooseConsumerActionOperator,
     TaskKind.DEPLOY_CONSUMERS: DeployConsumersOperator,
+    TaskKind.SCALE_CONSUMERS: ScaleConsumersOperator,
+    TaskKind.STOP_CONSUMERS: StopConsumersOperator,
     TaskKind.MONITOR_CONSUMERS: MonitorConsumersOperator,
 }
 
@@ -136,7 +143,7 @@ def _schedule(plan: DagPlan) -> Any:
 
 
 def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
-    common = {
+    common: dict[str, Any] = {
         "task_id": task.task_id,
         "outlets": [_asset(asset) for asset in task.outlets],
         "doc_md": task.doc_md or None,
@@ -144,7 +151,10 @@ def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
         **({"pool": task.pool} if task.pool else {}),
     }
     operator = OPERATORS[task.kind]
-    arguments = task.args.operator_kwargs()
+    arguments = {  # a value read from another task: that task's output, resolved at run time
+        name: built[value.task_id].output if isinstance(value, XCom) else value
+        for name, value in task.args.operator_kwargs().items()
+    }
     expansions = task.args.expansions()
     if not expansions:
         return operator(**common, **arguments)

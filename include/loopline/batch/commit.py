@@ -69,7 +69,7 @@ def commit_output(
 
 
 def _final_key(output_prefix: str, run: str, row: dict[str, Any]) -> str:
-    return f"{output_prefix}dt={row['dt']}/{run}-{row['key'].rsplit('/', 1)[-1]}"
+    return f"{partition_prefix(output_prefix, row['dt'])}{run}-{row['key'].rsplit('/', 1)[-1]}"
 
 
 def _copy_all(store: ObjectStore, bucket: str, finals: dict[str, str]) -> None:

@@ -12,8 +12,13 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopline.records import RunContext, StageRecord
+    from loopline.spec import PipelineSpec
+    from loopline.storage.objects import ObjectStore
 
 RESULT_MARKER = "LOOPLINE_RESULT "  # the summary's line in the driver's output
 
@@ -34,16 +39,18 @@ def submit_env(s3_json: str, python: str) -> dict[str, str]:
     return {"LOOPLINE_S3": s3_json, "PYSPARK_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
 
 
-def staging_prefix(spec: Any, run_id: str) -> str:
+def staging_prefix(spec: PipelineSpec, run_id: str) -> str:
     """Where a run's tasks write before the commit; readers never look here."""
     from loopline.storage.keys import safe_segment
 
+    assert spec.batch_inference is not None  # the batch_score DAG is planned only with it
     return f"{spec.batch_inference.output_prefix}_staging/{safe_segment(run_id)}/"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="loopline-batch-score")
     parser.add_argument("--spec", required=True)
+    parser.add_argument("--spec-sha256", help="the spec version planned; a changed file fails")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--window-end", required=True, help="ISO timestamp; the window ends here")
     parser.add_argument("--window-days", type=int, default=1)
@@ -62,33 +69,36 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
 
     from loopline.batch.commit import commit_output
     from loopline.batch.scoring import ScoringJob, score_with_spark
-    from loopline.data.validated import validated_keys
+    from loopline.data.validated import coverage, window_keys
+    from loopline.data.window import RunWindow
     from loopline.records import RunContext
-    from loopline.registry import ModelRegistry
+    from loopline.registry import AliasNotSet, ModelRegistry
     from loopline.spec import load_spec
     from loopline.storage.objects import ObjectStore
     from loopline.storage.settings import S3Settings
 
-    spec = load_spec(args.spec)
-    run = RunContext(spec.name, args.run_id, args.dag_id, args.task_id, args.try_number)
+    spec = load_spec(args.spec, expect_sha256=args.spec_sha256)
+    assert spec.batch_inference is not None  # the batch_score DAG is planned only with it
+    run = RunContext(
+        spec.name, args.run_id, args.dag_id, args.task_id, args.try_number, args.spec_sha256
+    )
     # Absent where the cluster gives S3 access itself (YARN or Kubernetes, with the Spark
     # connection's "loopline-ship-s3-credentials": false): the default credential chains apply.
     s3 = S3Settings.from_json(os.environ.get("LOOPLINE_S3") or "{}")
     store = ObjectStore(s3.boto3_client())
-    version = _resolve(ModelRegistry(store, spec.data.bucket), spec.name, args.model_version)
-    if version is None:  # nothing to score with yet (a fresh project): say so, score nothing
-        summary = {"skipped": f"{spec.name}@{args.model_version} is not set yet"}
+    try:  # an unknown version number is an error, raised
+        version = ModelRegistry(store, spec.data.bucket).resolve(spec.name, args.model_version)
+    except AliasNotSet:  # nothing to score with yet (a fresh project): say so, score nothing
+        summary: dict[str, Any] = {"skipped": f"{spec.name}@{args.model_version} is not set yet"}
         record_run(store, spec, run, summary)
         return summary
-    end = datetime.fromisoformat(args.window_end).astimezone(UTC)
-    first = (end - timedelta(days=args.window_days)).date()
-    last = (end - timedelta(microseconds=1)).date()
-    keys = list(validated_keys(store, spec.data, first, last))
-    summary: dict[str, Any] = {
+    window = RunWindow(datetime.fromisoformat(args.window_end), args.window_days)
+    keys = list(window_keys(store, spec.data, window))
+    summary = {
         "pipeline": spec.name,
         "run_id": args.run_id,
         "model_version": version,
-        "window": [first.isoformat(), end.date().isoformat()],
+        "window": [window.first_day.isoformat(), window.end.date().isoformat()],
         "objects": len(keys),
     }
     if keys:
@@ -118,19 +128,30 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
             model_version=version,
             staging_prefix=staging,
         )
-    else:
+    else:  # said with what the validated zone holds, as training and drift say it
         summary["rows_per_date"] = {}
+        summary["empty"] = (
+            f"no validated {spec.name} data dated {window.first_day} .. {window.last_day} "
+            f"(window_days {window.days}); {coverage(store, spec.data).describe()}. For data "
+            "with past dates, run with window_end (a backfill) or a wider window_days"
+        )
     summary["rows"] = sum(summary["rows_per_date"].values())
     record_run(store, spec, run, summary, keys)
     return summary
 
 
 def record_run(
-    store: Any, spec: Any, run: Any, summary: dict[str, Any], keys: list[str] | None = None
-) -> Any:
+    store: ObjectStore,
+    spec: PipelineSpec,
+    run: RunContext,
+    summary: dict[str, Any],
+    keys: list[str] | None = None,
+) -> StageRecord:
     """The run's record (its summary as the payload), which the Airflow task reads back."""
+    from loopline.data.predictions import partition_prefix
     from loopline.records import ObjectRef, RecordStage, RecordStore
 
+    assert spec.batch_inference is not None  # the batch_score DAG is planned only with it
     bucket, output = spec.data.bucket, spec.batch_inference.output_prefix
     skipped = summary.get("skipped")
     record = run.record(
@@ -139,7 +160,7 @@ def record_run(
         reasons=[skipped] if skipped else [],
         inputs=[ObjectRef(uri=f"s3://{bucket}/{key}") for key in keys or []],
         outputs=[
-            ObjectRef(uri=f"s3://{bucket}/{output}dt={day}/", rows=rows)
+            ObjectRef(uri=f"s3://{bucket}/{partition_prefix(output, day)}", rows=rows)
             for day, rows in summary.get("rows_per_date", {}).items()
         ],
         numbers={k: summary[k] for k in ("rows", "objects", "retried_tasks") if k in summary},
@@ -147,13 +168,6 @@ def record_run(
     )
     RecordStore(store, bucket).write(record)
     return record
-
-
-def _resolve(registry: Any, name: str, which: str) -> int | None:
-    if which.isdigit():
-        registry.get(name, int(which))  # an unknown version is an error, not a skip
-        return int(which)
-    return registry.alias(name, which)
 
 
 if __name__ == "__main__":

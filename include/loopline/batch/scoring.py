@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loopline.data.window import date_partition
 from loopline.storage.settings import S3Settings
+
+if TYPE_CHECKING:  # Spark and TensorFlow load only where a job runs
+    from pyarrow.fs import FileSystem
+    from pyspark import SparkContext
+    from pyspark.core.status import SparkStageInfo
+    from pyspark.sql import SparkSession
+
+    from loopline.serving.model import ServingFunction
+    from loopline.spec.model import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -35,13 +45,13 @@ class ScoringJob:
     s3_json: str
     rows_per_batch: int = 65_536
 
-    def spec(self) -> Any:
+    def spec(self) -> PipelineSpec:
         from loopline.spec.model import PipelineSpec
 
         return PipelineSpec.model_validate_json(self.spec_json)
 
 
-def serving_function(job: ScoringJob) -> Any:
+def serving_function(job: ScoringJob) -> ServingFunction:
     """The model of `job`, downloaded (checksums verified) and compiled once per worker."""
     from loopline.registry import ModelRegistry
     from loopline.serving.cache import served_model
@@ -54,7 +64,7 @@ def serving_function(job: ScoringJob) -> Any:
     return served_model(job.pipeline, job.model_version, registry)
 
 
-def score_object(job: ScoringJob, key: str, filesystem: Any) -> list[dict[str, Any]]:
+def score_object(job: ScoringJob, key: str, filesystem: FileSystem) -> list[dict[str, Any]]:
     """Score one Parquet object batch by batch; write one staged file per date; return what
     was written (key, rows per date)."""
     from loopline.serving.inputs import served_scores
@@ -82,7 +92,7 @@ def score_object(job: ScoringJob, key: str, filesystem: Any) -> list[dict[str, A
             parts.setdefault(day, []).append(rows)
     written = []
     for day, tables in sorted(parts.items()):
-        name = f"{job.staging_prefix}dt={day}/part-{uuid.uuid4().hex}.parquet"
+        name = f"{job.staging_prefix}{date_partition(day)}/part-{uuid.uuid4().hex}.parquet"
         table = pa.concat_tables(tables)
         with filesystem.open_output_stream(f"{job.bucket}/{name}") as sink:
             pq.write_table(table, sink, compression="zstd")
@@ -106,7 +116,7 @@ class SchemaMismatch(ValueError):
     """A validated object does not have the columns or types the model was trained on."""
 
 
-def check_schema(schema: pa.Schema, needed: list[str], spec: Any, where: str) -> None:
+def check_schema(schema: pa.Schema, needed: list[str], spec: PipelineSpec, where: str) -> None:
     from loopline.data.reading import ARROW_TYPES
 
     declared = {column.name: ARROW_TYPES[column.type] for column in spec.data.columns}
@@ -130,7 +140,7 @@ def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
     )
 
 
-def score_partition(job: ScoringJob, keys: Iterator[str]) -> Iterator[dict[str, Any]]:
+def score_partition(job: ScoringJob, keys: Iterable[str]) -> Iterator[dict[str, Any]]:
     """A Spark task's body: the object keys of its partition in, one manifest row per
     written file out."""
     filesystem = S3Settings.from_json(job.s3_json).filesystem()
@@ -147,7 +157,7 @@ class ScoredObjects:
 
 
 def score_with_spark(
-    spark: Any, job: ScoringJob, keys: list[str], progress_every_s: float = 10.0
+    spark: SparkSession, job: ScoringJob, keys: list[str], progress_every_s: float = 10.0
 ) -> ScoredObjects:
     """Fan the objects out over the cluster in small tasks (up to four per core); the
     manifest rows come back.
@@ -178,7 +188,7 @@ def score_with_spark(
     return ScoredObjects(manifest, retried_tasks=_failed_attempts(context, group))
 
 
-def _stages(context: Any, group: str) -> list[Any]:
+def _stages(context: SparkContext, group: str) -> list[SparkStageInfo]:
     tracker = context.statusTracker()
     stages = []
     for job_id in tracker.getJobIdsForGroup(group):
@@ -190,11 +200,13 @@ def _stages(context: Any, group: str) -> list[Any]:
     return stages
 
 
-def _failed_attempts(context: Any, group: str) -> int:
+def _failed_attempts(context: SparkContext, group: str) -> int:
     return sum(stage.numFailedTasks for stage in _stages(context, group))
 
 
-def _report_progress(context: Any, group: str, done: threading.Event, every_s: float) -> None:
+def _report_progress(
+    context: SparkContext, group: str, done: threading.Event, every_s: float
+) -> None:
     """Print the scoring stage's progress to the driver's log (the Airflow task log)."""
     while not done.wait(every_s):
         for stage in _stages(context, group):

@@ -53,7 +53,7 @@ def _list(registry: ModelRegistry, name: str) -> None:
 
 
 def _show(registry: ModelRegistry, name: str, which: str) -> None:
-    version = _resolve(registry, name, which)
+    version = registry.resolve(name, which)
     record = registry.get(name, version)
     print(record.model_dump_json(indent=2))
     for alias in (CHAMPION, CHALLENGER):
@@ -71,21 +71,12 @@ def _promote(
     unless forced with a reason, which the promotion record keeps."""
     if which is None:
         raise RegistryError("promote needs a version")
-    version = _resolve(registry, spec.name, which)
+    version = registry.resolve(spec.name, which)
     move, record = promote_manually(
         registry, spec, version, actor=cli_actor(), reason=reason, force=force
     )
     how = "FORCED promotion" if record.payload["forced"] else "manual promotion"
     print(f"{spec.name}@champion: {move.previous} -> {move.version} ({how} by {move.by})")
-
-
-def _resolve(registry: ModelRegistry, name: str, which: str) -> int:
-    if which.isdigit():
-        return int(which)
-    version = registry.alias(name, which)
-    if version is None:
-        raise RegistryError(f"{name}@{which} is not set")
-    return version
 
 
 __all__ = ["run_models_command"]

@@ -12,14 +12,23 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from loopline.streaming.kafka_settings import client_settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: spec loads on use
     from loopline.spec import PipelineSpec
+    from loopline.spec.model import ColumnType
 
-TOPICS = ("input", "output", "dead-letter")
+TOPICS = ("input", "output", "dead-letter")  # the --topic choices, as `loopline stream` offers
+
+Record = tuple[bytes, bytes]  # a Kafka record's key (the event id) and value (JSON)
+# Synthetic events' values per declared type. The replicas read numeric features as JSON
+# numbers only (a bool column's values go as 0/1, as batch scoring casts them) and categorical
+# ones as strings only; a string or timestamp column has no number to stand for it.
+SYNTHETIC_NUMBERS = ("float32", "float64", "int64", "bool")  # ColumnType values
+SYNTHETIC_CATEGORIES = 3  # distinct values per categorical feature
 
 
 def topic_of(spec: PipelineSpec, which: str) -> str:
@@ -66,54 +75,145 @@ def tail(args: argparse.Namespace, spec: PipelineSpec, bootstrap: str) -> int:
 
 
 def produce(args: argparse.Namespace, spec: PipelineSpec, bootstrap: str) -> int:
-    """Send events: the lines of --file (or stdin with -), or demo events (--count)."""
+    """Send events: the lines of --file (or stdin with -), or --count generated ones."""
     from kafka import KafkaProducer
 
     topic = topic_of(spec, "input")
+    if args.file:
+        events: Iterable[Record] = _file_events(args.file, spec)
+    else:  # built before connecting, so a spec they cannot fit fails first
+        events = generated_events(spec, args.count, args.seed)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_settings())
     sent = 0
     pause = 1 / args.rate if args.rate else 0.0
-    for key, value in _events(args, spec):
-        producer.send(topic, key=key, value=value)
-        sent += 1
-        if pause:
-            time.sleep(pause)
-    producer.flush()
-    producer.close()
-    print(f"sent {sent} event(s) to {topic}", file=sys.stderr)
+    try:  # a bad line stops the run: what was sent before it is still delivered and counted
+        for key, value in events:
+            producer.send(topic, key=key, value=value)
+            sent += 1
+            if pause:
+                time.sleep(pause)
+    finally:
+        producer.flush()
+        producer.close()
+        print(f"sent {sent} event(s) to {topic}", file=sys.stderr)
     return 0
 
 
-def _events(args: argparse.Namespace, spec: PipelineSpec):
-    if args.file:
-        with contextlib.ExitStack() as stack:
-            source = (
-                sys.stdin
-                if str(args.file) == "-"
-                else stack.enter_context(open(args.file, encoding="utf-8"))
-            )
-            for number, line in enumerate(source):
-                if line.strip():
-                    yield _key(line, number), line.strip().encode()
-        return
-    from loopline.demo.card_transactions import generate
+def generated_events(spec: PipelineSpec, count: int, seed: int) -> list[Record]:
+    """`count` events keyed by event id: the demo feed's when it holds the spec's key and
+    features with their declared types (the card_fraud demo), else synthetic values of each
+    feature's declared type (SystemExit, saying why, when a feature's type has none)."""
+    if _demo_feed_fits(spec):
+        from loopline.demo.card_transactions import generate
 
-    rows = (
-        generate(args.count, seed=args.seed)
-        .select([spec.data.key, *spec.model.features.all])
-        .to_pylist()
+        table = generate(count, seed=seed).select([spec.data.key, *spec.model.features.all])
+        rows = table.to_pylist()
+    else:
+        rows = synthetic_rows(spec, count, seed)
+        print(
+            f"{spec.name}: {count} synthetic event(s), random values of each feature's declared "
+            "type; for realistic ones send your own rows with --file",
+            file=sys.stderr,
+        )
+    return [_as_record(row, spec.data.key) for row in rows]
+
+
+def _demo_feed_fits(spec: PipelineSpec) -> bool:
+    from loopline.data.reading import ARROW_TYPES
+    from loopline.demo.card_transactions import SCHEMA
+
+    declared = {column.name: ARROW_TYPES[column.type] for column in spec.data.columns}
+    needed = [spec.data.key, *spec.model.features.all]
+    return all(
+        name in SCHEMA.names and SCHEMA.field(name).type == declared.get(name) for name in needed
     )
-    for row in rows:
-        key = str(row.pop(spec.data.key))
-        yield key.encode(), json.dumps(row).encode()
 
 
-def _key(line: str, number: int) -> bytes:
-    try:
-        event = json.loads(line)
-        return str(event.get("event_id") or f"line-{number}").encode()
-    except (json.JSONDecodeError, AttributeError):
-        return f"line-{number}".encode()  # sent as it is: the consumer dead-letters it
+def synthetic_rows(spec: PipelineSpec, count: int, seed: int) -> list[dict[str, Any]]:
+    """Seeded random rows holding the spec's key and every feature, as the replicas read
+    them (`loopline.streaming.events`): numbers near 0 for numeric features, a few strings
+    per categorical feature. The values follow no learned distribution: for plumbing only."""
+    import numpy as np
+
+    types = {column.name: column.type for column in spec.data.columns}
+    untyped = [n for n in spec.model.features.numeric if types.get(n) not in SYNTHETIC_NUMBERS]
+    if untyped:
+        described = ", ".join(f"{name} ({types.get(name)})" for name in untyped)
+        raise SystemExit(
+            f"{spec.name}: cannot make up events: numeric feature(s) {described} have no "
+            "number type (float32, float64, int64 or bool); send your own rows with --file"
+        )
+    rng = np.random.default_rng(seed)
+    columns: dict[str, list[Any]] = {
+        spec.data.key: [f"{spec.name}-{seed}-{i:06d}" for i in range(count)]
+    }
+    for name in spec.model.features.numeric:
+        columns[name] = _synthetic_numbers(rng, types[name], count)
+    for name in spec.model.features.categorical:
+        choices = [f"{name}_{i}" for i in range(SYNTHETIC_CATEGORIES)]
+        columns[name] = [str(choice) for choice in rng.choice(choices, size=count)]
+    return [{name: values[i] for name, values in columns.items()} for i in range(count)]
+
+
+def _synthetic_numbers(rng: Any, column_type: ColumnType, count: int) -> list[float | int]:
+    if column_type == "bool":
+        return [int(value) for value in rng.integers(0, 2, size=count)]
+    if column_type == "int64":
+        return [int(value) for value in rng.integers(0, 100, size=count)]
+    return [round(float(value), 4) for value in rng.standard_normal(count)]
+
+
+def _as_record(row: dict[str, Any], key: str) -> Record:
+    event_id = str(row.pop(key))  # the record's key: the replicas take it as the event id
+    return event_id.encode(), json.dumps(row).encode()
+
+
+def _file_events(path: str, spec: PipelineSpec) -> Iterable[Record]:
+    if str(path) == "-":
+        return line_records(sys.stdin, spec.data.key, "stdin")
+    try:  # opened here, before connecting, so a wrong path fails first
+        source = open(path, encoding="utf-8")  # noqa: SIM115 (_closing closes it)
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read the events: {exc.strerror}") from None
+    return _closing(source, line_records(source, spec.data.key, str(path)))
+
+
+def _closing(source: Any, records: Iterator[Record]) -> Iterator[Record]:
+    with source:
+        yield from records
+
+
+def line_records(lines: Iterable[str], key: str, source: str) -> Iterator[Record]:
+    """--file's lines as records keyed by event id: each JSON object's `key` field (the
+    spec's data.key, as generated events are keyed), else its `event_id` (what the replicas
+    read from a record with no key). A line that is not a JSON object goes as it is, keyed
+    `line-<number>`: the replicas dead-letter it, which is how to try the dead-letter topic.
+    SystemExit, naming the line, for an object with neither field."""
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            event = json.loads(text)
+        except (ValueError, RecursionError):  # not JSON, or JSON nested too deep to read
+            event = None
+        if not isinstance(event, dict):
+            yield f"line-{number}".encode(), text.encode()
+            continue
+        yield _event_id(event, key, f"{source} line {number}").encode(), text.encode()
+
+
+def _event_id(event: dict[str, Any], key: str, where: str) -> str:
+    event_id = event.get(key)
+    if event_id is None:
+        event_id = event.get("event_id")
+    if isinstance(event_id, bool) or not isinstance(event_id, str | int) or event_id == "":
+        found = "" if event_id is None else f" (found {event_id!r})"
+        raise SystemExit(
+            f"{where}: no event id{found}: each event needs a {key!r} field (the spec's "
+            "data.key) or an 'event_id' field, a non-empty string or an integer"
+        )
+    return str(event_id)
 
 
 def _line(record: Any) -> dict[str, Any]:

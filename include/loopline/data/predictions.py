@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
+from loopline.data.window import date_partition, partition_date
 from loopline.storage.objects import ObjectStore
 
 SUCCESS = "_SUCCESS.json"
@@ -25,13 +26,8 @@ class Partition:
     run_id: str
 
 
-def partition_prefix(output_prefix: str, day: str) -> str:
-    return f"{output_prefix}dt={day}/"
-
-
-def committed_files(store: ObjectStore, bucket: str, partition: str) -> list[str]:
-    """The files a reader should read in `partition`: those its _SUCCESS.json lists."""
-    return json.loads(store.get(bucket, partition + SUCCESS))["files"]
+def partition_prefix(output_prefix: str, day: date | str) -> str:
+    return f"{output_prefix}{date_partition(day)}/"
 
 
 def committed_partitions(
@@ -40,18 +36,18 @@ def committed_partitions(
     """The committed partitions dated within [first, last], oldest first."""
     found = []
     for key in sorted(store.list_keys(bucket, output_prefix)):
-        if not key.endswith("/" + SUCCESS) or "/dt=" not in key:
+        if not key.endswith("/" + SUCCESS):
             continue
-        day = key.rsplit("/dt=", 1)[1].split("/", 1)[0]
         try:
-            if not first <= date.fromisoformat(day) <= last:
-                continue
-        except ValueError:
+            day = partition_date(key)
+        except ValueError:  # dt=2026-13-45
+            continue
+        if day is None or not first <= day <= last:
             continue
         manifest = json.loads(store.get(bucket, key))
         found.append(
             Partition(
-                day,
+                day.isoformat(),
                 manifest["files"],
                 manifest["rows"],
                 manifest["model_version"],

@@ -291,7 +291,10 @@ _SCHEMA = pa.schema(
 
 
 def _encode(profile: BatchProfile) -> bytes:
-    names, keys, values, counts = [], [], [], []
+    names: list[str] = []
+    keys: list[int | None] = []
+    values: list[str | None] = []
+    counts: list[int] = []
     summary: dict[str, dict] = {}
     for name, column in profile.columns.items():
         if isinstance(column, NumericProfile):

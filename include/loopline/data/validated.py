@@ -7,19 +7,17 @@ sha256 and row count, so a run that used them can be reproduced or audited.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopline.data.reading import UnreadableFile, conform, read_batch
+from loopline.data.window import RunWindow, partition_date
 from loopline.spec.model import DataSpec
 from loopline.storage.objects import ObjectStore, sha256_hex
-
-PARTITION = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,8 @@ def validated_keys(store: ObjectStore, data: DataSpec, first: date, last: date) 
 def keys_dated(store: ObjectStore, data: DataSpec, keep: Callable[[date], bool]) -> Iterator[str]:
     """Validated objects whose dt= folder's date `keep` accepts; those without one too."""
     for key in sorted(store.list_keys(data.bucket, data.validated_prefix)):
-        match = PARTITION.search(key)
-        if match and not keep(date.fromisoformat(match.group(1))):
+        day = partition_date(key)
+        if day is not None and not keep(day):
             continue
         yield key
 
@@ -71,16 +69,21 @@ class Coverage:
 
 def coverage(store: ObjectStore, data: DataSpec) -> Coverage:
     keys = list(store.list_keys(data.bucket, data.validated_prefix))
-    days = sorted(date.fromisoformat(m.group(1)) for k in keys if (m := PARTITION.search(k)))
+    days = sorted(day for key in keys if (day := partition_date(key)) is not None)
     first, last = (days[0], days[-1]) if days else (None, None)
     return Coverage(len(keys), first, last, len(keys) - len(days))
 
 
-def read_window(store: ObjectStore, data: DataSpec, start: datetime, end: datetime) -> WindowRows:
-    """The validated rows whose timestamp is in [start, end), with every object recorded."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
+def window_keys(store: ObjectStore, data: DataSpec, window: RunWindow) -> Iterator[str]:
+    """The validated objects of `window`: those under its dt= folders, and undated ones."""
+    return validated_keys(store, data, window.first_day, window.last_day)
+
+
+def read_window(store: ObjectStore, data: DataSpec, window: RunWindow) -> WindowRows:
+    """The validated rows whose timestamp is in the window, with every object recorded."""
+    start, end = window.start, window.end
     tables, objects = [], []
-    for key in validated_keys(store, data, start.date(), end.date()):
+    for key in window_keys(store, data, window):
         raw = store.get(data.bucket, key)
         try:
             table = read_batch(raw, key, data.columns, data.format)

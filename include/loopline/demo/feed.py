@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from loopline.data.window import date_partition
 from loopline.demo.card_transactions import DriftKnobs, generate, start_of_batch
 from loopline.demo.params import FeedParams
 from loopline.spec.model import FileFormat
@@ -70,9 +71,9 @@ def safe_batch_id(raw: str) -> str:
 
 def batch_key(target: FeedTarget, request: BatchRequest) -> str:
     """``<landing_prefix>dt=YYYY-MM-DD/<batch_id>.<ext>``: dated, so windows are prefix scans."""
-    day = start_of_batch(request.logical_date).strftime("%Y-%m-%d")
+    day = date_partition(start_of_batch(request.logical_date).date())
     extension = EXTENSIONS[request.file_format]
-    return f"{target.landing_prefix}dt={day}/{request.batch_id}{extension}"
+    return f"{target.landing_prefix}{day}/{request.batch_id}{extension}"
 
 
 def land_batch(store: ObjectStore, target: FeedTarget, request: BatchRequest) -> LandedBatch:

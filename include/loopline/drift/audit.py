@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,8 @@ from loopline.data.profile_store import (
     profiled_columns,
 )
 from loopline.data.profiles import BatchProfile, merge_all, profile_table
-from loopline.data.validated import coverage, validated_keys
+from loopline.data.validated import coverage, window_keys
+from loopline.data.window import RunWindow, partition_date
 from loopline.drift.decision import Decision, PastAudit, decide
 from loopline.drift.reference import (
     SCORE,
@@ -85,32 +86,48 @@ def run_audit(
     store: ObjectStore,
     registry: ModelRegistry,
     spec: PipelineSpec,
-    window_end: datetime,
+    window: RunWindow,
     run: RunContext,
     scorer: Scorer | None = None,
 ) -> AuditOutcome:
-    """Audit the `drift.window_days` of validated batches before `window_end`."""
+    """Audit the validated batches of `window` (its days: the spec's `drift.window_days`),
+    decide and record. Nothing to compare (no batch in the window, no champion or reference
+    yet) is recorded as a ``skipped`` audit with its reason, then raised (EmptyWindow or
+    NoReference): a skip is a decision too, whoever runs the audit."""
+    try:
+        return _audit(store, registry, spec, window, run, scorer)
+    except (EmptyWindow, NoReference) as exc:
+        record = run.record(RecordStage.DRIFT, "skipped", reasons=[str(exc)])
+        RecordStore(store, spec.data.bucket).write(record)
+        raise
+
+
+def _audit(
+    store: ObjectStore,
+    registry: ModelRegistry,
+    spec: PipelineSpec,
+    window: RunWindow,
+    run: RunContext,
+    scorer: Scorer | None,
+) -> AuditOutcome:
     scorer = scorer or champion_scorer(registry, spec)
-    window_end = window_end.astimezone(UTC)
-    start = window_end - timedelta(days=spec.drift.window_days)
-    last_day = (window_end - timedelta(microseconds=1)).date()
-    keys = list(validated_keys(store, spec.data, start.date(), last_day))
-    window = f"{start:%Y-%m-%d} .. {last_day:%Y-%m-%d}"
+    keys = list(window_keys(store, spec.data, window))
+    dated = f"{window.first_day:%Y-%m-%d} .. {window.last_day:%Y-%m-%d}"
     if not keys:
         raise EmptyWindow(
-            f"no validated batch of {spec.name} dated {window} (drift.window_days "
-            f"{spec.drift.window_days}); {coverage(store, spec.data).describe()}; nothing "
+            f"no validated batch of {spec.name} dated {dated} (drift.window_days "
+            f"{window.days}); {coverage(store, spec.data).describe()}; nothing "
             "to audit, nothing triggered"
         )
     clock = _Clock()
     with clock("reference"):
-        reference = _reference(store, registry, spec, start, scorer)
+        reference = _reference(store, registry, spec, window, scorer)
     with clock("profiles"):
         current = ProfileStore(store, spec.data).merged(keys)
     log.info(
         "auditing %d batch(es), %d rows, against %s", len(keys), current.rows, reference.description
     )
-    verdict, report = _verdict(store, spec, window, keys, reference, current, scorer, clock)
+    verdict, report = _verdict(store, spec, dated, keys, reference, current, scorer, clock)
     with clock("report"):
         report_uri = _write_report(store, spec, run, verdict, report)
     decision = decide(
@@ -198,11 +215,11 @@ def _reference(
     store: ObjectStore,
     registry: ModelRegistry,
     spec: PipelineSpec,
-    start: datetime,
+    window: RunWindow,
     scorer: Scorer,
 ) -> Reference:
     if spec.drift.reference == "window":
-        return window_reference(store, spec, start)
+        return window_reference(store, spec, window)
     return champion_reference(store, registry, spec, scorer)
 
 
@@ -227,7 +244,7 @@ def _verdict(
         name: _column(name, reference.profile, current, threshold, report)
         for name in [*numeric, *categorical]
     }
-    notes = []
+    notes: list[str] = []
     with clock("scores"):
         prediction = _prediction_drift(store, spec, keys, reference, notes)
         quality = _quality(spec, reference, current, scorer, notes)
@@ -276,15 +293,11 @@ def _prediction_drift(
         if reference.version is not None and batch is None:
             notes.append("no batch_inference section: prediction drift not measured")
         return None
-    days = sorted({key.split("/dt=", 1)[1][:10] for key in keys if "/dt=" in key})
+    days = sorted({day for key in keys if (day := partition_date(key)) is not None})
     if not days:
         return None
     partitions = committed_partitions(
-        store,
-        spec.data.bucket,
-        batch.output_prefix,
-        datetime.fromisoformat(days[0]).date(),
-        datetime.fromisoformat(days[-1]).date(),
+        store, spec.data.bucket, batch.output_prefix, days[0], days[-1]
     )
     files = [f for p in partitions if p.model_version == reference.version for f in p.files]
     if not files:

@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from loopline.data.profile_store import PROFILES_PREFIX, ProfileStore
 from loopline.data.profiles import BatchProfile, NumericProfile, profile_table
 from loopline.data.validated import coverage, validated_keys
+from loopline.data.window import RunWindow
 from loopline.registry import CHAMPION, ModelRegistry, ModelVersion
-from loopline.registry.layout import training_run_prefix
+from loopline.registry.layout import snapshot_table_key
 from loopline.spec.model import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode
 from loopline.storage.objects import ObjectStore
+
+if TYPE_CHECKING:
+    from loopline.drift.audit import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ class Reference:
 
 
 def champion_reference(
-    store: ObjectStore, registry: ModelRegistry, spec: PipelineSpec, scorer: Any
+    store: ObjectStore, registry: ModelRegistry, spec: PipelineSpec, scorer: Scorer
 ) -> Reference:
     """The champion's reference, from its store or built (once per version) and stored.
     `scorer(version, table)`: the champion's scores on `table`."""
@@ -66,36 +70,38 @@ def champion_reference(
     return Reference(description, profile, version, predictions, metric)
 
 
-def window_reference(store: ObjectStore, spec: PipelineSpec, current_start: datetime) -> Reference:
-    """The validated data of the `reference_window_days` before the current window."""
+def window_reference(store: ObjectStore, spec: PipelineSpec, current: RunWindow) -> Reference:
+    """The validated data of the `reference_window_days` before the `current` window."""
     days = spec.drift.reference_window_days
-    start = current_start - timedelta(days=days)
-    last = current_start - timedelta(days=1)
-    keys = list(validated_keys(store, spec.data, start.date(), last.date()))
+    first = current.before(days).first_day
+    # The day before the current window's first dt= folder, not before.last_day: a window
+    # starting mid-day shares its first day with the one before it, and that day's batches
+    # are the current window's.
+    last = current.first_day - timedelta(days=1)
+    keys = list(validated_keys(store, spec.data, first, last))
     if not keys:
         raise NoReference(
-            f"no validated batch dated {start:%Y-%m-%d} .. {last:%Y-%m-%d} for the reference "
+            f"no validated batch dated {first:%Y-%m-%d} .. {last:%Y-%m-%d} for the reference "
             f"window (drift.reference_window_days {days}); "
             f"{coverage(store, spec.data).describe()}"
         )
     profile = ProfileStore(store, spec.data).merged(keys)
     return Reference(
-        f"{len(keys)} validated batch(es) dated {start:%Y-%m-%d} .. {last:%Y-%m-%d} "
+        f"{len(keys)} validated batch(es) dated {first:%Y-%m-%d} .. {last:%Y-%m-%d} "
         f"({profile.rows:,} rows)",
         profile,
     )
 
 
 def _build(
-    store: ObjectStore, spec: PipelineSpec, model: ModelVersion, scorer: Any
-) -> tuple[BatchProfile, NumericProfile, str]:
+    store: ObjectStore, spec: PipelineSpec, model: ModelVersion, scorer: Scorer
+) -> tuple[BatchProfile, NumericProfile | None, str]:
     profiles = ProfileStore(store, spec.data)
     run_id = model.lineage.get("run_id", "")
-    tables = training_run_prefix(spec.name, run_id) if run_id else None
     bucket = spec.data.bucket
-    if tables and store.head(bucket, tables + "train.parquet") is not None:
-        train = _table(store, bucket, tables + "train.parquet")
-        holdout = _table(store, bucket, tables + "holdout.parquet")
+    if run_id and store.head(bucket, snapshot_table_key(spec.name, run_id, "train")) is not None:
+        train = _table(store, bucket, snapshot_table_key(spec.name, run_id, "train"))
+        holdout = _table(store, bucket, snapshot_table_key(spec.name, run_id, "holdout"))
         profile = profiles.profile(train, f"reference/v{model.version}")
         description = (
             f"champion v{model.version}'s training rows ({train.num_rows:,}, run {run_id})"

@@ -19,11 +19,14 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from loopline.data.profiles import SAMPLE_PRIORITY
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,6 @@ def render(
     return RenderedReport(gzip.compress(html, 6), len(html), json.loads(snapshot.json()))
 
 
-def _frame(table: pa.Table, columns: list[str]) -> Any:
+def _frame(table: pa.Table, columns: list[str]) -> pd.DataFrame:
     kept = [name for name in columns if name in table.column_names and name != SAMPLE_PRIORITY]
     return table.select(kept).to_pandas()

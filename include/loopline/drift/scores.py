@@ -45,8 +45,15 @@ class ColumnDrift:
     drifted: bool
 
     def describe(self) -> str:
-        sign = ">=" if self.drifted else "<"
-        return f"{self.column}: {self.method} {self.score:.4f} {sign} {self.threshold:g}"
+        """E.g. "v3: K-S p_value 0.0000 <= 0.05: drifted". The comparison runs opposite ways:
+        a distance drifts at or above its threshold, a p-value at or below it (the audit's
+        rule, as Evidently's K-S test decides)."""
+        if self.score_kind == "p_value":
+            sign = "<=" if self.drifted else ">"
+        else:
+            sign = ">=" if self.drifted else "<"
+        verdict = "drifted" if self.drifted else "no drift"
+        return f"{self.column}: {self.method} {self.score:.4f} {sign} {self.threshold:g}: {verdict}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

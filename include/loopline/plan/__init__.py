@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from loopline.plan.batch_scoring import plan_batch_scoring
-from loopline.plan.demo_feed import plan_demo_feed
-from loopline.plan.drift_audit import plan_drift_audit
+from loopline.plan.batch import plan_batch_scoring
+from loopline.plan.demo import plan_demo_feed
+from loopline.plan.drift import plan_drift_audit
 from loopline.plan.model import (
     GPU_POOL,
     AssetRef,
@@ -21,6 +21,7 @@ from loopline.plan.model import (
     Stage,
     TaskPlan,
     TriggerRule,
+    dag_id,
 )
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.rollback import plan_rollback
@@ -47,10 +48,6 @@ PLANNERS: tuple[Planner, ...] = (
 
 def plan_pipeline(spec: PipelineSpec, paths: ProjectPaths) -> list[DagPlan]:
     return [plan for planner in PLANNERS if (plan := planner(spec, paths)) is not None]
-
-
-def dag_id(spec: PipelineSpec, stage: Stage | str) -> str:
-    return f"{spec.name}.{Stage(stage)}"
 
 
 __all__ = [

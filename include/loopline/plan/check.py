@@ -98,7 +98,7 @@ def conflicts(pipeline: PlannedPipeline, other: PlannedPipeline) -> list[Problem
 def data_prefixes(spec: PipelineSpec) -> list[tuple[tuple[str, ...], str]]:
     """Every prefix a pipeline's stages list and write in its bucket, by spec field."""
     data = spec.data
-    found = [
+    found: list[tuple[tuple[str, ...], str]] = [
         (("data", name), getattr(data, name))
         for name in ("landing_prefix", "validated_prefix", "quarantine_prefix")
     ]

@@ -35,6 +35,11 @@ class Stage(StrEnum):
     STREAM_MONITOR = "stream_monitor"
 
 
+def dag_id(pipeline: str, stage: Stage | str) -> str:
+    """``<pipeline>.<stage>``: the one place a DAG id is made."""
+    return f"{pipeline}.{Stage(stage)}"
+
+
 class TriggerRule(StrEnum):
     ALL_SUCCESS = "all_success"
     ALL_DONE = "all_done"  # runs after its upstream ended, whatever the outcome
@@ -162,7 +167,7 @@ def dag_plan(
 ) -> DagPlan:
     """A DAG of `stage` for the pipeline, with the header every Loopline DAG has."""
     return DagPlan(
-        dag_id=f"{target.pipeline}.{stage}",
+        dag_id=dag_id(target.pipeline, stage),
         pipeline=target.pipeline,
         stage=stage,
         description=description,

@@ -1,19 +1,22 @@
-"""Trigger forms from typed models: one pydantic model per DAG's run parameters.
+"""Run parameters as typed models: each task's arguments, and each DAG's trigger form.
 
+A task's run-time arguments are one pydantic model (e.g. ``SnapshotArguments``); a DAG's form
+is the union of its tasks' models (``class TrainParams(TrainArguments, SnapshotArguments)``).
 The model gives each parameter its type, bounds, title, description and form section; its
-JSON Schema becomes Airflow Params (Airflow validates them and draws the trigger form), and
-the same model coerces the values a task receives. Bounds that the spec also has are read
-from the spec's own model (``bounds``), never copied.
+JSON Schema becomes Airflow Params (Airflow validates them and draws the trigger form), and the
+same model types the values the task receives (``loopline.airflow.operators.arguments.typed``).
+Bounds that the spec also has are read from the spec's own model (``bounds``), never copied.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import annotated_types
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from loopline.plan.model import ParamPlan
 
@@ -46,10 +49,15 @@ def reason_field(description: str, section: str) -> Any:
 WINDOW_END_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$"
 
 
+# A datetime for the task; for the form a date or date-time string, or empty (JSON Schema's
+# "date-time" format would refuse a bare date, and the form would draw a picker needing a time).
+_WINDOW_END_FORM = {"anyOf": [{"type": "string", "pattern": WINDOW_END_PATTERN}, {"type": "null"}]}
+WindowEnd = Annotated[datetime | None, WithJsonSchema(_WINDOW_END_FORM)]
+
+
 def window_end_field(description: str, section: str) -> Any:
     """An optional end of the run's data window (a backfill); empty: when the run was due."""
     return Field(
-        pattern=WINDOW_END_PATTERN,
         title="Window end (backfill)",
         description=description,
         json_schema_extra={"section": section},

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopline.spec.loader import SPEC_SUFFIXES
+from loopline.plan.tasks import SpecFile
+from loopline.spec.loader import SPEC_SUFFIXES, spec_sha256
 from loopline.spec.model import PipelineSpec
 
 EXPECTATIONS_ENV = "LOOPLINE_EXPECTATIONS_DIR"
@@ -33,6 +34,11 @@ class ProjectPaths:
             if (path := self.pipelines / f"{name}{suffix}").is_file():
                 return path
         return self.pipelines / f"{name}{SPEC_SUFFIXES[0]}"
+
+    def spec_ref(self, spec: PipelineSpec) -> SpecFile:
+        """The spec file and the version of it being planned now."""
+        path = self.spec_file(spec)
+        return SpecFile(str(path), spec_sha256(path))
 
     def suite_file(self, spec: PipelineSpec) -> Path:
         return self.expectations / f"{spec.data.expectation_suite}.json"

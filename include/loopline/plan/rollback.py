@@ -24,7 +24,7 @@ def plan_rollback(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     # Retries are safe: a retry sees this run's own move and does not roll back twice.
     rollback = TaskPlan(
         "rollback",
-        Rollback(str(paths.spec_file(spec)), reason="{{ params.reason }}"),
+        Rollback(paths.spec_ref(spec), reason="{{ params.reason }}"),
         outlets=(champion_asset(spec),),
     )
     return dag_plan(

@@ -4,7 +4,9 @@ The arguments' class names the task kind; ``loopline.airflow.factory`` maps each
 operator that carries it out, and passes the arguments as its keyword arguments (a test checks
 that every operator accepts every field). Values read from another task are declared as
 ``XCom`` (one value) or ``MapOver`` (one task per item of a list) fields, so the plan can check
-them against its task ids and upstreams when it is built.
+them against its task ids and upstreams when it is built; the factory hands the operator that
+task's output (an ``XComArg``), so no operator pulls by task id. A ``SpecFile`` field becomes
+the operator's ``spec_path`` and ``spec_sha256``: the spec version the plan was made from.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ class TaskKind(StrEnum):
     BATCH_SCORE = "batch_score"
     DRIFT_AUDIT = "drift_audit"
     RETRAIN_ON_DRIFT = "retrain_on_drift"
+    CHOOSE_CONSUMER_ACTION = "choose_consumer_action"
     DEPLOY_CONSUMERS = "deploy_consumers"
+    SCALE_CONSUMERS = "scale_consumers"
+    STOP_CONSUMERS = "stop_consumers"
     MONITOR_CONSUMERS = "monitor_consumers"
 
 
@@ -45,6 +50,14 @@ class XCom:
 @dataclass(frozen=True)
 class MapOver(XCom):
     """Run this task once per item of the list another task returned."""
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A pipeline's spec file and the sha256 of the version planned."""
+
+    path: str
+    sha256: str
 
 
 Template = str  # a Jinja template Airflow renders when the task runs, e.g. "{{ params.x }}"
@@ -64,13 +77,17 @@ class TaskArgs:
         return {name: ref for name, ref in self.xcom_inputs().items() if isinstance(ref, MapOver)}
 
     def operator_kwargs(self) -> dict[str, Any]:
-        """The operator's keyword arguments: an XCom becomes its task id, mapped ones go."""
+        """The operator's keyword arguments: a spec file becomes its path and version; an
+        XCom stays one (the factory hands over that task's output); mapped ones go."""
         kwargs: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, MapOver):
                 continue
-            kwargs[f.name] = value.task_id if isinstance(value, XCom) else value
+            if isinstance(value, SpecFile):
+                kwargs.update(spec_path=value.path, spec_sha256=value.sha256)
+            else:
+                kwargs[f.name] = value
         return kwargs
 
 
@@ -109,7 +126,7 @@ class GroupLanded(TaskArgs):
 @dataclass(frozen=True)
 class ValidateFiles(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.VALIDATE_FILES
-    spec_path: str
+    spec: SpecFile
     suite_path: str
     keys: MapOver
 
@@ -117,15 +134,15 @@ class ValidateFiles(TaskArgs):
 @dataclass(frozen=True)
 class PublishValidated(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.PUBLISH_VALIDATED
-    results_from: XCom
+    results: XCom
 
 
 @dataclass(frozen=True)
 class ValidationVerdict(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.VALIDATION_VERDICT
-    spec_path: str
-    results_from: XCom
-    keys_from: XCom
+    spec: SpecFile
+    results: XCom
+    keys: XCom
     fail_on_invalid: bool
 
 
@@ -133,7 +150,7 @@ class ValidationVerdict(TaskArgs):
 @dataclass(frozen=True)
 class TrainingSnapshot(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.TRAINING_SNAPSHOT
-    spec_path: str
+    spec: SpecFile
     window_days: Template
     window_end: Template  # empty: the run's own
 
@@ -141,7 +158,7 @@ class TrainingSnapshot(TaskArgs):
 @dataclass(frozen=True)
 class TrainModel(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.TRAIN_MODEL
-    spec_path: str
+    spec: SpecFile
     epochs: Template
     reason: Template
 
@@ -149,29 +166,29 @@ class TrainModel(TaskArgs):
 @dataclass(frozen=True)
 class JudgeCandidate(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.JUDGE_CANDIDATE
-    spec_path: str
-    version_from: XCom
+    spec: SpecFile
+    version: XCom
 
 
 @dataclass(frozen=True)
 class ApprovePromotion(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.APPROVE_PROMOTION
     pipeline: str
-    judgement_from: XCom
+    judgement: XCom
     approvers: tuple[str, ...] = ()  # Airflow user ids; empty: anyone who may answer HITL
 
 
 @dataclass(frozen=True)
 class Promote(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.PROMOTE
-    spec_path: str
-    judgement_from: XCom
+    spec: SpecFile
+    judgement: XCom
 
 
 @dataclass(frozen=True)
 class Rollback(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.ROLLBACK
-    spec_path: str
+    spec: SpecFile
     reason: Template
 
 
@@ -179,16 +196,17 @@ class Rollback(TaskArgs):
 @dataclass(frozen=True)
 class BatchScore(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.BATCH_SCORE
-    spec_path: str
+    spec: SpecFile
     window_days: Template
     model_version: Template
+    window_end: Template  # empty: when the run was due
 
 
 # -- drift audits ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DriftAudit(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.DRIFT_AUDIT
-    spec_path: str
+    spec: SpecFile
     window_end: Template  # empty: when the run was due
 
 
@@ -196,23 +214,43 @@ class DriftAudit(TaskArgs):
 class RetrainOnDrift(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.RETRAIN_ON_DRIFT
     train_dag_id: str
-    decision_from: XCom
+    decision: XCom
 
 
 # -- streaming consumers -------------------------------------------------------------------
 @dataclass(frozen=True)
+class ChooseConsumerAction(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.CHOOSE_CONSUMER_ACTION
+    action: Template  # deploy, scale or stop
+    branches: Mapping[str, str]  # each action's task id, downstream of this task
+
+
+@dataclass(frozen=True)
 class DeployConsumers(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.DEPLOY_CONSUMERS
-    spec_path: str
-    action: Template  # deploy, scale or stop
+    spec: SpecFile
     model_version: Template  # champion or a number
     replicas: Template  # empty: as many as run now, at least replicas.min
 
 
 @dataclass(frozen=True)
+class ScaleConsumers(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.SCALE_CONSUMERS
+    spec: SpecFile
+    replicas: Template  # empty: as many as run now, within replicas.min..max
+    model_version: Template  # what new replicas start on
+
+
+@dataclass(frozen=True)
+class StopConsumers(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.STOP_CONSUMERS
+    spec: SpecFile
+
+
+@dataclass(frozen=True)
 class MonitorConsumers(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.MONITOR_CONSUMERS
-    spec_path: str
+    spec: SpecFile
 
 
 ARGUMENTS: dict[TaskKind, type[TaskArgs]] = {

@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field
 
 from loopline.plan.assets import champion_asset
 from loopline.plan.model import GPU_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
-from loopline.plan.params import bounds, params_from_model, reason_field, window_end_field
+from loopline.plan.params import (
+    WindowEnd,
+    bounds,
+    params_from_model,
+    reason_field,
+    window_end_field,
+)
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import (
     ApprovePromotion,
@@ -24,30 +30,21 @@ from loopline.spec.model import HyperParameters, PipelineSpec, TrainingSpec
 _FORM = {"section": "Training"}
 
 
-class TrainParams(BaseModel):
-    epochs: Annotated[
-        int,
-        Field(
-            **bounds(HyperParameters, "epochs"),
-            title="Epochs",
-            description="At most this many epochs (early stopping may end sooner).",
-            json_schema_extra=_FORM,
-        ),
-    ]
+class SnapshotArguments(BaseModel):
+    """The snapshot task's run arguments: which days of validated data to train on."""
+
     window_days: Annotated[
-        int,
+        int | None,
         Field(
             **bounds(TrainingSpec, "window_days"),
             title="Data window (days)",
-            description="Train on the validated rows of this many days before the run.",
+            description="Train on the validated rows of this many days before the run; "
+            "empty: the spec's training.window_days.",
             json_schema_extra=_FORM,
         ),
-    ]
-    reason: Annotated[
-        str, reason_field("Why this retraining runs; kept in the model's lineage.", "Training")
-    ] = "manual"
+    ] = None
     window_end: Annotated[
-        str | None,
+        WindowEnd,
         window_end_field(
             "Train on the window ending here (UTC), e.g. 2024-06-30 for data with past dates; "
             "empty: when the run was due.",
@@ -56,9 +53,31 @@ class TrainParams(BaseModel):
     ] = None
 
 
+class TrainArguments(BaseModel):
+    """The train task's run arguments."""
+
+    epochs: Annotated[
+        int | None,
+        Field(
+            **bounds(HyperParameters, "epochs"),
+            title="Epochs",
+            description="At most this many epochs (early stopping may end sooner); empty: the "
+            "spec's model.hyperparameters.epochs.",
+            json_schema_extra=_FORM,
+        ),
+    ] = None
+    reason: Annotated[
+        str, reason_field("Why this retraining runs; kept in the model's lineage.", "Training")
+    ] = "manual"
+
+
+class TrainParams(TrainArguments, SnapshotArguments):
+    """The ``<pipeline>.train`` trigger form: every task's arguments."""
+
+
 def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     training, promotion = spec.training, spec.promotion
-    spec_path = str(paths.spec_file(spec))
+    spec_file = paths.spec_ref(spec)
     params = params_from_model(
         TrainParams,
         {"epochs": spec.model.hyperparameters.epochs, "window_days": training.window_days},
@@ -67,7 +86,7 @@ def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
         TaskPlan(
             "snapshot",
             TrainingSnapshot(
-                spec_path,
+                spec_file,
                 window_days="{{ params.window_days }}",
                 window_end="{{ params.window_end }}",
             ),
@@ -76,14 +95,14 @@ def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
         ),
         TaskPlan(
             "train",
-            TrainModel(spec_path, epochs="{{ params.epochs }}", reason="{{ params.reason }}"),
+            TrainModel(spec_file, epochs="{{ params.epochs }}", reason="{{ params.reason }}"),
             upstream=("snapshot",),
             pool=GPU_POOL,
             doc_md="Trains the spec's Keras model (GPU when visible) and registers it.",
         ),
         TaskPlan(
             "judge",
-            JudgeCandidate(spec_path, version_from=XCom("train")),
+            JudgeCandidate(spec_file, version=XCom("train")),
             upstream=("train",),
             doc_md="Candidate and champion on the same holdout, against the promotion gates.",
         ),
@@ -93,7 +112,7 @@ def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
             TaskPlan(
                 "approve",
                 ApprovePromotion(
-                    spec.name, judgement_from=XCom("judge"), approvers=tuple(promotion.approvers)
+                    spec.name, judgement=XCom("judge"), approvers=tuple(promotion.approvers)
                 ),
                 upstream=("judge",),
                 doc_md="A person approves (or rejects) the promotion in the Airflow UI"
@@ -103,7 +122,7 @@ def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     tasks.append(
         TaskPlan(
             "promote",
-            Promote(spec_path, judgement_from=XCom("judge")),
+            Promote(spec_file, judgement=XCom("judge")),
             upstream=(tasks[-1].task_id,),
             outlets=(champion_asset(spec),),
             doc_md="Champion if it passed (a champion asset event), else challenger.",

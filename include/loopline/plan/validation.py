@@ -20,7 +20,7 @@ from loopline.spec.model import PipelineSpec
 
 def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     data, gate = spec.data, spec.validation
-    spec_path = str(paths.spec_file(spec))
+    spec_file = paths.spec_ref(spec)
     wait = TaskPlan(
         "wait_for_landing",
         WaitForObjects(data.bucket, data.landing_prefix, gate.wait_minutes, gate.poll_seconds),
@@ -44,14 +44,14 @@ def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
         ),
         TaskPlan(
             "validate",
-            ValidateFiles(spec_path, str(paths.suite_file(spec)), keys=MapOver("list_landed")),
+            ValidateFiles(spec_file, str(paths.suite_file(spec)), keys=MapOver("list_landed")),
             doc_md="One group of files each, named by its first and last file: validate each "
             "file with Great Expectations, then move it to validated/ or quarantine/ (with "
             "its report). Each file's outcome is in the log and in its record.",
         ),
         TaskPlan(
             "publish_validated",
-            PublishValidated(results_from=XCom("validate")),
+            PublishValidated(results=XCom("validate")),
             upstream=("validate",),
             outlets=(validated_asset(spec),),
             trigger_rule=TriggerRule.ALL_DONE,
@@ -60,9 +60,9 @@ def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
         TaskPlan(
             "verdict",
             ValidationVerdict(
-                spec_path,
-                results_from=XCom("validate"),
-                keys_from=XCom("list_landed"),
+                spec_file,
+                results=XCom("validate"),
+                keys=XCom("list_landed"),
                 fail_on_invalid=gate.fail_run_on_invalid,
             ),
             upstream=("validate",),

@@ -107,11 +107,11 @@ def _primary(candidate: Measurement, champion: Measurement, rules: PromotionSpec
     improvement = gain(metric, candidate.metrics[metric], champion.metrics[metric])
     margin = rules.min_improvement
     ok = improvement > 0 and improvement >= margin
+    needs = f"must improve by at least {margin}" if margin else "a tie keeps the champion"
     return _check(
         f"{metric} improvement",
         ok,
-        f"{candidate.metrics[metric]:.4f} vs champion {champion.metrics[metric]:.4f} "
-        f"({improvement:+.4f}, needs > 0 and >= {margin})",
+        _comparison(metric, candidate.metrics[metric], champion.metrics[metric], needs),
     )
 
 
@@ -119,16 +119,29 @@ def _guards(candidate: Measurement, champion: Measurement, rules: PromotionSpec)
     checks = []
     for metric, tolerance in rules.guard_tolerances.items():
         name = metric.value
-        change = gain(name, candidate.metrics[name], champion.metrics[name])
+        ours, theirs = candidate.metrics[name], champion.metrics[name]
+        limit = f"may regress by at most {tolerance}"
         checks.append(
             _check(
                 f"{name} guard",
-                change >= -tolerance,
-                f"{candidate.metrics[name]:.4f} vs champion {champion.metrics[name]:.4f} "
-                f"({change:+.4f}, may regress by at most {tolerance})",
+                gain(name, ours, theirs) >= -tolerance,
+                _comparison(name, ours, theirs, limit),
             )
         )
     return checks
+
+
+def _comparison(metric: str, candidate: float, champion: float, rule: str) -> str:
+    """The candidate against the champion in words, e.g. "0.2312 vs champion 0.2568: improved
+    by 0.0256 (lower is better; may regress by at most 0.02)": a signed difference alone
+    reads backwards for a metric where lower is better."""
+    change = gain(metric, candidate, champion)
+    moved = f"improved by {change:.4f}" if change > 0 else f"regressed by {-change:.4f}"
+    direction = "lower" if metric in LOWER_IS_BETTER else "higher"
+    return (
+        f"{candidate:.4f} vs champion {champion:.4f}: {moved if change else 'unchanged'} "
+        f"({direction} is better; {rule})"
+    )
 
 
 def _schema(candidate: Measurement, champion: Measurement) -> Check:

@@ -1,11 +1,11 @@
 """One record shape for every decision and run of the loop, in one place on S3.
 
 A validation outcome, a training snapshot, a registered model, a judgement, a promotion or
-rollback, a batch scoring run (and next a drift verdict or a scaling step) is a
-``StageRecord``: the same envelope (pipeline, stage, run, Airflow task and try, code version,
-inputs and outputs with checksums, verdict, reasons, numbers, start and end, resources) around
-the stage's own payload. ``RecordStore`` writes and reads them all under one layout; trace,
-cost per stage and the UI read only this.
+rollback, a batch scoring run, a drift audit or a streaming deployment step is a
+``StageRecord`` (one ``RecordStage`` each): the same envelope (pipeline, stage, run, Airflow
+task and try, code version, inputs and outputs with checksums, verdict, reasons, numbers,
+start and end, resources) around the stage's own payload. ``RecordStore`` writes and reads
+them all under one layout; ``loopline records`` and ``loopline drift history`` read only this.
 """
 
 from loopline.records.model import ObjectRef, RecordStage, RunContext, StageRecord

@@ -52,6 +52,7 @@ class StageRecord(BaseModel):
     task_id: str | None = None
     try_number: int | None = None
     code_version: str
+    spec_sha256: str | None = None  # the version of the pipeline's spec the run used
     inputs: list[ObjectRef] = Field(default_factory=list)
     outputs: list[ObjectRef] = Field(default_factory=list)
     verdict: str  # e.g. passed, quarantined, registered, promote, refuse, champion, scored
@@ -72,6 +73,7 @@ class RunContext:
     dag_id: str | None = None
     task_id: str | None = None
     try_number: int | None = None
+    spec_sha256: str | None = None  # the spec file's version the task was planned from
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -89,6 +91,7 @@ class RunContext:
             task_id=self.task_id,
             try_number=self.try_number,
             code_version=code_version(),
+            spec_sha256=self.spec_sha256,
             verdict=verdict,
             started_at=fields.pop("started_at", self.started_at),
             ended_at=datetime.now(UTC),

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from loopline.registry.registry import (
         AliasConflict,
         AliasMove,
+        AliasNotSet,
         CorruptModelError,
         ModelRegistry,
         ModelVersion,
@@ -27,6 +28,7 @@ __all__ = [
     "CHAMPION",
     "AliasConflict",
     "AliasMove",
+    "AliasNotSet",
     "CorruptModelError",
     "ModelRegistry",
     "ModelVersion",

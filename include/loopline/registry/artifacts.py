@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from loopline.serving.model import MODEL_FILE, SAVED_MODEL_DIR
+from loopline.registry.layout import MODEL_FILE, SAVED_MODEL_DIR
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ALLOWED = f"{MODEL_FILE} or {SAVED_MODEL_DIR}/..."

@@ -55,6 +55,10 @@ class AliasConflict(RegistryError):
     """Someone else moved the alias first; re-read it and decide again."""
 
 
+class AliasNotSet(RegistryError):
+    """An alias that was never set (a fresh project has no champion yet)."""
+
+
 class CorruptModelError(RegistryError):
     """A stored artifact does not match the checksum recorded when it was registered."""
 
@@ -223,7 +227,7 @@ class ModelRegistry:
             return int(text)
         version = self.alias(name, text)
         if version is None:
-            raise RegistryError(f"{name}@{text} is not set")
+            raise AliasNotSet(f"{name}@{text} is not set")
         return version
 
     def move_alias(

@@ -4,6 +4,7 @@ old file or the new one, never part of one."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,26 +21,46 @@ def state_dir(project_root: Path | None = None) -> Path:
     return (project_root or Path.cwd()) / ".loopline"
 
 
-def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+def write_atomically(
+    path: Path, data: bytes, *, durable: bool = True, private: bool = False
+) -> None:
     """Write `data` beside `path`, then rename it over `path`: a reader sees the old file or
     the new one. `durable`: flushed to disk before the rename, so a power cut cannot leave an
-    empty file under the final name (heartbeats, rewritten every second, skip it)."""
+    empty file under the final name (heartbeats, rewritten every second, skip it).
+    `private`: created readable by its owner only (0600) whatever the umask."""
+    write_stream_atomically(path, [data], durable=durable, private=private)
+
+
+def write_stream_atomically(
+    path: Path,
+    chunks: Iterable[bytes],
+    *,
+    durable: bool = True,
+    private: bool = False,
+    sync_folder: bool = True,
+) -> None:
+    """`write_atomically` for data that comes in chunks (a download), never all in memory.
+    `sync_folder=False`: the caller syncs the folder once after many writes (`sync_folder`),
+    which costs one fsync instead of one per file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two writers never share one
+    staging.unlink(missing_ok=True)  # a crashed writer's: created anew, with our mode
     try:
-        with open(staging, "wb") as out:
-            out.write(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        with os.fdopen(os.open(staging, flags, 0o600 if private else 0o666), "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
             if durable:
                 out.flush()
                 os.fsync(out.fileno())
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
-    if durable:
-        _sync_folder(path.parent)
+    if durable and sync_folder:
+        sync_folder_entries(path.parent)
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder_entries(folder: Path) -> None:
     """The rename itself made durable (POSIX: fsync the directory)."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:

@@ -46,7 +46,8 @@ class Supervisor:
         self.max_quick_restarts = max_quick_restarts
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
-        self.restarts, self.last_exit = 0, None
+        self.restarts = 0
+        self.last_exit: int | None = None
         self.quick_deaths, self.gave_up = 0, False  # runs in a row that died within a minute
 
     def stop(self, signum: int, _frame: object = None) -> None:

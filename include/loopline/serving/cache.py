@@ -7,15 +7,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from loopline.registry.registry import ModelRegistry
-from loopline.serving.model import compiled, load_model
+from loopline.serving.model import ServingFunction, compiled, load_model
 
-_SERVED: dict[tuple[str, int], Any] = {}
+_SERVED: dict[tuple[str, int], ServingFunction] = {}
 
 
-def served_model(name: str, version: int, registry: Callable[[], ModelRegistry]) -> Any:
+def served_model(name: str, version: int, registry: Callable[[], ModelRegistry]) -> ServingFunction:
     """The compiled inference function of `name` version `version`, cached per process;
     `registry` is called only on the first use (a client costs tens of milliseconds)."""
     key = (name, version)
@@ -24,7 +23,7 @@ def served_model(name: str, version: int, registry: Callable[[], ModelRegistry])
     return _SERVED[key]
 
 
-def _load_verified(name: str, version: int, registry: ModelRegistry) -> Any:
+def _load_verified(name: str, version: int, registry: ModelRegistry) -> ServingFunction:
     # Once loaded the model lives in memory and nothing reads its files again, so the folder
     # goes as soon as it is loaded (or fails to): a replica that rolls through many versions
     # would otherwise leave one folder per version on its disk.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +13,9 @@ import pyarrow as pa
 from loopline.serving.inputs import as_tensors, features_of, labels_of
 from loopline.serving.model import compiled
 from loopline.spec.model import Metric, ModelSpec
+
+if TYPE_CHECKING:
+    import keras
 
 LATENCY_CALLS = 200
 LATENCY_ROUNDS = 3
@@ -26,7 +29,9 @@ class Evaluation:
     rows: int
 
 
-def score(model: Any, table: pa.Table, spec: ModelSpec, batch_size: int = 65_536) -> np.ndarray:
+def score(
+    model: keras.Model, table: pa.Table, spec: ModelSpec, batch_size: int = 65_536
+) -> np.ndarray:
     """Scores of `model` on `table`, in row order."""
     inputs = as_tensors(features_of(table, spec))  # Keras refuses numpy string arrays
     return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0)).reshape(-1)
@@ -48,7 +53,7 @@ def quality(labels: np.ndarray, scores: np.ndarray, metrics: list[Metric]) -> di
     return {metric.value: float(computed[metric]()) for metric in metrics}
 
 
-def p99_single_row_latency_ms(model: Any, table: pa.Table, spec: ModelSpec) -> float:
+def p99_single_row_latency_ms(model: keras.Model, table: pa.Table, spec: ModelSpec) -> float:
     """p99 of one-row calls on the CPU, the way a streaming consumer scores an event.
 
     The lowest p99 of a few rounds: a round that another process preempted says more about
@@ -77,7 +82,9 @@ def p99_single_row_latency_ms(model: Any, table: pa.Table, spec: ModelSpec) -> f
     return min(rounds)
 
 
-def evaluate(model: Any, holdout: pa.Table, spec: ModelSpec, metrics: list[Metric]) -> Evaluation:
+def evaluate(
+    model: keras.Model, holdout: pa.Table, spec: ModelSpec, metrics: list[Metric]
+) -> Evaluation:
     labels = labels_of(holdout, spec)
     return Evaluation(
         metrics=quality(labels, score(model, holdout, spec), metrics),

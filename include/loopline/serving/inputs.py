@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from loopline.spec.model import ModelSpec
+
+if TYPE_CHECKING:
+    from loopline.serving.model import ServingFunction
 
 
 def features_of(table: pa.Table, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -34,6 +37,6 @@ def as_tensors(features: dict[str, np.ndarray]) -> dict[str, Any]:
     return {name: tf.constant(values) for name, values in features.items()}
 
 
-def served_scores(serve: Any, table: pa.Table, spec: ModelSpec) -> np.ndarray:
+def served_scores(serve: ServingFunction, table: pa.Table, spec: ModelSpec) -> np.ndarray:
     """Scores of a served (compiled) model on `table`, in row order."""
     return np.asarray(serve(as_tensors(features_of(table, spec)))).reshape(-1)

@@ -2,12 +2,12 @@
 
 from loopline.spec.loader import (
     PipelineSpecsInvalid,
+    SpecChangedError,
     SpecError,
-    SpecSet,
     describe_errors,
     load_spec,
-    load_specs,
     pipelines_folder,
+    spec_sha256,
 )
 from loopline.spec.model import FileFormat, PipelineSpec, Problem
 
@@ -16,10 +16,10 @@ __all__ = [
     "PipelineSpec",
     "PipelineSpecsInvalid",
     "Problem",
+    "SpecChangedError",
     "SpecError",
-    "SpecSet",
     "describe_errors",
     "load_spec",
-    "load_specs",
     "pipelines_folder",
+    "spec_sha256",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -61,18 +62,28 @@ class SpecError(Exception):
         return f"{where}: {problem.message}"
 
 
-@dataclass(frozen=True)
-class SpecSet:
-    """The specs of a folder: the ones that loaded, and the errors of the others."""
-
-    specs: dict[str, PipelineSpec]
-    errors: list[SpecError]
+class SpecChangedError(Exception):
+    """The spec file is not the one a DAG was planned from: a task refuses to run one DAG run
+    on two versions of its pipeline."""
 
 
-def load_spec(path: Path) -> PipelineSpec:
-    """Parse and validate one spec file; raise SpecError naming every problem at once."""
+def spec_sha256(path: Path | str) -> str:
+    """The sha256 of a spec file's bytes: the version of the spec a plan was made from."""
+    return hashlib.sha256(_read_bytes(Path(path))).hexdigest()
+
+
+def load_spec(path: Path | str, *, expect_sha256: str | None = None) -> PipelineSpec:
+    """Parse and validate one spec file; raise SpecError naming every problem at once.
+    `expect_sha256`: the version planned; a file changed since raises SpecChangedError."""
     path = Path(path)
-    document, lines = _read_document(path)
+    data = _read_file(path)
+    if expect_sha256 and (found := hashlib.sha256(data).hexdigest()) != expect_sha256:
+        raise SpecChangedError(
+            f"{path} changed after its DAGs were planned (planned sha256 {expect_sha256[:12]}, "
+            f"now {found[:12]}): this run refuses to mix two versions of the pipeline. The DAG "
+            "processor re-plans it within its parse interval; trigger the run again then"
+        )
+    document, lines = _read_document(path, data)
     if not isinstance(document, dict):
         got = type(document).__name__ if document is not None else "an empty file"
         raise SpecError(path, [Problem((), f"expected a mapping of sections, got {got}")], {})
@@ -91,11 +102,21 @@ def load_spec(path: Path) -> PipelineSpec:
     return PipelineSpec.model_validate(document)
 
 
-def _read_document(path: Path) -> tuple[Any, dict[FieldPath, int]]:
-    """The parsed file and the line of every key path; a SpecError naming the file and the
-    reason when it cannot be read, is not valid YAML or JSON, or is past a bound above."""
+def _read_file(path: Path) -> bytes:
+    """The file's bytes, or a SpecError naming the file and why it cannot be read."""
     try:
-        text = _read_text(path)
+        return _read_bytes(path)
+    except OSError as exc:
+        raise _unusable(path, f"cannot read the file: {exc}") from exc
+    except SpecParseError as exc:
+        raise _unusable(path, str(exc)) from exc
+
+
+def _read_document(path: Path, data: bytes) -> tuple[Any, dict[FieldPath, int]]:
+    """The parsed file and the line of every key path; a SpecError naming the file and the
+    reason when it is not text, not valid YAML or JSON, or is past a bound above."""
+    try:
+        text = data.decode("utf-8")
         if path.suffix == ".json":
             _check_json(text)  # JSON's own rules first; the YAML parse gives the lines
         return _parse_yaml(text)
@@ -116,13 +137,17 @@ def _unusable(path: Path, reason: str) -> SpecError:
     return SpecError(path, [Problem((), reason)], {})
 
 
-def _read_text(path: Path) -> str:
-    """The file's text, refused unread past MAX_SPEC_BYTES (a stat could race a writer)."""
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refused unread past MAX_SPEC_BYTES (a stat could race a writer)."""
     with path.open("rb") as file:
         data = file.read(MAX_SPEC_BYTES + 1)
     if len(data) > MAX_SPEC_BYTES:
         raise SpecParseError(f"the file is larger than {MAX_SPEC_BYTES} bytes")
-    return data.decode("utf-8")
+    return data
+
+
+def _read_text(path: Path) -> str:
+    return _read_bytes(path).decode("utf-8")
 
 
 def _check_json(text: str) -> None:
@@ -143,20 +168,6 @@ def spec_json_schema() -> dict[str, Any]:
     schema["properties"] = {SCHEMA_KEY: {"type": "string"}, **schema["properties"]}
     schema["title"] = "Loopline pipeline spec"
     return schema
-
-
-def load_specs(folder: Path) -> SpecSet:
-    """Load every spec of a folder; a bad spec is recorded, never stops the others."""
-    specs: dict[str, PipelineSpec] = {}
-    errors: list[SpecError] = []
-    for path in spec_files(folder):
-        try:
-            spec = load_spec(path)
-        except SpecError as exc:
-            errors.append(exc)
-            continue
-        specs[spec.name] = spec
-    return SpecSet(specs=specs, errors=errors)
 
 
 def spec_files(folder: Path) -> list[Path]:

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from loopline.storage.formats import FileFormat  # the floor's: re-exported for spec readers
+
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 S3_PREFIX_PATTERN = r"^([A-Za-z0-9!_.*'()-]+/)+$"
 
@@ -43,12 +45,6 @@ Schedule = Annotated[str, AfterValidator(_check_schedule)]
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FileFormat(StrEnum):
-    PARQUET = "parquet"
-    CSV = "csv"
-    JSONL = "jsonl"
 
 
 class ColumnType(StrEnum):

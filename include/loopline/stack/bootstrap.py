@@ -70,7 +70,7 @@ class DemoBootstrap:
 
     def _run(self, spec: PipelineSpec, stage: str, conf: dict[str, Any]) -> tuple[str, str]:
         """Trigger the `stage` DAG of `spec` and wait; return the run's name and end state."""
-        dag_id = plan_dag_id(spec, stage)
+        dag_id = plan_dag_id(spec.name, stage)
         run_id = self.api.trigger(dag_id, conf)
         echo(f"    {spec.name}: triggered {dag_id} ({run_id}), waiting")
         state = self.api.wait_for_run(dag_id, run_id, timeout=self.timeout)
@@ -88,6 +88,6 @@ class DemoBootstrap:
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"no validated data for {spec.name} after {self.timeout}s; "
-                    f"see {plan_dag_id(spec, 'validate')} in the Airflow UI"
+                    f"see {plan_dag_id(spec.name, 'validate')} in the Airflow UI"
                 )
             time.sleep(2)

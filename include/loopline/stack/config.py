@@ -9,7 +9,13 @@ import socket
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from loopline.runtime.files import state_dir as default_state_dir
+from loopline.runtime.files import write_atomically
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 # The log servers of the scheduler's workers and of the triggerer need ports too; two stacks
 # (or another Airflow) on one machine must not share them.
@@ -99,7 +105,7 @@ class StackConfig:
         }
 
 
-def stack_s3_client(endpoint: str, **client_config: Any) -> Any:
+def stack_s3_client(endpoint: str, **client_config: Any) -> BaseClient:
     """A boto3 client for the local stack's S3 server; `client_config`: botocore Config."""
     import boto3
     from botocore.config import Config
@@ -117,9 +123,7 @@ def stack_s3_client(endpoint: str, **client_config: Any) -> Any:
 def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfig:
     """Read (or create on first use) the stack's state under `state_dir`."""
     project_root = project_root.resolve()
-    state_dir = (
-        state_dir or Path(os.environ.get("LOOPLINE_STATE_DIR") or project_root / ".loopline")
-    ).resolve()
+    state_dir = (state_dir or default_state_dir(project_root)).resolve()
     # Owner-only: it holds stack.json, airflow.db, logs (task logs included) and the S3
     # snapshot; a folder from an older version (0755) is closed too.
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -201,9 +205,4 @@ def _fernet_key() -> str:
 
 def write_secret(path: Path, text: str) -> None:
     """Write `text` readable by its owner only (0600), atomically: the file holds secrets."""
-    staging = path.with_suffix(path.suffix + ".tmp")
-    staging.unlink(missing_ok=True)
-    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
-    staging.replace(path)
+    write_atomically(path, text.encode(), private=True)

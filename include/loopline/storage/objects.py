@@ -14,9 +14,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient  # boto3 ships no types: Any to mypy
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def sha256_hex(data: bytes) -> str:
 class ObjectStore:
     """S3 operations Loopline relies on, with errors that name the bucket and key."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: BaseClient) -> None:
         self.client = client
 
     def ensure_bucket(self, bucket: str) -> bool:

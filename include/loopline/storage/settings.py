@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # boto3 and pyarrow ship no types: mypy reads these as Any
+    from botocore.client import BaseClient
+    from pyarrow.fs import S3FileSystem
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class S3Settings:
     region: str = "us-east-1"
     session_token: str | None = None
 
-    def filesystem(self) -> Any:
+    def filesystem(self) -> S3FileSystem:
         from pyarrow import fs
 
         options: dict[str, Any] = {"region": self.region}
@@ -34,7 +38,7 @@ class S3Settings:
             options.update(endpoint_override=host, scheme=scheme)
         return fs.S3FileSystem(**options)
 
-    def boto3_client(self) -> Any:
+    def boto3_client(self) -> BaseClient:
         import boto3
 
         return boto3.client(
@@ -51,4 +55,21 @@ class S3Settings:
 
     @classmethod
     def from_json(cls, text: str) -> S3Settings:
-        return cls(**json.loads(text))  # settings shipped without a token load as before
+        """The settings `to_json` wrote: ``LOOPLINE_S3``'s one meaning (``{}``: the default
+        credential chain and endpoint). Errors never echo the text: it holds the keys."""
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError:
+            fields = None
+        if not isinstance(fields, dict):
+            hint = (
+                " (AWS's default credential chain is {} here; for the loopline commands it is "
+                "LOOPLINE_S3_MODE=aws)"
+                if text.strip() == "aws"
+                else ""
+            )
+            raise ValueError(f"LOOPLINE_S3 must be S3 settings as a JSON object{hint}")
+        try:
+            return cls(**fields)  # settings shipped without a token load as before
+        except TypeError as exc:  # names the field, never a value
+            raise ValueError(f"LOOPLINE_S3 holds unknown S3 settings: {exc}") from None

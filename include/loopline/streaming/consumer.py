@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Event as StopFlag
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +50,10 @@ from loopline.streaming.events import Event, Poison, features_table, parse_event
 from loopline.streaming.health import heartbeat_path
 from loopline.streaming.kafka_settings import client_settings
 from loopline.streaming.metrics import ReplicaMetrics
+
+if TYPE_CHECKING:  # kafka-python ships no types: these document, mypy reads them as Any
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.producer.future import FutureRecordMetadata
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +163,7 @@ class ScoringConsumer:
         self.producer = self._producer()
 
     # ------------------------------------------------------------------ clients
-    def _consumer(self) -> Any:
+    def _consumer(self) -> KafkaConsumer:
         from kafka import KafkaConsumer
         from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 
@@ -182,7 +186,7 @@ class ScoringConsumer:
         consumer.subscribe([streaming.input_topic])
         return consumer
 
-    def _producer(self) -> Any:
+    def _producer(self) -> KafkaProducer:
         from kafka import KafkaProducer
 
         # acks from every in-sync copy, idempotent (a retried send is not a duplicate), and a
@@ -288,7 +292,9 @@ class ScoringConsumer:
     def _read_and_score(self, records: list[Any]) -> tuple[list[Scored], list[Rejected]]:
         """Each record's score or dead letter. Records a death of a replica covered are read
         one at a time (each named first, so a second death names it); two deaths: refused."""
-        fresh, suspects, poison = [], [], []
+        fresh: list[Any] = []  # Kafka records
+        suspects: list[Any] = []
+        poison: list[Rejected] = []
         for record in records:
             deaths = self.crashes.deaths(record)
             if deaths >= 2:
@@ -382,7 +388,7 @@ class ScoringConsumer:
             futures.append(self.producer.send(topic, key=event.event_id.encode(), value=value))
         return futures
 
-    def _send_dead_letter(self, record: Any, poison: Poison) -> Any:
+    def _send_dead_letter(self, record: Any, poison: Poison) -> FutureRecordMetadata:
         letter = {
             "reason": poison.reason,
             "topic": record.topic,

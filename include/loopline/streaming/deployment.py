@@ -16,7 +16,7 @@ backend:
   version, and the roll stops there (the others still run the old one): a bad version never
   takes the whole group down;
 - **replace dead** restarts every slot that should run and does not (dynamic scaling).
-Each returns what it did, for the operator's record.
+Each returns what it did; ``loopline.streaming.actions`` records it.
 """
 
 from __future__ import annotations
@@ -90,16 +90,24 @@ class Outcome:
     """What a deployment action did: the record's payload and verdict."""
 
     action: str
-    verdict: str  # done, rolled_back, no_change, replaced
+    verdict: str  # done, no_change, replaced; refused, rolled_back, unhealthy (FAILED)
     steps: list[str] = field(default_factory=list)
     replicas: dict[int, int | None] = field(default_factory=dict)  # slot -> version
+
+    @property
+    def failed(self) -> bool:
+        """Whether the action did not do what was asked (the task that asked fails)."""
+        return self.verdict in FAILED
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+FAILED = frozenset({"refused", "rolled_back", "unhealthy"})
+
+
 class Deployment(Protocol):
-    """A pipeline's replicas wherever they run: what the operators and the monitor call.
+    """A pipeline's replicas wherever they run: what the actions and the monitor call.
     Chosen once per deployment (``streaming.backend``): slot by slot on a `Backend` with this
     module's policy (local processes), or a Kubernetes StatefulSet whose controller applies
     the same policy (``loopline.streaming.kubernetes``)."""
@@ -153,20 +161,20 @@ class SlotDeployment:
         return [p for slot in self.backend.slots() for p in self.backend.status(slot).problems()]
 
 
-def version_to_serve(registry: ModelRegistry, name: str, wanted: object) -> int:
+def version_to_serve(registry: ModelRegistry, name: str, wanted: str | int = "champion") -> int:
     """The version a deploy or scale may start: "champion" (or empty) is the registry's
     champion; a number must be the champion or a version whose judgement passed. Anything
     else raises a RegistryError (NotServable) before a replica is touched: a challenger the
     gates refused, or any number typed into the form, would otherwise score live traffic."""
-    from loopline.registry import CHAMPION, RegistryError
+    from loopline.registry import CHAMPION, AliasNotSet, RegistryError
     from loopline.registry.judgements import check_servable
 
-    text = str(wanted).strip()
-    if text in ("", "None", CHAMPION):
-        champion = registry.alias(name, CHAMPION)
-        if champion is None:
-            raise RegistryError(f"{name} has no champion to serve yet")
-        return champion
+    text = str(wanted).strip() or CHAMPION
+    if text == CHAMPION:
+        try:
+            return registry.resolve(name, CHAMPION)
+        except AliasNotSet as exc:
+            raise RegistryError(f"{name} has no champion to serve yet") from exc
     if not text.isdigit():
         raise RegistryError(f"model_version {text!r}: expected 'champion' or a version number")
     version = int(text)

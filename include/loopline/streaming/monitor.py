@@ -96,6 +96,12 @@ class ScalingWindow:
         write_atomically(self.path, json.dumps(entries).encode())
 
 
+def scaling_window(state: Path, pipeline: str, streaming: StreamingSpec) -> ScalingWindow:
+    """The pipeline's window, beside its replicas' state (``<state>/streaming/<pipeline>/``)."""
+    path = state / "streaming" / pipeline / "scaling-window.json"
+    return ScalingWindow(path, streaming.scale_in_after_seconds)
+
+
 def _worst(latencies: list[dict[str, Any]], key: str) -> float | None:
     values = [value for entry in latencies if (value := entry.get(key)) is not None]
     return max(values) if values else None

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = load_spec(args.spec)
-    if args.session_timeout_ms:
+    if args.session_timeout_ms and spec.streaming is not None:  # none: the consumer says so
         streaming = spec.streaming.model_copy(
             update={"session_timeout_ms": args.session_timeout_ms}
         )

@@ -42,6 +42,11 @@ class Limits:
     def cap(self) -> int:
         return max(min(self.maximum, self.partitions), self.minimum)
 
+    def clamp(self, count: int) -> int:
+        """`count` within ``minimum..cap``: the one bound on replicas, for what the monitor
+        decides and for what a deploy or scale asks (so the monitor never undoes it at once)."""
+        return min(max(count, self.minimum), self.cap)
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -78,7 +83,13 @@ class ScalingDecision:
 def lag_target(total_lag: int, limits: Limits) -> int:
     """KEDA's replica count for a lag, capped by max and by the partition count."""
     wanted = math.ceil(total_lag / limits.lag_per_replica) if total_lag > 0 else limits.minimum
-    return min(max(wanted, limits.minimum), limits.cap)
+    return limits.clamp(wanted)
+
+
+def replicas_to_run(asked: int | None, running: int, limits: Limits) -> int:
+    """How many replicas a deploy or scale runs: the count asked, else as many as run now (at
+    least the minimum: a first deploy starts `minimum`), within the limits."""
+    return limits.clamp(running if asked is None else asked)
 
 
 def decide_scale(
@@ -104,7 +115,7 @@ def decide_scale(
             f"(capped at {limits.cap}: max {limits.maximum}, {limits.partitions} partitions)"
         )
     desired = max(desired, _by_latency(seen, limits, current, by_lag, reasons))
-    desired = min(max(desired, limits.minimum), limits.cap)
+    desired = limits.clamp(desired)
     recommended = desired
     if desired < current:
         stabilisation = limits.scale_in_after_seconds

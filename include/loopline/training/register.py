@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.records.lineage import code_version
@@ -14,6 +14,9 @@ from loopline.serving.model import save_artifacts
 from loopline.spec.model import PipelineSpec
 from loopline.training.snapshot import Snapshot, load_saved_snapshot
 from loopline.training.trainer import TrainingOutcome, train_model
+
+if TYPE_CHECKING:
+    import keras
 
 
 def input_schema(spec: PipelineSpec) -> list[dict[str, str]]:
@@ -60,7 +63,7 @@ def train_and_register(
     *,
     epochs: int | None = None,
     reason: str = "",
-    progress: Any = None,
+    progress: keras.callbacks.Callback | None = None,
 ) -> tuple[ModelVersion, TrainingOutcome]:
     """What the train task does: read the run's snapshot, train, register, record."""
     snapshot = load_saved_snapshot(registry.store, spec, run.run_id)

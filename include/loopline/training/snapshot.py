@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from loopline.data.validated import coverage, read_window
+from loopline.data.window import RunWindow
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
-from loopline.registry.layout import training_run_prefix
+from loopline.registry.layout import SnapshotTable, snapshot_table_key
 from loopline.spec.model import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode, encode
 from loopline.storage.objects import ObjectStore, sha256_hex
@@ -39,7 +40,7 @@ class EmptySnapshotError(Exception):
 class SnapshotRecord:
     window_start: str
     window_end: str
-    objects: list[dict[str, object]] = field(default_factory=list)  # key, sha256, rows
+    objects: list[dict[str, Any]] = field(default_factory=list)  # key, sha256, rows
     rows: int = 0
     train_rows: int = 0
     holdout_rows: int = 0
@@ -56,28 +57,24 @@ class Snapshot:
     record: SnapshotRecord
 
 
-def assemble_snapshot(
-    store: ObjectStore, spec: PipelineSpec, window_end: datetime, window_days: int | None = None
-) -> Snapshot:
-    """Read the validated rows of the window and split them into train and holdout."""
-    days = window_days or spec.training.window_days
-    window_end = window_end.astimezone(UTC)
-    window_start = window_end - timedelta(days=days)
-    window = read_window(store, spec.data, window_start, window_end)
-    if window.table is None:
+def assemble_snapshot(store: ObjectStore, spec: PipelineSpec, window: RunWindow) -> Snapshot:
+    """Read the validated rows of the window and split them into train and holdout (the
+    window's days: the run's window_days Param, else the spec's training.window_days)."""
+    read = read_window(store, spec.data, window)
+    if read.table is None:
         held = coverage(store, spec.data).describe()
         raise EmptySnapshotError(
-            f"no validated rows for {spec.name} between {window_start:%Y-%m-%d %H:%M} and "
-            f"{window_end:%Y-%m-%d %H:%M} UTC (window_days {days}) under "
+            f"no validated rows for {spec.name} between {window.start:%Y-%m-%d %H:%M} and "
+            f"{window.end:%Y-%m-%d %H:%M} UTC (window_days {window.days}) under "
             f"s3://{spec.data.bucket}/{spec.data.validated_prefix}; {held}. For data with "
             "past dates, run with window_end (a backfill) or a wider window_days"
         )
-    rows, objects = window.table, [asdict(read) for read in window.objects]
+    rows, objects = read.table, [asdict(each) for each in read.objects]
     in_holdout = holdout_mask(rows.column(spec.data.key), spec.training.holdout_fraction)
     train, holdout = rows.filter(pa.array(~in_holdout)), rows.filter(pa.array(in_holdout))
     record = SnapshotRecord(
-        window_start=window_start.isoformat(),
-        window_end=window_end.isoformat(),
+        window_start=window.start.isoformat(),
+        window_end=window.end.isoformat(),
         objects=objects,
         rows=rows.num_rows,
         train_rows=train.num_rows,
@@ -100,21 +97,18 @@ def holdout_mask(keys: pa.ChunkedArray | pa.Array, fraction: float) -> np.ndarra
     return (hashes % HOLDOUT_BUCKETS) < round(fraction * HOLDOUT_BUCKETS)
 
 
-def run_prefix(spec: PipelineSpec, run_id: str) -> str:
-    """Where one training run keeps its snapshot, so that each of its tasks can be retried."""
-    return training_run_prefix(spec.name, run_id)
-
-
 def save_snapshot(
     store: ObjectStore, spec: PipelineSpec, snapshot: Snapshot, run: RunContext
 ) -> StageRecord:
     """Keep the run's train and holdout tables, and its snapshot record, for the next tasks."""
-    bucket, prefix = spec.data.bucket, run_prefix(spec, run.run_id)
+    bucket = spec.data.bucket
     outputs = []
-    for name, table in (("train", snapshot.train), ("holdout", snapshot.holdout)):
+    tables: dict[SnapshotTable, pa.Table] = {"train": snapshot.train, "holdout": snapshot.holdout}
+    for name, table in tables.items():
         body = encode(table, FileFormat.PARQUET)
-        store.put(bucket, f"{prefix}{name}.parquet", body, CONTENT_TYPES[FileFormat.PARQUET])
-        uri = f"s3://{bucket}/{prefix}{name}.parquet"
+        key = snapshot_table_key(spec.name, run.run_id, name)
+        store.put(bucket, key, body, CONTENT_TYPES[FileFormat.PARQUET])
+        uri = f"s3://{bucket}/{key}"
         outputs.append(ObjectRef(uri=uri, sha256=sha256_hex(body), rows=table.num_rows))
     snapshot_record = snapshot.record
     record = run.record(
@@ -138,8 +132,10 @@ def save_snapshot(
 
 def load_saved_snapshot(store: ObjectStore, spec: PipelineSpec, run_id: str) -> Snapshot:
     """The snapshot a run's snapshot task saved."""
-    bucket, prefix = spec.data.bucket, run_prefix(spec, run_id)
+    bucket = spec.data.bucket
     record = RecordStore(store, bucket).read(spec.name, RecordStage.SNAPSHOT, run_id)
-    train = decode(store.get(bucket, prefix + "train.parquet"), FileFormat.PARQUET)
-    holdout = decode(store.get(bucket, prefix + "holdout.parquet"), FileFormat.PARQUET)
+    train, holdout = (
+        decode(store.get(bucket, snapshot_table_key(spec.name, run_id, name)), FileFormat.PARQUET)
+        for name in ("train", "holdout")
+    )
     return Snapshot(train, holdout, SnapshotRecord(**record.payload))

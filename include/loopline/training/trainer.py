@@ -13,13 +13,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from loopline.serving.inputs import as_tensors, features_of, labels_of
 from loopline.spec.model import ModelSpec, TrainingSpec
+
+if TYPE_CHECKING:  # imported inside the functions; mypy reads both as Any (no types shipped)
+    import keras
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ EARLY_STOPPING_SHARE = 0.1  # of the training rows, held back to stop on (never 
 
 @dataclass(frozen=True)
 class TrainingOutcome:
-    model: Any  # keras.Model
+    model: keras.Model
     device: str  # "GPU:0 (mixed precision, XLA)" or "CPU"
     epochs_run: int
     samples_per_second: float
@@ -44,7 +48,9 @@ def pick_device(training: TrainingSpec) -> tuple[str, bool]:
     return ("GPU:0", True) if gpus else ("CPU", False)
 
 
-def build_model(spec: ModelSpec, train: dict[str, np.ndarray], *, on_gpu: bool = False) -> Any:
+def build_model(
+    spec: ModelSpec, train: dict[str, np.ndarray], *, on_gpu: bool = False
+) -> keras.Model:
     """An MLP over normalised numbers and embedded categories, preprocessing inside."""
     import keras
 
@@ -100,7 +106,7 @@ def train_model(
     training: TrainingSpec,
     *,
     epochs: int | None = None,
-    progress: Any = None,
+    progress: keras.callbacks.Callback | None = None,
 ) -> TrainingOutcome:
     """Fit the spec's model on `train`; stop early on a slice of it held back for that."""
     import keras
@@ -162,7 +168,7 @@ def batches(
     batch_size: int,
     *,
     shuffle_seed: int | None = None,
-) -> Any:
+) -> tf.data.Dataset:
     """Batches sliced straight out of whole-column tensors (rows were permuted once before);
     with a seed the batch order is reshuffled every epoch. 2.4x faster to train on than
     Keras' own slicing of tensors and than tf.data's per-row slices (720k rows, 2 epochs:
@@ -172,7 +178,7 @@ def batches(
     columns, targets = as_tensors(features), tf.constant(labels, dtype=tf.float32)
     count = -(-len(labels) // batch_size)
 
-    def batch(index: Any) -> Any:
+    def batch(index: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         rows = slice(index * batch_size, (index + 1) * batch_size)
         return {name: values[rows] for name, values in columns.items()}, targets[rows]
 

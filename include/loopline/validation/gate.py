@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,6 +43,9 @@ from loopline.validation.attempts import MAX_CRASHES, Attempts
 from loopline.validation.replays import KeyCache, replayed_rows
 from loopline.validation.report import ValidationReport, unreadable_report, validate_table
 from loopline.validation.split import RowSplit, split_rows, why_not_splittable
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_suite import ExpectationSuite
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ def validated_key(key: str, data_spec: DataSpec) -> str:
 def validate_and_route(
     store: ObjectStore,
     data_spec: DataSpec,
-    suite: Any,
+    suite: ExpectationSuite,
     key: str,
     *,
     row_split: RowSplitPolicy | None = None,
@@ -187,7 +190,7 @@ class _Policy:
     known_keys: KeyCache | None
 
 
-def _attempt(route: _Route, suite: Any, size: int, policy: _Policy) -> GateResult:
+def _attempt(route: _Route, suite: ExpectationSuite, size: int, policy: _Policy) -> GateResult:
     """Refuse the file unread, or judge it under a marker that outlives a killed task."""
     attempts = Attempts.of(route.store, route.data, route.key, route.etag)
     crashed = attempts.crashed()
@@ -218,7 +221,7 @@ def _refusal(size: int, limits: ReadLimits, crashed: int) -> UnreadableFile | No
     )
 
 
-def _judge(route: _Route, suite: Any, policy: _Policy) -> GateResult:
+def _judge(route: _Route, suite: ExpectationSuite, policy: _Policy) -> GateResult:
     """Read the version that was HEADed (its size checked), validate it and route it; every
     move is of that version only (its ETag, from the GET), so bytes landed since stay."""
     store, data_spec, key = route.store, route.data, route.key

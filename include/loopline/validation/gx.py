@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import logging
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import EphemeralDataContext
 
 NOISY_LOGGERS = (
     "great_expectations._docs_decorators",  # "Skipping registering function ... closure"
@@ -28,7 +32,7 @@ def great_expectations() -> ModuleType:
     return gx
 
 
-def quiet_context() -> object:
+def quiet_context() -> EphemeralDataContext:
     """An ephemeral data context that draws no progress bars."""
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

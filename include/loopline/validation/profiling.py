@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopline.runtime.files import write_atomically
 from loopline.spec.model import DataSpec
 
 
@@ -83,19 +84,14 @@ def _widened(table: pa.Table, expectations: list[dict[str, Any]]) -> list[str]:
 
 def write_suite(document: dict[str, Any], path: Path, *, overwrite: bool = False) -> Path:
     """Write the suite after checking it loads; never replace a reviewed suite by accident."""
-    from loopline.validation.suites import load_suite
+    from loopline.validation.suites import suite_from_document
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; it may hold reviewed changes (use --force)")
-    staging = path.with_suffix(".json.tmp")
-    staging.write_text(json.dumps(document, indent=2) + "\n")
-    try:
-        load_suite(staging)
-    except Exception:
-        staging.unlink()
-        raise
-    staging.replace(path)
+    text = json.dumps(document, indent=2) + "\n"
+    suite_from_document(json.loads(text), path)  # one that does not load is never written
+    write_atomically(path, text.encode())
     return path
 
 

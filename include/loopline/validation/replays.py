@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loopline.data.validated import PARTITION, keys_dated
+from loopline.data.validated import keys_dated
+from loopline.data.window import partition_date
 from loopline.spec.model import DataSpec
 from loopline.storage.objects import ObjectStore
 
@@ -81,8 +82,8 @@ def replayed_rows(
 def _folders(data: DataSpec, landed_key: str, table: pa.Table) -> set[date]:
     """The validated dt= folders (as dates) where the batch's keys could already be."""
     days = set(pc.unique(pc.cast(table.column(data.timestamp), pa.date32())).to_pylist())
-    if match := PARTITION.search(landed_key):
-        days.add(date.fromisoformat(match.group(1)))
+    if (landed := partition_date(landed_key)) is not None:
+        days.add(landed)
     return days - {None}
 
 

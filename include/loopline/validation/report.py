@@ -5,15 +5,21 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
-from loopline.data.reading import UnreadableFile, read_batch
-from loopline.spec.model import Column
+from loopline.data.reading import UnreadableFile
+
+if TYPE_CHECKING:  # Great Expectations loads only when a suite runs
+    from great_expectations.core.batch_definition import BatchDefinition
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
 
 SAMPLE_SIZE = 20
 
@@ -102,25 +108,14 @@ class ValidationReport:
         return json.dumps({**summary, "reasons": self.reasons(), **extra}, indent=2, default=str)
 
 
-def validate_object(
-    data: bytes, key: str, columns: Sequence[Column], suite: Any
-) -> ValidationReport:
-    """Read and validate one landed object; an unreadable file is a failed report, not a crash."""
-    try:
-        table = read_batch(data, key, columns)
-    except UnreadableFile as exc:
-        return unreadable_report(key, suite, exc)
-    return validate_table(table, key, suite)
-
-
-def unreadable_report(key: str, suite: Any, error: UnreadableFile) -> ValidationReport:
+def unreadable_report(key: str, suite: ExpectationSuite, error: UnreadableFile) -> ValidationReport:
     """A file that could not be read; its numbers (a size, the limit it crossed) included."""
     unreadable = {"kind": error.kind, "reason": error.reason, **error.numbers}
     return ValidationReport(key, suite.name, False, None, unreadable=unreadable)
 
 
 def validate_table(
-    table: pa.Table, key: str, suite: Any, *, row_positions: bool = False
+    table: pa.Table, key: str, suite: ExpectationSuite, *, row_positions: bool = False
 ) -> ValidationReport:
     """Run `suite` (a great_expectations.ExpectationSuite) on `table` with Great Expectations.
 
@@ -144,7 +139,7 @@ def validate_table(
     )
 
 
-def frame_for_validation(table: pa.Table, suite: Any) -> pd.DataFrame:
+def frame_for_validation(table: pa.Table, suite: ExpectationSuite) -> pd.DataFrame:
     """The pandas frame Great Expectations checks fastest, with the same verdicts.
 
     Strings stay Arrow-backed (5x faster to convert than Python str objects). Narrow numeric
@@ -153,10 +148,13 @@ def frame_for_validation(table: pa.Table, suite: Any) -> pd.DataFrame:
     width (1.5 s of 3.3 s on a 1M-row batch with two float32 range checks). Only those columns:
     GE copies the whole frame for each column check, so every widened column costs time too.
     """
+    from great_expectations.expectations.expectation import ColumnMapExpectation
+
     ranged = {
         expectation.column
         for expectation in suite.expectations
-        if expectation.expectation_type in _PER_ROW_RANGE_CHECKS
+        if isinstance(expectation, ColumnMapExpectation)
+        and expectation.expectation_type in _PER_ROW_RANGE_CHECKS
     }
     fields = [
         field.with_type(_widened(field.type)) if field.name in ranged else field
@@ -179,7 +177,7 @@ def _widened(arrow_type: pa.DataType) -> pa.DataType:
     return arrow_type
 
 
-def render_data_docs(result: Any) -> str:
+def render_data_docs(result: ExpectationSuiteValidationResult) -> str:
     """Great Expectations' Data Docs page for one validation result, as standalone HTML."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
@@ -187,7 +185,9 @@ def render_data_docs(result: Any) -> str:
     return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 
-def run_suite(frame: Any, suite: Any, result_format: str = "SUMMARY") -> Any:
+def run_suite(
+    frame: pd.DataFrame, suite: ExpectationSuite, result_format: str = "SUMMARY"
+) -> ExpectationSuiteValidationResult:
     """Validate `frame` against `suite`; the result is GE's own ExpectationSuiteValidationResult.
 
     Goes through GE's v1 Validator (what ``ValidationDefinition.run`` uses) rather than
@@ -205,7 +205,7 @@ def run_suite(frame: Any, suite: Any, result_format: str = "SUMMARY") -> Any:
 
 
 @functools.cache
-def _whole_frame_batch() -> Any:
+def _whole_frame_batch() -> BatchDefinition:
     """One in-memory data context and batch definition per process: the frame is a parameter
     of each validation, and a context costs more than validating a 1,000-row file."""
     from loopline.validation.gx import quiet_context
@@ -214,7 +214,7 @@ def _whole_frame_batch() -> Any:
     return source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
 
 
-def _row_level_types(suite: Any) -> set[str]:
+def _row_level_types(suite: ExpectationSuite) -> set[str]:
     from great_expectations.expectations.expectation import (
         ColumnMapExpectation,
         ColumnPairMapExpectation,
@@ -225,8 +225,9 @@ def _row_level_types(suite: Any) -> set[str]:
     return {e.expectation_type for e in suite.expectations if isinstance(e, map_kinds)}
 
 
-def _outcome(item: Any, row_level_types: set[str]) -> ExpectationOutcome:
+def _outcome(item: ExpectationValidationResult, row_level_types: set[str]) -> ExpectationOutcome:
     config = item.expectation_config
+    assert config is not None  # a suite run's results each carry their expectation
     result = item.result or {}
     row_level = config.type in row_level_types
     error = None
@@ -248,7 +249,7 @@ def _outcome(item: Any, row_level_types: set[str]) -> ExpectationOutcome:
     )
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any) -> str | int | float | bool | None:
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item"):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_suite import ExpectationSuite
 
 log = logging.getLogger(__name__)
 
@@ -14,18 +17,21 @@ class SuiteError(ValueError):
     """A suite file that cannot be used, naming the file, the entry and the reason."""
 
 
-def load_suite(path: Path) -> Any:
+def load_suite(path: Path | str) -> ExpectationSuite:
     """A ``great_expectations.ExpectationSuite`` from a JSON file, every entry checked.
 
     Great Expectations drops an entry of unknown type with only a log line; here that is an
     error naming the entry, so a typo never silently weakens the gate.
     """
+    path = Path(path)
+    return suite_from_document(_read(path), path)
+
+
+def suite_from_document(document: dict[str, Any], path: Path) -> ExpectationSuite:
+    """`load_suite` for a suite not yet written (to `path`, which names it and its errors)."""
     from loopline.validation.gx import great_expectations
 
     gx = great_expectations()
-
-    path = Path(path)
-    document = _read(path)
     entries = document.get("expectations")
     if not isinstance(entries, list) or not entries:
         raise SuiteError(f"{path}: 'expectations' must be a non-empty list")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loopline.records import ObjectRef, RecordStage, RunContext, StageRecord
+from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
+from loopline.storage.objects import ObjectStore
 from loopline.validation.gate import GateResult
 
 
@@ -66,3 +67,18 @@ def run_verdict(keys: list[str], results: list[GateResult], fail_on_invalid: boo
         f"  {key}: not validated (its task failed); it stays in landing" for key in unchecked
     ]
     return RunVerdict(len(keys), passed, split, quarantined, unchecked, problems)
+
+
+def judge_run(
+    store: ObjectStore,
+    bucket: str,
+    keys: list[str],
+    results: list[GateResult],
+    fail_on_invalid: bool,
+    run: RunContext,
+) -> RunVerdict:
+    """Judge the run (`run_verdict`) and record the verdict, whoever judges it (the DAG's
+    verdict task, a replay, a benchmark)."""
+    verdict = run_verdict(keys, results, fail_on_invalid)
+    RecordStore(store, bucket).write(verdict.record(run, bucket))
+    return verdict

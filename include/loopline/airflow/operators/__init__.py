@@ -1,9 +1,16 @@
 """Loopline's operators, named by the action they take."""
 
 from loopline.airflow.operators.batch import BatchScoreOperator
+from loopline.airflow.operators.demo import LandDemoBatchOperator
 from loopline.airflow.operators.drift import DriftAuditOperator, RetrainOnDriftOperator
-from loopline.airflow.operators.feed import LandDemoBatchOperator
-from loopline.airflow.operators.streaming import DeployConsumersOperator, MonitorConsumersOperator
+from loopline.airflow.operators.streaming import (
+    ChooseConsumerActionOperator,
+    DeployConsumersOperator,
+    MonitorConsumersOperator,
+    RollConsumersOperator,
+    ScaleConsumersOperator,
+    StopConsumersOperator,
+)
 from loopline.airflow.operators.training import (
     ApprovePromotionOperator,
     JudgeCandidateOperator,
@@ -23,6 +30,7 @@ from loopline.airflow.operators.validation import (
 __all__ = [
     "ApprovePromotionOperator",
     "BatchScoreOperator",
+    "ChooseConsumerActionOperator",
     "DeployConsumersOperator",
     "DriftAuditOperator",
     "GroupLandedOperator",
@@ -32,7 +40,10 @@ __all__ = [
     "PromoteOperator",
     "PublishValidatedOperator",
     "RetrainOnDriftOperator",
+    "RollConsumersOperator",
     "RollbackChampionOperator",
+    "ScaleConsumersOperator",
+    "StopConsumersOperator",
     "TrainModelOperator",
     "TrainingSnapshotOperator",
     "ValidateFilesOperator",

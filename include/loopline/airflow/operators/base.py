@@ -1,13 +1,27 @@
-"""Base operators: the object store and the spec, each built once per task."""
+"""What Loopline's operators share: the object store, and for an operator of one pipeline its
+spec (the version its DAG was planned from), registry and records, each built once per task.
+
+Two levels only: ``ObjectStoreOperator`` (S3 through ``aws_conn_id``) and ``PipelineOperator``
+(one pipeline's spec and what hangs off it). Everything else is composition: hooks and the
+stage libraries are attributes and calls, so an operator's ``execute`` reads as what it does.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from loopline.airflow.hooks import ObjectStoreHook
+
+if TYPE_CHECKING:
+    from loopline.records import RecordStore, RunContext
+    from loopline.registry import ModelRegistry
+    from loopline.spec import PipelineSpec
+    from loopline.storage.objects import ObjectStore
 
 
 class ObjectStoreOperator(BaseOperator):
@@ -22,26 +36,48 @@ class ObjectStoreOperator(BaseOperator):
         return ObjectStoreHook(aws_conn_id=self.aws_conn_id)
 
     @property
-    def store(self) -> Any:
+    def store(self) -> ObjectStore:
         return self.hook.store
 
 
-class SpecOperator(ObjectStoreOperator):
-    """An operator of one pipeline: its spec, read when the task runs."""
+class PipelineOperator(ObjectStoreOperator):
+    """An operator of one pipeline.
 
-    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
+    :param spec_path: the pipeline's spec file, read when the task runs.
+    :param spec_sha256: the version of that file the DAG was planned from (the generated DAGs
+        pass it); a file changed since fails the task, so one run never mixes two versions.
+        Empty: whatever the file holds when the task runs; the records name its version.
+    """
+
+    def __init__(self, *, spec_path: str, spec_sha256: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.spec_path = spec_path
+        self.spec_path, self.spec_sha256 = spec_path, spec_sha256
 
     @cached_property
-    def spec(self) -> Any:
-        from loopline.spec import load_spec
+    def spec(self) -> PipelineSpec:
+        from loopline.spec import SpecChangedError, load_spec
 
-        return load_spec(self.spec_path)
+        try:
+            return load_spec(self.spec_path, expect_sha256=self.spec_sha256)
+        except SpecChangedError as exc:  # a retry would meet the same file
+            raise AirflowFailException(str(exc)) from exc
 
-    def run_context(self, context: Context) -> Any:
-        """Who runs: this pipeline, run, DAG, task and try, for records and lineage."""
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        from loopline.registry import ModelRegistry
+
+        return ModelRegistry(self.store, self.spec.data.bucket)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        from loopline.records import RecordStore
+
+        return RecordStore(self.store, self.spec.data.bucket)
+
+    def run_context(self, context: Context) -> RunContext:
+        """Who runs: this pipeline, run, DAG, task, try and spec version, for records."""
         from loopline.records import RunContext
+        from loopline.spec import spec_sha256
 
         return RunContext(
             pipeline=self.spec.name,
@@ -49,19 +85,11 @@ class SpecOperator(ObjectStoreOperator):
             dag_id=context["dag"].dag_id,
             task_id=self.task_id,
             try_number=context["ti"].try_number,
+            spec_sha256=self.spec_sha256 or spec_sha256(self.spec_path),
         )
 
-    def announce(self, context: Context, extra: dict[str, Any]) -> None:
-        """Put `extra` on every asset event this task emits."""
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = extra
 
-
-class RegistryOperator(SpecOperator):
-    """An operator of one pipeline that reads or moves its models."""
-
-    @property
-    def registry(self) -> Any:
-        from loopline.registry import ModelRegistry
-
-        return ModelRegistry(self.store, self.spec.data.bucket)
+def announce(context: Context, outlets: Iterable[Any], extra: Mapping[str, Any]) -> None:
+    """Put `extra` on every asset event the task emits (its outlets)."""
+    for outlet in outlets:
+        context["outlet_events"][outlet].extra = dict(extra)

@@ -8,19 +8,20 @@ from typing import Any
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from loopline.airflow.hooks import ObjectStoreHook
+from loopline.airflow.operators.arguments import typed
+from loopline.airflow.operators.base import announce
+from loopline.plan.batch import ScoreParams
 from loopline.runtime.environment import child_environment
-
-# The window ends where the run's data interval does; a run triggered without a logical date
-# (REST with "logical_date": null, Airflow 3) has no interval: it ends when the run was due.
-WINDOW_END = "{{ (dag_run.data_interval_end or dag_run.run_after).isoformat() }}"
 
 
 class BatchScoreOperator(SparkSubmitOperator):
     """Submit ``loopline/batch/job.py`` to the ``spark_conn_id`` connection's master, then
-    read back the run's record and put its summary on the predictions asset event.
+    read back the run's record and put its summary on the predictions asset event. A window
+    without validated data fails a run someone asked for (naming the dates the data has) and
+    skips a scheduled one.
 
     S3 credentials go to the driver in an environment variable, from ``aws_conn_id``;
     executors get them inside the job description Spark ships to them. spark-submit gets an
@@ -32,14 +33,23 @@ class BatchScoreOperator(SparkSubmitOperator):
     own S3 access (an instance role, IRSA, or a secret that sets ``LOOPLINE_S3`` in the
     driver) and set ``"loopline-ship-s3-credentials": false`` in the Spark connection's extra
     (the connection is what names the master, so the DAGs need no change).
+
+    :param spec_path: the pipeline's spec file; `spec_sha256` its planned version.
+    :param window_days: days of validated data to score (templated).
+    :param model_version: champion, challenger or a version number (templated).
+    :param window_end: end of the window (templated; a backfill); empty: when the run was due.
     """
+
+    template_fields = (*SparkSubmitOperator.template_fields, *ScoreParams.model_fields)
 
     def __init__(
         self,
         *,
         spec_path: str,
-        window_days: Any,
-        model_version: Any,
+        spec_sha256: str | None = None,
+        window_days: Any = None,
+        model_version: Any = None,
+        window_end: Any = None,
         aws_conn_id: str = "aws_default",
         spark_conn_id: str = "spark_default",
         **kwargs: Any,
@@ -50,19 +60,14 @@ class BatchScoreOperator(SparkSubmitOperator):
             application=job.__file__,
             conn_id=spark_conn_id,
             name="loopline-batch-score-{{ dag.dag_id }}",
-            application_args=[
-                *("--spec", spec_path, "--run-id", "{{ run_id }}"),
-                *("--window-end", WINDOW_END),
-                *("--window-days", str(window_days), "--model-version", str(model_version)),
-                *("--dag-id", "{{ dag.dag_id }}", "--task-id", "{{ task.task_id }}"),
-                *("--try-number", "{{ ti.try_number }}"),
-            ],
             conf=job.spark_conf(sys.executable),
             **kwargs,
         )
-        self.spec_path, self.aws_conn_id = spec_path, aws_conn_id
+        self.spec_path, self.spec_sha256, self.aws_conn_id = spec_path, spec_sha256, aws_conn_id
+        self.window_days, self.model_version = window_days, model_version
+        self.window_end = window_end
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]  # XCom: the summary
         from loopline.batch.job import submit_env
         from loopline.records import RecordStage, RecordStore
         from loopline.spec import load_spec
@@ -74,14 +79,15 @@ class BatchScoreOperator(SparkSubmitOperator):
                 **(self.env_vars or {}),
                 **submit_env(hook.settings.to_json(), sys.executable),
             }
-        # Params render to native types (an int stays an int); spark-submit takes strings.
-        self.application_args = [str(argument) for argument in self.application_args or []]
+        self.application_args = self._job_arguments(context)
         super().execute(context)
         spec = load_spec(self.spec_path)
         records = RecordStore(hook.store, spec.data.bucket)
         summary = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"]).payload
         if summary.get("skipped"):
             raise AirflowSkipException(summary["skipped"])
+        if not summary["rows"]:
+            return self._nothing_scored(context, summary)
         self.log.info(
             "scored %d rows of %d objects with %s v%s: %s",
             summary["rows"],
@@ -90,9 +96,32 @@ class BatchScoreOperator(SparkSubmitOperator):
             summary["model_version"],
             summary["rows_per_date"],
         )
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = summary
+        announce(context, self.outlets, summary)
         return summary
+
+    def _job_arguments(self, context: Context) -> list[str]:
+        """The job's command line: the typed run arguments, the window resolved here."""
+        from loopline.data.window import RunWindow
+
+        args = typed(self, ScoreParams)
+        window = RunWindow.ending(args.window_end, context["dag_run"].run_after, args.window_days)
+        ti = context["ti"]
+        return [
+            *("--spec", self.spec_path, "--run-id", context["run_id"]),
+            *(("--spec-sha256", self.spec_sha256) if self.spec_sha256 else ()),
+            *("--window-end", window.end.isoformat(), "--window-days", str(window.days)),
+            *("--model-version", args.model_version),
+            *("--dag-id", ti.dag_id, "--task-id", ti.task_id, "--try-number", str(ti.try_number)),
+        ]
+
+    def _nothing_scored(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        """No row in the window: a manual run was asked to score something, so it fails;
+        a scheduled one is skipped (no predictions event). Either way the log says which
+        dates do hold data."""
+        why = summary.get("empty") or f"no rows scored in {summary.get('window')}"
+        if context["dag_run"].run_type == "scheduled":
+            raise AirflowSkipException(why)
+        raise AirflowFailException(why)
 
     def _get_hook(self) -> SparkSubmitHook:
         hook = super()._get_hook()

@@ -1,24 +1,39 @@
 """Operators of the drift audit DAG: audit, then retrain when the audit decided so.
 
-Thin glue over ``loopline.drift``: the audit's verdict, report and decision are made and
-recorded there; here the window comes from the run, and the decision becomes a run of
-``<pipeline>.train`` whose reason names the verdict and links the report.
+Thin glue over ``loopline.drift``: the audit's verdict, report and decision (a skip too) are
+made and recorded there; here the window comes from the run, and the decision becomes a run
+of ``<pipeline>.train`` whose reason names the verdict and links the report.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
+from pydantic import BaseModel
 
-from loopline.airflow.operators.base import RegistryOperator
+from loopline.airflow.operators.arguments import typed
+from loopline.airflow.operators.base import PipelineOperator
+from loopline.plan.drift import AuditParams
 
 
-class DriftAuditOperator(RegistryOperator):
-    """Audit the window that ends when the run was due (or at the `window_end` Param)."""
+class RetrainRequest(BaseModel):
+    """What the audit hands the retrain task: whether to retrain, and how."""
+
+    retrain: bool
+    conf: dict[str, Any]  # the train run's Params: its reason names the verdict and report
+    train_run_id: str
+    report: str
+
+
+class DriftAuditOperator(PipelineOperator):
+    """Audit the window that ends when the run was due (or at `window_end`); returns a
+    ``RetrainRequest``.
+
+    :param window_end: end of the window (templated; a backfill); empty: when the run was due.
+    """
 
     template_fields = ("window_end",)
     ui_color = "#ede7f6"
@@ -28,15 +43,28 @@ class DriftAuditOperator(RegistryOperator):
         self.window_end = window_end
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from loopline.data.window import RunWindow
         from loopline.drift.audit import EmptyWindow, run_audit
         from loopline.drift.reference import NoReference
 
-        run = self.run_context(context)
+        args = typed(self, AuditParams)
+        due = context["dag_run"].run_after
+        window = RunWindow.ending(args.window_end, due, self.spec.drift.window_days)
         try:
-            outcome = run_audit(self.store, self.registry, self.spec, self._end(context), run)
-        except (EmptyWindow, NoReference) as exc:  # nothing to compare: said, not failed
-            self._record_skip(run, str(exc))
+            outcome = run_audit(
+                self.store, self.registry, self.spec, window, self.run_context(context)
+            )
+        except (EmptyWindow, NoReference) as exc:  # nothing to compare: recorded, not failed
             raise AirflowSkipException(str(exc)) from exc
+        self._log_outcome(outcome)
+        return RetrainRequest(
+            retrain=outcome.decision.retrain,
+            conf=outcome.train_conf(),
+            train_run_id=retrain_run_id(context["run_id"]),
+            report=outcome.report_uri,
+        ).model_dump()
+
+    def _log_outcome(self, outcome: Any) -> None:
         verdict, decision = outcome.verdict, outcome.decision
         self.log.info("verdict: %s", verdict.summary())
         for drift in [*verdict.features, *filter(None, (verdict.label, verdict.prediction))]:
@@ -49,24 +77,6 @@ class DriftAuditOperator(RegistryOperator):
         self.log.info("report: %s", outcome.report_uri)
         log = self.log.warning if decision.retrain else self.log.info
         log("decision: %s: %s", decision.verdict, "; ".join(decision.reasons))
-        return {
-            "retrain": decision.retrain,
-            "conf": outcome.train_conf(),
-            "train_run_id": retrain_run_id(context["run_id"]),
-            "report": outcome.report_uri,
-        }
-
-    def _end(self, context: Context) -> datetime:
-        if self.window_end not in (None, "", "None"):
-            end = datetime.fromisoformat(str(self.window_end))
-            return end if end.tzinfo else end.replace(tzinfo=UTC)
-        return context["dag_run"].run_after or datetime.now(UTC)
-
-    def _record_skip(self, run: Any, why: str) -> None:
-        from loopline.records import RecordStage, RecordStore
-
-        record = run.record(RecordStage.DRIFT, "skipped", reasons=[why])
-        RecordStore(self.store, self.spec.data.bucket).write(record)
 
 
 def retrain_run_id(audit_run_id: str) -> str:
@@ -76,11 +86,16 @@ def retrain_run_id(audit_run_id: str) -> str:
 
 class RetrainOnDriftOperator(TriggerDagRunOperator):
     """Start `<pipeline>.train` (no logical date, like a REST trigger) with the audit's
-    reason when the audit decided to retrain; skipped, with the audit's reasons, otherwise."""
+    reason when the audit decided to retrain; skipped, with the audit's reasons, otherwise.
 
+    :param train_dag_id: the DAG to start.
+    :param decision: the audit task's output, a ``RetrainRequest`` (templated).
+    """
+
+    template_fields = (*TriggerDagRunOperator.template_fields, "decision")
     ui_color = "#fff3e0"
 
-    def __init__(self, *, train_dag_id: str, decision_from: str, **kwargs: Any) -> None:
+    def __init__(self, *, train_dag_id: str, decision: Any, **kwargs: Any) -> None:
         super().__init__(
             trigger_dag_id=train_dag_id,
             logical_date=None,
@@ -88,13 +103,12 @@ class RetrainOnDriftOperator(TriggerDagRunOperator):
             openlineage_inject_parent_info=False,
             **kwargs,
         )
-        self.decision_from = decision_from
+        self.decision = decision
 
     def execute(self, context: Context) -> Any:
-        decision = context["ti"].xcom_pull(task_ids=self.decision_from)
-        if not decision or not decision.get("retrain"):
+        request = RetrainRequest.model_validate(self.decision)
+        if not request.retrain:
             raise AirflowSkipException("the audit decided not to retrain (see its log)")
-        self.conf = decision["conf"]
-        self.trigger_run_id = decision["train_run_id"]
+        self.conf, self.trigger_run_id = request.conf, request.train_run_id
         self.log.info("starting %s run %s: %s", self.trigger_dag_id, self.trigger_run_id, self.conf)
         return super().execute(context)

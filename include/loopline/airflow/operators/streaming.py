@@ -1,192 +1,281 @@
-"""Operators that deploy, roll, scale and watch a pipeline's streaming consumers.
+"""Operators of a pipeline's streaming consumers, one per action: deploy, roll, scale, stop,
+and the monitor's pass; and the branch the ``<pipeline>.stream_deploy`` DAG takes on its
+form's action.
 
-Thin glue over ``loopline.streaming``: the policy (one slot at a time, health, rollback,
-replacing the dead, the scaling formula) lives there; here the backend is built from the
-task's connections, and each action is recorded (verdict, steps, numbers), "no change" too.
+Provider-style: each takes the pipeline's spec file, its run-time arguments as templated
+fields (typed when the task runs, `typed`) and the connections it reaches Kafka, S3 and
+Kubernetes through. The decisions and records are the library's
+(``loopline.streaming.actions``): an operator reads its arguments, calls one function, logs
+what it did and returns it. A refused version, a rollback or an unhealthy replica fails the
+task without retries: the same call would decide the same.
+
+Use them in a hand-written DAG as the generated DAGs do::
+
+    DeployConsumersOperator(
+        task_id="deploy", spec_path="include/pipelines/card_fraud.yaml",
+        model_version="{{ params.model_version }}", replicas=2,
+    )
 """
 
 from __future__ import annotations
 
-import os
-import time
-from functools import cached_property
+from collections.abc import Mapping
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from loopline.airflow.hooks import KafkaBootstrapHook
-from loopline.airflow.operators.base import RegistryOperator
+from loopline.airflow.hooks import KafkaBootstrapHook, KubernetesApiHook
+from loopline.airflow.operators.arguments import typed
+from loopline.airflow.operators.base import PipelineOperator
+from loopline.plan.streaming import ActionArguments, SizeArguments, VersionArguments
+
+if TYPE_CHECKING:
+    from loopline.streaming.actions import Consumers
+    from loopline.streaming.deployment import Outcome
+
+KAFKA_CONN_ID = KafkaBootstrapHook.default_conn_name
+KUBERNETES_CONN_ID = KubernetesApiHook.default_conn_name
 
 
-class StreamingOperator(RegistryOperator):
-    """An operator of one pipeline's consumers: its backend and its records."""
+class ConsumersOperator(PipelineOperator):
+    """What every consumer operator takes besides its action's arguments: the connections
+    its pipeline's consumers are reached through (``consumers``, opened on first use).
 
-    def __init__(self, *, kafka_conn_id: str = "kafka_default", **kwargs: Any) -> None:
+    :param kafka_conn_id: the Kafka connection (``extra.bootstrap.servers``, TLS/SASL keys).
+    :param kubernetes_conn_id: the Kubernetes API connection (``streaming.backend:
+        kubernetes`` only).
+    """
+
+    def __init__(
+        self,
+        *,
+        kafka_conn_id: str = KAFKA_CONN_ID,
+        kubernetes_conn_id: str = KUBERNETES_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.kafka_conn_id = kafka_conn_id
+        self.kafka_conn_id, self.kubernetes_conn_id = kafka_conn_id, kubernetes_conn_id
 
     @cached_property
-    def kafka(self) -> KafkaBootstrapHook:
-        return KafkaBootstrapHook(self.kafka_conn_id)
+    def consumers(self) -> Consumers:
+        """The pipeline's consumers as this task's connections reach them."""
+        from loopline.runtime.files import state_dir
+        from loopline.streaming.actions import Connections, Consumers, consumer_deployment
 
-    @cached_property
-    def bootstrap(self) -> str:
-        return self.kafka.bootstrap
-
-    @cached_property
-    def deployment(self) -> Any:
-        """Where the replicas run, as the spec's `streaming.backend` says."""
-        from loopline.streaming.deployment import SlotDeployment
-        from loopline.streaming.local_backend import LocalProcessBackend
-
-        streaming = self._streaming()
-        if streaming.backend == "kubernetes":
-            from loopline.airflow.hooks import KubernetesApiHook
-            from loopline.streaming.kubernetes import KubernetesDeployment, consumer_image
-
-            image = consumer_image(self.spec, Path(self.spec_path).name, self.bootstrap)
-            return KubernetesDeployment(self.spec, image, KubernetesApiHook().applier())
-        return SlotDeployment(
-            LocalProcessBackend(
-                self.spec.name,
-                Path(self.spec_path).resolve(),
-                self.bootstrap,
-                self.state_dir,
-                self.hook.settings.to_json(),
-                streaming.consumer_group,
-                streaming.static_membership,
-                metrics=streaming.metrics_port != 0,
-                session_timeout_ms=self.kafka.session_timeout_ms,
-            )
+        kafka = KafkaBootstrapHook(self.kafka_conn_id)
+        connections = Connections(
+            bootstrap=kafka.bootstrap,
+            session_timeout_ms=kafka.session_timeout_ms,
+            s3_settings=lambda: self.hook.settings.to_json(),
+            kubernetes=KubernetesApiHook(self.kubernetes_conn_id).applier,
+        )
+        state, spec_path = state_dir(), Path(self.spec_path)
+        return Consumers(
+            self.spec,
+            partial(consumer_deployment, self.spec, spec_path, connections, state),
+            connections.bootstrap,
+            self.registry,
+            self.records,
+            state,
         )
 
-    def scaling_window(self) -> Any:
-        """The recommendations of the last `scale_in_after_seconds`, for the monitor."""
-        from loopline.streaming.monitor import ScalingWindow
 
-        path = self.state_dir / "streaming" / self.spec.name / "scaling-window.json"
-        return ScalingWindow(path, self._streaming().scale_in_after_seconds)
+class DeployConsumersOperator(ConsumersOperator):
+    """Start a pipeline's consumers on a model version, or roll the running ones to it one
+    at a time (each healthy before the next; a version that never becomes healthy is rolled
+    back and the task fails). Creates the pipeline's topics first.
 
-    @property
-    def state_dir(self) -> Path:
-        return Path(os.environ.get("LOOPLINE_STATE_DIR") or Path.cwd() / ".loopline")
+    :param spec_path: the pipeline's spec file.
+    :param model_version: ``champion`` or a version number that is the champion or passed
+        its judgement (templated); any other is refused (a ``refused`` record) before any
+        topic or replica is touched.
+    :param replicas: how many (templated); empty: as many as run now, at least
+        ``streaming.replicas.min``. Always within ``replicas.min..min(replicas.max,
+        partitions)``.
+    :param kafka_conn_id: the Kafka connection (``extra.bootstrap.servers``, TLS/SASL keys).
+    :param kubernetes_conn_id: the Kubernetes API connection (``streaming.backend:
+        kubernetes`` only).
+    :param aws_conn_id: the S3 connection to the registry and the records.
+    """
 
-    def version(self, wanted: Any) -> int:
-        """The champion's number for "champion", else a number the library allows to serve
-        (the champion, or judged passing); a refusal fails the task without retries: the
-        registry will not change its mind between two tries."""
-        from loopline.registry import RegistryError
-        from loopline.streaming.deployment import version_to_serve
-
-        try:
-            return version_to_serve(self.registry, self.spec.name, wanted)
-        except RegistryError as exc:
-            raise AirflowFailException(str(exc)) from exc
-
-    def record(self, context: Context, verdict: str, subject: str, **fields: Any) -> None:
-        from loopline.records import RecordStage, RecordStore
-
-        record = self.run_context(context).record(
-            RecordStage.STREAMING, verdict, subject=subject, **fields
-        )
-        RecordStore(self.store, self.spec.data.bucket).write(record)
-
-    def _streaming(self) -> Any:
-        if self.spec.streaming is None:
-            raise AirflowFailException(f"{self.spec.name} has no streaming section")
-        return self.spec.streaming
-
-
-class DeployConsumersOperator(StreamingOperator):
-    """Deploy (or roll to) a model version as N replicas, scale to N, or stop them all."""
-
-    template_fields = ("action", "model_version", "replicas")
+    template_fields = ("model_version", "replicas")
     ui_color = "#e1f5fe"
 
     def __init__(
-        self, *, action: Any = "deploy", model_version: Any = "champion", replicas: Any = None,
+        self,
+        *,
+        model_version: Any = "champion",
+        replicas: Any = None,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(**kwargs)
-        self.action, self.model_version, self.replicas = action, model_version, replicas
+        self.model_version, self.replicas = model_version, replicas
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.streaming.topics import ensure_topics
+        from loopline.streaming.actions import deploy_consumers
 
-        streaming, action = self._streaming(), str(self.action)
-        # Checked first: a refused version leaves no topic, replica or scaling entry behind.
-        version = None if action == "stop" else self.servable(context, action)
-        created = ensure_topics(self.bootstrap, [streaming])
-        if created:
-            self.log.info("created topics %s", created)
-        count = int(self.replicas) if self.replicas not in (None, "", "None") else None
-        if count is None:  # as many as run now, at least the minimum
-            count = max(self.deployment.replica_count(), streaming.replicas.min)
-        if count > streaming.partitions:  # a replica beyond the partitions would idle
-            self.log.warning("%d replicas asked, %d partitions: %d", count,
-                             streaming.partitions, streaming.partitions)  # fmt: skip
-            count = streaming.partitions
-        if version is None:
-            outcome = self.deployment.stop()
-        else:
-            run = self.deployment.deploy if action == "deploy" else self.deployment.scale
-            outcome = run(version, count)
-            # The monitor holds an asked-for count like its own scale-out.
-            self.scaling_window().add(time.time(), count)
-        for step in outcome.steps:
-            self.log.info("%s", step)
-        self.record(
-            context, outcome.verdict, action, reasons=outcome.steps,
-            numbers={"replicas": len(outcome.replicas)}, payload=outcome.to_dict(),
-        )  # fmt: skip
-        if outcome.verdict in ("rolled_back", "unhealthy"):
-            raise AirflowFailException(f"{action}: {outcome.verdict}: " + "; ".join(outcome.steps))
-        return outcome.to_dict()
-
-    def servable(self, context: Context, action: str) -> int:
-        """The version to start, or the refusal recorded (a decision like any other) and
-        the task failed."""
-        try:
-            return self.version(self.model_version)
-        except AirflowFailException as exc:
-            self.record(context, "refused", action, reasons=[str(exc)],
-                        payload={"model_version": str(self.model_version)})  # fmt: skip
-            raise
+        args, run = typed(self, SizeArguments), self.run_context(context)
+        outcome = deploy_consumers(self.consumers, run, args.model_version, args.replicas)
+        return _finish(self, outcome)
 
 
-class MonitorConsumersOperator(StreamingOperator):
-    """Replace dead replicas (dynamic scaling), then auto-scale on lag and latency."""
+class RollConsumersOperator(ConsumersOperator):
+    """Roll a pipeline's running consumers to a model version, one at a time, keeping their
+    count; refused (the task fails) when none run: deploy starts them.
+
+    :param spec_path: the pipeline's spec file.
+    :param model_version: ``champion`` or a version number that may serve (templated).
+    :param kafka_conn_id: the Kafka connection (``extra.bootstrap.servers``, TLS/SASL keys).
+    :param kubernetes_conn_id: the Kubernetes API connection (``streaming.backend:
+        kubernetes`` only).
+    :param aws_conn_id: the S3 connection to the registry and the records.
+    """
+
+    template_fields = ("model_version",)
+    ui_color = "#e1f5fe"
+
+    def __init__(
+        self,
+        *,
+        model_version: Any = "champion",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_version = model_version
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from loopline.streaming.actions import roll_consumers
+
+        args, run = typed(self, VersionArguments), self.run_context(context)
+        outcome = roll_consumers(self.consumers, run, args.model_version)
+        return _finish(self, outcome)
+
+
+class ScaleConsumersOperator(ConsumersOperator):
+    """Run a number of a pipeline's consumers: new replicas start on a model version, running
+    ones keep theirs, the highest slots retire first. The monitor holds the count asked for
+    ``streaming.scale_in_after_seconds`` before it may scale in.
+
+    :param spec_path: the pipeline's spec file.
+    :param replicas: how many (templated); empty: as many as run now. Always within
+        ``replicas.min..min(replicas.max, partitions)``.
+    :param model_version: what new replicas start on (templated): ``champion`` or a version
+        number that may serve.
+    :param kafka_conn_id: the Kafka connection (``extra.bootstrap.servers``, TLS/SASL keys).
+    :param kubernetes_conn_id: the Kubernetes API connection (``streaming.backend:
+        kubernetes`` only).
+    :param aws_conn_id: the S3 connection to the registry and the records.
+    """
+
+    template_fields = ("replicas", "model_version")
+    ui_color = "#e1f5fe"
+
+    def __init__(
+        self,
+        *,
+        replicas: Any,
+        model_version: Any = "champion",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.replicas, self.model_version = replicas, model_version
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from loopline.streaming.actions import scale_consumers
+
+        args, run = typed(self, SizeArguments), self.run_context(context)
+        outcome = scale_consumers(self.consumers, run, args.replicas, args.model_version)
+        return _finish(self, outcome)
+
+
+class StopConsumersOperator(ConsumersOperator):
+    """Stop every one of a pipeline's consumers (each drains, commits and leaves its group).
+
+    :param spec_path: the pipeline's spec file.
+    :param kafka_conn_id: the Kafka connection (``extra.bootstrap.servers``, TLS/SASL keys).
+    :param kubernetes_conn_id: the Kubernetes API connection (``streaming.backend:
+        kubernetes`` only).
+    :param aws_conn_id: the S3 connection to the registry and the records.
+    """
+
+    ui_color = "#e1f5fe"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from loopline.streaming.actions import stop_consumers
+
+        return _finish(self, stop_consumers(self.consumers, self.run_context(context)))
+
+
+class MonitorConsumersOperator(ConsumersOperator):
+    """One pass of a pipeline's consumer monitor: replace dead replicas, then scale on lag
+    and latency within ``replicas.min..min(replicas.max, partitions)``; every decision is a
+    record, "no change" too. Nothing to do when no replica runs.
+
+    :param spec_path: the pipeline's spec file.
+    :param kafka_conn_id: the Kafka connection (``extra.bootstrap.servers``, TLS/SASL keys).
+    :param kubernetes_conn_id: the Kubernetes API connection (``streaming.backend:
+        kubernetes`` only).
+    :param aws_conn_id: the S3 connection to the registry and the records.
+    """
 
     ui_color = "#f3e5f5"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.streaming.monitor import monitor_once
+        from loopline.registry import RegistryError
+        from loopline.streaming.actions import monitor_consumers
 
-        streaming, deployment = self._streaming(), self.deployment
-        if deployment.replica_count() == 0:
+        try:
+            seen = monitor_consumers(self.consumers, self.run_context(context))
+        except RegistryError as exc:  # no champion to restart or add replicas on
+            raise AirflowFailException(str(exc)) from exc
+        if seen is None:
             self.log.info("no replicas deployed for %s: nothing to watch", self.spec.name)
             return {"replicas": 0}
-        window, champion = self.scaling_window(), self.version("champion")
-        seen = monitor_once(deployment, self.bootstrap, streaming, champion, window)
-        if seen.replaced.verdict == "replaced":
-            for step in seen.replaced.steps:
-                self.log.warning("%s", step)
-            self.record(context, "replaced", "replace_dead", reasons=seen.replaced.steps,
-                        payload=seen.replaced.to_dict())  # fmt: skip
-        if seen.problems:  # dying on records shows here, not only as restarts in logs
-            for problem in seen.problems:
-                self.log.error("%s", problem)
-            self.record(context, "unhealthy", "health", reasons=seen.problems)
+        for step in seen.replaced.steps if seen.replaced.verdict == "replaced" else []:
+            self.log.warning("%s", step)
+        for problem in seen.problems:
+            self.log.error("%s", problem)
         decision = seen.decision
         self.log.info(
             "scaling: %s -> %s: %s", decision.current, decision.desired, "; ".join(decision.reasons)
         )
-        steps = seen.scaled.steps if seen.scaled else []
-        self.record(
-            context, decision.action, "scaling", reasons=[*decision.reasons, *steps],
-            numbers={**decision.numbers, "current": decision.current, "desired": decision.desired},
-            payload=decision.to_dict(),
-        )  # fmt: skip
         return decision.to_dict()
+
+
+class ChooseConsumerActionOperator(BaseBranchOperator):
+    """Follow the task of one action (deploy, scale or stop) and skip the others: the
+    ``stream_deploy`` DAG's branch on its form's action.
+
+    :param action: ``deploy``, ``scale`` or ``stop`` (templated); empty: deploy (a run on a
+        champion event).
+    :param branches: each action's task id, downstream of this task.
+    """
+
+    template_fields = ("action",)
+
+    def __init__(
+        self, *, action: Any = "deploy", branches: Mapping[str, str], **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.action, self.branches = action, dict(branches)
+
+    def choose_branch(self, context: Context) -> str:
+        action = typed(self, ActionArguments).action
+        if action not in self.branches:  # a retry would not find one either
+            raise AirflowFailException(f"{self.task_id}: no task for action {action!r}")
+        return self.branches[action]
+
+
+def _finish(operator: PipelineOperator, outcome: Outcome) -> dict[str, Any]:
+    """Log what an action did; fail the task where it did not do what was asked."""
+    for step in outcome.steps:
+        operator.log.info("%s", step)
+    if outcome.failed:
+        raise AirflowFailException(
+            f"{outcome.action}: {outcome.verdict}: " + "; ".join(outcome.steps)
+        )
+    return outcome.to_dict()

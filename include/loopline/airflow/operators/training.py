@@ -1,35 +1,42 @@
-"""Operators of the retraining DAG: snapshot, train + register, judge, promote, rollback.
+"""Operators of the retraining DAG: snapshot, train + register, judge, approve, promote, and
+the rollback DAG's rollback.
 
-Each is a thin wrapper over ``loopline.training`` / ``loopline.promotion``; what passes
-between them is on S3 (the run's snapshot, its records) or in the registry, so any of them
-can be retried, and a retry never moves an alias twice (the library checks).
+Each reads its typed arguments, calls one function of ``loopline.training`` /
+``loopline.promotion`` (which decides and records), logs and returns. What passes between
+them is on S3 (the run's snapshot, its records), in the registry, or an upstream task's output
+handed over by the DAG (``version``, ``judgement``), so any of them can be retried, and a retry
+never moves an alias twice (the library checks).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from pydantic import BaseModel
 
-from loopline.airflow.operators.base import RegistryOperator, SpecOperator
+from loopline.airflow.operators.arguments import typed
+from loopline.airflow.operators.base import PipelineOperator, announce
+from loopline.plan.rollback import RollbackParams
+from loopline.plan.training import SnapshotArguments, TrainArguments
+
+if TYPE_CHECKING:
+    from loopline.promotion.judge import Judgement
+    from loopline.registry import AliasMove
+
+SUMMARY_KEY = "summary"  # the judgement in words, an XCom of its own for the approval form
 
 
-class _RegistryOperator(RegistryOperator):
-    def announce_move(self, context: Context, move: Any) -> dict[str, Any]:
-        """Put the champion's move on the task's asset events and in its log."""
-        extra = {"version": move.version, "previous": move.previous, "action": move.action}
-        self.announce(context, extra)
-        self.log.info("%s champion: %s -> %s (%s)", self.spec.name, *extra.values())
-        return extra
-
-
-class TrainingSnapshotOperator(SpecOperator):
+class TrainingSnapshotOperator(PipelineOperator):
     """Assemble the run's training snapshot from validated data and keep it on S3. A window
     without data fails a run someone asked for, and skips a scheduled one (with the reason):
-    a fresh project's weekly run has nothing to train on yet, which is not an error."""
+    a fresh project's weekly run has nothing to train on yet, which is not an error.
+
+    :param window_days: days of validated data (templated); empty: the spec's.
+    :param window_end: end of the window (templated; a backfill); empty: when the run was due.
+    """
 
     template_fields = ("window_days", "window_end")
 
@@ -38,45 +45,41 @@ class TrainingSnapshotOperator(SpecOperator):
         self.window_days, self.window_end = window_days, window_end
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from loopline.data.window import RunWindow
         from loopline.training.snapshot import EmptySnapshotError, assemble_snapshot, save_snapshot
 
-        run = context["dag_run"]
-        days = int(self.window_days) if self.window_days not in (None, "") else None
+        args, run = typed(self, SnapshotArguments), context["dag_run"]
+        days = args.window_days or self.spec.training.window_days
+        window = RunWindow.ending(args.window_end, run.run_after, days)
         try:
-            snapshot = assemble_snapshot(self.store, self.spec, self.end_of_window(run), days)
+            snapshot = assemble_snapshot(self.store, self.spec, window)
         except EmptySnapshotError as exc:  # a retry will not find data that is not there
-            if run.run_type == "scheduled":  # a str enum: str() of it is "DagRunType.SCHEDULED"
+            if run.run_type == "scheduled":
                 raise AirflowSkipException(f"nothing to train on: {exc}") from exc
             raise AirflowFailException(str(exc)) from exc
         record = save_snapshot(self.store, self.spec, snapshot, self.run_context(context))
         self.log.info(
-            "snapshot: %d objects, %d train rows, %d holdout rows, window %s .. %s",
+            "snapshot: %d objects, %d train rows, %d holdout rows, window %s",
             len(record.inputs),
             snapshot.record.train_rows,
             snapshot.record.holdout_rows,
-            snapshot.record.window_start,
-            snapshot.record.window_end,
+            window.describe(),
         )
         return {"train_rows": snapshot.record.train_rows, "objects": len(record.inputs)}
 
-    def end_of_window(self, run: Any) -> datetime:
-        """The Param's window end (a backfill), else when the run was due: a scheduled run's
-        tick, a manual one's trigger time. Not the data interval's end: Airflow infers one for
-        a manual run that ends at the schedule's previous tick (up to a week ago here), and a
-        run without a logical date (REST with "logical_date": null) has none."""
-        if self.window_end not in (None, "", "None"):
-            end = datetime.fromisoformat(str(self.window_end))
-            return end if end.tzinfo else end.replace(tzinfo=UTC)
-        return run.run_after or datetime.now(UTC)
 
+class TrainModelOperator(PipelineOperator):
+    """Train the spec's model on the run's snapshot and register it as a new version; returns
+    the version number.
 
-class TrainModelOperator(_RegistryOperator):
-    """Train the spec's model on the run's snapshot and register it as a new version."""
+    :param epochs: at most this many epochs (templated); empty: the spec's.
+    :param reason: why this retraining runs (templated), kept in the model's lineage.
+    """
 
     template_fields = ("epochs", "reason")
     ui_color = "#fff3e0"
 
-    def __init__(self, *, epochs: Any = None, reason: Any = "", **kwargs: Any) -> None:
+    def __init__(self, *, epochs: Any = None, reason: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.epochs, self.reason = epochs, reason
 
@@ -84,13 +87,14 @@ class TrainModelOperator(_RegistryOperator):
         from loopline.training.progress import LogProgress
         from loopline.training.register import train_and_register
 
-        self.log.info("retraining %s (%s)", self.spec.name, self.reason or "no reason given")
+        args = typed(self, TrainArguments)
+        self.log.info("retraining %s (%s)", self.spec.name, args.reason)
         version, outcome = train_and_register(
             self.registry,
             self.spec,
             self.run_context(context),
-            epochs=int(self.epochs) if self.epochs else None,
-            reason=str(self.reason or ""),
+            epochs=args.epochs,
+            reason=args.reason,
             progress=LogProgress(self.log),
         )
         self.log.info(
@@ -105,71 +109,95 @@ class TrainModelOperator(_RegistryOperator):
         return version.version
 
 
-class JudgeCandidateOperator(_RegistryOperator):
-    """Evaluate the candidate and the champion on the run's holdout; decide and record."""
+class CandidateVersion(BaseModel):
+    version: int
 
-    def __init__(self, *, version_from: str, **kwargs: Any) -> None:
+
+class JudgeCandidateOperator(PipelineOperator):
+    """Evaluate the candidate and the champion on the run's holdout; the library decides and
+    records. Returns the judgement (``loopline.promotion.judge.Judgement``).
+
+    :param version: the candidate's version number (templated; the train task's output).
+    """
+
+    template_fields = ("version",)
+
+    def __init__(self, *, version: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.version_from = version_from
+        self.version = version
 
     def execute(self, context: Context) -> dict[str, Any]:
         from loopline.promotion.judge import judge
         from loopline.training.snapshot import load_saved_snapshot
 
-        version = int(context["ti"].xcom_pull(task_ids=self.version_from))
+        version = typed(self, CandidateVersion).version
         holdout = load_saved_snapshot(self.store, self.spec, context["run_id"]).holdout
-        run = self.run_context(context)
-        judgement = judge(self.registry, self.spec, version, holdout, run)
+        judgement = judge(self.registry, self.spec, version, holdout, self.run_context(context))
         self.log.info("%s", judgement.summary())
-        return {**judgement.model_dump(mode="json"), "summary": judgement.summary()}
+        context["ti"].xcom_push(key=SUMMARY_KEY, value=judgement.summary())
+        return judgement.model_dump(mode="json")
 
 
-def _judgement(context: Context, task_id: str) -> Any:
+def _judgement(payload: Any) -> Judgement:
     from loopline.promotion.judge import Judgement
 
-    pulled = context["ti"].xcom_pull(task_ids=task_id)
-    return Judgement.model_validate({k: v for k, v in pulled.items() if k != "summary"})
+    return Judgement.model_validate(payload)
 
 
-class PromoteOperator(_RegistryOperator):
+class PromoteOperator(PipelineOperator):
     """Move the champion alias to a candidate that passed (only if the champion it beat is
     still champion), or the challenger alias to one that did not; the latter skips this task,
-    so no champion asset event is emitted."""
+    so no champion asset event is emitted.
 
+    :param judgement: the judge task's output (templated).
+    """
+
+    template_fields = ("judgement",)
     ui_color = "#e3f2fd"
 
-    def __init__(self, *, judgement_from: str, **kwargs: Any) -> None:
+    def __init__(self, *, judgement: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.judgement_from = judgement_from
+        self.judgement = judgement
 
     def execute(self, context: Context) -> dict[str, Any]:
         from loopline.promotion.judge import apply_judgement
 
-        judgement = _judgement(context, self.judgement_from)
+        judgement = _judgement(self.judgement)
         move = apply_judgement(self.registry, self.spec, judgement, self.run_context(context))
         if not judgement.decision.promote:
             raise AirflowSkipException(
                 f"version {judgement.version} not promoted (now challenger): "
                 + "; ".join(judgement.decision.reasons)
             )
-        return self.announce_move(context, move)
+        return _announce_move(self, context, move)
 
 
-class RollbackChampionOperator(_RegistryOperator):
-    """Restore the champion before the last promotion, recorded in the alias history."""
+class RollbackChampionOperator(PipelineOperator):
+    """Restore the champion before the last promotion, recorded in the alias history.
+
+    :param reason: why (templated), kept in the alias history.
+    """
 
     template_fields = ("reason",)
 
-    def __init__(self, *, reason: Any = "", **kwargs: Any) -> None:
+    def __init__(self, *, reason: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reason = reason
 
     def execute(self, context: Context) -> dict[str, Any]:
         from loopline.promotion.judge import roll_back_champion
 
-        reason, run = str(self.reason or "rollback"), self.run_context(context)
-        move = roll_back_champion(self.registry, self.spec, reason, run)
-        return self.announce_move(context, move)
+        reason = typed(self, RollbackParams).reason or "rollback"
+        move = roll_back_champion(self.registry, self.spec, reason, self.run_context(context))
+        return _announce_move(self, context, move)
+
+
+def _announce_move(operator: PipelineOperator, context: Context, move: AliasMove) -> dict[str, Any]:
+    """Put the champion's move on the task's asset events and in its log."""
+    extra = {"version": move.version, "previous": move.previous, "action": move.action}
+    announce(context, operator.outlets, extra)
+    operator.log.info("%s champion: %s -> %s (%s)", operator.spec.name, *extra.values())
+    return extra
 
 
 class ApprovePromotionOperator(ApprovalOperator):
@@ -177,17 +205,24 @@ class ApprovePromotionOperator(ApprovalOperator):
     promotion.require_approval). A candidate the gates refused needs no one: it goes on to
     be recorded as challenger. Rejecting skips the promotion. With `approvers`
     (promotion.approvers) only those Airflow users may answer: Airflow's HITL endpoint checks
-    the responder's user id against ``assigned_users``."""
+    the responder's user id against ``assigned_users``.
+
+    :param judgement: the judge task's output (an XComArg: its task also gives the summary
+        the form shows).
+    """
+
+    template_fields = (*ApprovalOperator.template_fields, "judgement")
 
     def __init__(
         self,
         *,
         pipeline: str,
-        judgement_from: str,
+        judgement: Any,
         approvers: tuple[str, ...] | list[str] = (),
         **kwargs: Any,
     ) -> None:
-        body = f"{{{{ ti.xcom_pull(task_ids={judgement_from!r})['summary'] }}}}"
+        judge_task = judgement.operator.task_id
+        body = f"{{{{ ti.xcom_pull(task_ids={judge_task!r}, key={SUMMARY_KEY!r}) }}}}"
         super().__init__(
             subject=f"Promote a new {pipeline} model to champion?",
             body=body,
@@ -196,10 +231,10 @@ class ApprovePromotionOperator(ApprovalOperator):
             assigned_users=[{"id": user, "name": user} for user in approvers] or None,
             **kwargs,
         )
-        self.judgement_from = judgement_from
+        self.judgement = judgement
 
     def execute(self, context: Context) -> Any:
-        if not _judgement(context, self.judgement_from).decision.promote:
+        if not _judgement(self.judgement).decision.promote:
             self.log.info("the gates refused this candidate: nothing to approve")
             return None
         return super().execute(context)

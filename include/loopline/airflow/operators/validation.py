@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from loopline.airflow.operators.base import ObjectStoreOperator, SpecOperator
+if TYPE_CHECKING:
+    from loopline.validation.gate import GateResult
+
+from loopline.airflow.operators.base import ObjectStoreOperator, PipelineOperator, announce
 
 
 class WaitForLandedFilesSensor(S3KeySensor):
@@ -37,6 +40,18 @@ class WaitForLandedFilesSensor(S3KeySensor):
             aws_conn_id=aws_conn_id,
             **kwargs,
         )
+        self.waited = f"s3://{bucket}/{prefix} for {timeout_minutes} min (validation.wait_minutes)"
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """A wait that ended with nothing landed says so, not only "soft_fail"."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as exc:
+            message = f"nothing landed: watched {self.waited}; this run validates nothing"
+            self.log.warning("%s", message)
+            raise AirflowSkipException(message) from exc
 
 
 class GroupLandedOperator(ObjectStoreOperator):
@@ -87,7 +102,7 @@ class GroupLandedOperator(ObjectStoreOperator):
         return groups
 
 
-class ValidateFilesOperator(SpecOperator):
+class ValidateFilesOperator(PipelineOperator):
     """Validate a group of landed files against their pipeline's suite and route each (see
     ``loopline.validation.gate``); each file's outcome is logged and recorded. Quarantine is
     not an error here; a file that cannot be validated at all fails the task after the rest
@@ -153,70 +168,74 @@ class ValidateFilesOperator(SpecOperator):
         return results
 
 
-def _results(context: Context, task_id: str) -> list[Any]:
-    """The GateResults of a mapped task's map indexes that returned one."""
+def _results(groups: Any) -> list[GateResult]:
+    """The GateResults of the validate task's map indexes that returned some: its output
+    holds one list per map index (a failed index pushes what it routed before failing)."""
     from loopline.validation.gate import GateResult
 
-    # Without map_indexes, Airflow 3 returns every map index of a mapped task: each a group's
-    # list of results (None where a task returned nothing).
-    return [GateResult(**item) for group in _pulled(context, task_id) for item in group]
-
-
-def _pulled(context: Context, task_id: str) -> list[list[Any]]:
-    pulled = context["ti"].xcom_pull(task_ids=task_id)
-    if pulled is None:
-        return []
-    if pulled and not isinstance(pulled[0], list | None):  # one map index: its own list
-        return [pulled]
-    return [group for group in pulled if group]
+    return [GateResult(**item) for group in groups or () if group for item in group]
 
 
 class PublishValidatedOperator(BaseOperator):
-    """Emit one event of the validated asset listing the files of this run that passed."""
+    """Emit one event of the validated asset listing the files of this run that passed.
 
-    def __init__(self, *, results_from: str, **kwargs: Any) -> None:
+    :param results: the validate task's output (templated): a list of results per map index.
+    """
+
+    template_fields = ("results",)
+
+    def __init__(self, *, results: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.results_from = results_from
+        self.results = results
 
     def execute(self, context: Context) -> dict[str, Any]:
-        passed = [r for r in _results(context, self.results_from) if r.passed]
+        passed = [r for r in _results(self.results) if r.passed]
         if not passed:
             raise AirflowSkipException("no file passed validation in this run; no event")
         extra = {
             "keys": [r.destination for r in passed],
             "rows": sum(r.accepted_rows or 0 for r in passed),
         }
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = extra
+        announce(context, self.outlets, extra)
         self.log.info("published %d validated file(s), %d rows", len(passed), extra["rows"])
         return extra
 
 
-class ValidationVerdictOperator(SpecOperator):
-    """Judge the run (``loopline.validation.verdict``), record the verdict, and fail the run
-    naming every file that did not pass and why."""
+class ValidationVerdictOperator(PipelineOperator):
+    """Judge the run (``loopline.validation.verdict.judge_run``, which records the verdict),
+    and fail it naming every file that did not pass and why.
 
-    def __init__(
-        self, *, results_from: str, keys_from: str, fail_on_invalid: bool, **kwargs: Any
-    ) -> None:
+    :param results: the validate task's output (templated).
+    :param keys: the listing task's output (templated): the groups of files listed.
+    :param fail_on_invalid: fail the run when a file was quarantined (spec).
+    """
+
+    template_fields = ("results", "keys")
+
+    def __init__(self, *, results: Any, keys: Any, fail_on_invalid: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.results_from, self.keys_from = results_from, keys_from
-        self.fail_on_invalid = fail_on_invalid
+        self.results, self.keys, self.fail_on_invalid = results, keys, fail_on_invalid
+        # The listing task, to tell a listing that found nothing from one that failed.
+        self.listing = keys.operator.task_id if hasattr(keys, "operator") else None
 
     def execute(self, context: Context) -> dict[str, int]:
-        from loopline.records import RecordStore
-        from loopline.validation.verdict import run_verdict
+        from loopline.validation.verdict import judge_run
 
-        keys = [key for group in _pulled(context, self.keys_from) for key in group]
+        keys = [key for group in self.keys or () for key in group]
         if not keys:
-            if self._listing_skipped(context):
+            if self.listing is None or self._listing_skipped(context, self.listing):
                 raise AirflowSkipException("no file was listed in this run")
             # A failed listing (S3 unreachable...) must not end as a green run.
-            raise AirflowFailException(f"{self.keys_from} failed: no file could be listed")
-        verdict = run_verdict(keys, _results(context, self.results_from), self.fail_on_invalid)
+            raise AirflowFailException(f"{self.listing} failed: no file could be listed")
+        verdict = judge_run(
+            self.store,
+            self.spec.data.bucket,
+            keys,
+            _results(self.results),
+            self.fail_on_invalid,
+            self.run_context(context),
+        )
         self.log.info("verdict: %s", verdict.counts)
-        record = verdict.record(self.run_context(context), self.spec.data.bucket)
-        RecordStore(self.store, self.spec.data.bucket).write(record)
         if verdict.problems:
             raise AirflowFailException(verdict.failure_message())
         for result in verdict.quarantined:
@@ -225,9 +244,9 @@ class ValidationVerdictOperator(SpecOperator):
             self.log.warning("split: %s", result.summary())
         return verdict.counts
 
-    def _listing_skipped(self, context: Context) -> bool:
+    def _listing_skipped(self, context: Context, listing: str) -> bool:
         ti = context["ti"]
         skipped = ti.get_ti_count(
-            dag_id=ti.dag_id, task_ids=[self.keys_from], run_ids=[ti.run_id], states=["skipped"]
+            dag_id=ti.dag_id, task_ids=[listing], run_ids=[ti.run_id], states=["skipped"]
         )
         return skipped > 0

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel
 
 from loopline.plan.assets import predictions_asset, validated_asset
-from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
-from loopline.plan.params import params_from_model, window_end_field
+from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_id, dag_plan
+from loopline.plan.params import WindowEnd, params_from_model, window_end_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import DriftAudit, RetrainOnDrift, XCom
 from loopline.spec.model import PipelineSpec
@@ -21,8 +21,10 @@ REFERENCES = {
 
 
 class AuditParams(BaseModel):
+    """The audit task's run arguments, and the ``<pipeline>.drift_audit`` trigger form."""
+
     window_end: Annotated[
-        str | None,
+        WindowEnd,
         window_end_field(
             "Audit the window ending here (UTC), e.g. 2024-06-30 for data with past dates; "
             "empty: when the run was due.",
@@ -39,13 +41,13 @@ def plan_drift_audit(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     tasks = (
         TaskPlan(
             "audit",
-            DriftAudit(str(paths.spec_file(spec)), window_end="{{ params.window_end or '' }}"),
+            DriftAudit(paths.spec_ref(spec), window_end="{{ params.window_end }}"),
             doc_md="Scores every feature, the label, the champion's batch scores and its "
             "quality against the reference; writes the Evidently report and the decision.",
         ),
         TaskPlan(
             "retrain",
-            RetrainOnDrift(f"{spec.name}.{Stage.TRAIN}", decision_from=XCom("audit")),
+            RetrainOnDrift(dag_id(spec.name, Stage.TRAIN), decision=XCom("audit")),
             upstream=("audit",),
             doc_md=f"Starts `{spec.name}.train` with the audit's reason when it decided to "
             "retrain; skipped otherwise.",

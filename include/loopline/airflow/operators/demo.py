@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from loopline.airflow.operators.base import ObjectStoreOperator
+from loopline.airflow.operators.base import ObjectStoreOperator, announce
 
 
 class LandDemoBatchOperator(ObjectStoreOperator):
@@ -53,10 +53,7 @@ class LandDemoBatchOperator(ObjectStoreOperator):
         self.log.info("Landing batch %s: %s", request.batch_id, request)
         target = FeedTarget(self.pipeline, self.bucket, self.landing_prefix)
         landed = land_batch(self.store, target, request)
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = {
-                "key": landed.key,
-                "rows": landed.rows,
-                "sha256": landed.sha256,
-            }
+        announce(
+            context, self.outlets, {"key": landed.key, "rows": landed.rows, "sha256": landed.sha256}
+        )
         return asdict(landed)

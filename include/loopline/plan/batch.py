@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from loopline.plan.assets import predictions_asset
 from loopline.plan.model import SPARK_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
-from loopline.plan.params import bounds, params_from_model
+from loopline.plan.params import WindowEnd, bounds, params_from_model, window_end_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import BatchScore
 from loopline.spec.model import PipelineSpec, TrainingSpec
@@ -18,12 +18,14 @@ _FORM = {"section": "Scoring"}
 
 
 class ScoreParams(BaseModel):
+    """The scoring task's run arguments, and the ``<pipeline>.batch_score`` trigger form."""
+
     window_days: Annotated[
         int,
         Field(
             **bounds(TrainingSpec, "window_days"),
             title="Window (days)",
-            description="Score the validated data of this many days before the run.",
+            description="Score the validated data of this many days before the window's end.",
             json_schema_extra=_FORM,
         ),
     ] = 1
@@ -36,6 +38,14 @@ class ScoreParams(BaseModel):
             json_schema_extra=_FORM,
         ),
     ] = "champion"
+    window_end: Annotated[
+        WindowEnd,
+        window_end_field(
+            "Score the window ending here (UTC), e.g. 2024-06-30 for data with past dates; "
+            "empty: when the run was due.",
+            "Scoring",
+        ),
+    ] = None
 
 
 def plan_batch_scoring(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | None:
@@ -45,9 +55,10 @@ def plan_batch_scoring(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | Non
     score = TaskPlan(
         "score",
         BatchScore(
-            str(paths.spec_file(spec)),
+            paths.spec_ref(spec),
             window_days="{{ params.window_days }}",
             model_version="{{ params.model_version }}",
+            window_end="{{ params.window_end }}",
         ),
         outlets=(predictions_asset(spec, output),),
         pool=SPARK_POOL,
