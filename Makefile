@@ -33,8 +33,17 @@ stop:                       ## stop everything (S3 objects are saved under .loop
 status:
 	@$(BIN)/loopline stack status
 
+# The unit tier first, on its own: its guard against heavy imports is whole only in a run of its
+# own (tests/unit/conftest.py), and a broken unit test fails the run in seconds. Then the other
+# tiers across the cores (pytest-xdist): each worker starts its own S3 server and broker when
+# first asked; --dist loadscope keeps each module on one worker, so that a module's own server
+# (the local stack, a Spark cluster) starts once; the modules with most tests go first.
+# (--dist loadgroup would be finer, but pytest-xdist 3.8 cannot rename pytest 9's node ids:
+# its groups are ignored.)
+TEST_WORKERS ?= auto
 test: install bytecode      ## every test, the real servers included
-	@$(BIN)/pytest
+	@$(BIN)/pytest tests/unit
+	@$(BIN)/pytest --ignore=tests/unit -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: install          ## the unit tier only: pure logic, in seconds
 	@$(BIN)/pytest tests/unit
@@ -42,6 +51,7 @@ test-fast: install          ## the unit tier only: pure logic, in seconds
 lint: install
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy  # [tool.mypy] in pyproject.toml: include/loopline, cache in .mypy_cache/
 
 # Known vulnerabilities in the locked packages, from PyPI's advisory data (pip-audit). Where
 # that data cannot be reached (a mirror without PyPI's JSON API) each package is listed as not

@@ -53,7 +53,7 @@ def run() -> list[Comparison]:
     warnings.filterwarnings("ignore")
     from loopline.storage.objects import ObjectStore
     from loopline.storage.settings import S3Settings
-    from servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
+    from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
 
     with S3Server.start() as server, tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)

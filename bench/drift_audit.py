@@ -36,7 +36,7 @@ def run() -> list[Comparison]:
     from loopline.demo.card_transactions import DriftKnobs, generate
     from loopline.spec import load_spec
     from loopline.storage.objects import ObjectStore
-    from servers import S3Server
+    from support.servers import S3Server
 
     spec = load_spec(PROJECT_ROOT / "include" / "pipelines" / "card_fraud.yaml")
     reference = generate(ROWS, seed=1, start=UNDRIFTED_DAY - timedelta(days=30))

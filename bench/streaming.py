@@ -60,7 +60,7 @@ producer.flush()
 
 
 def run() -> list[Comparison]:
-    from servers import KafkaBroker
+    from support.servers import KafkaBroker
 
     spec = _spec()
     scorer = _model_scorer(spec)
@@ -201,7 +201,7 @@ def _latency_comparison(rate: int, scoring: dict, floor: dict) -> Comparison:
 
 def _throughput(broker, spec, name: str, scorer, events: int, batch: int) -> float:
     """Events per second a replica drains from a topic already holding `events`."""
-    from streams import produce
+    from support.streams import produce
 
     local, consumer = _consumer(broker, spec, name, scorer, batch)
     rows = _events(spec, events)
@@ -224,6 +224,6 @@ def _throughput(broker, spec, name: str, scorer, events: int, batch: int) -> flo
 
 
 def _events(spec, count: int):
-    from streams import as_records, feature_events
+    from support.streams import as_records, feature_events
 
     return as_records(feature_events(spec, count, seed=2, prefix="t"))

@@ -43,10 +43,10 @@ SESSION_TIMEOUT_MS = int(os.environ.get("LOOPLINE_BENCH_SESSION_TIMEOUT_MS", "20
 
 
 def run() -> list[Comparison]:
-    from batch_world import crown_champion, land_validated
     from loopline.spec import load_spec
     from loopline.storage.objects import ObjectStore
-    from servers import KafkaBroker, S3Server
+    from support.batch_world import crown_champion, land_validated
+    from support.servers import KafkaBroker, S3Server
 
     with S3Server.start() as s3, KafkaBroker.start() as broker:
         store = ObjectStore(s3.client())

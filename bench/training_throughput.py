@@ -43,7 +43,7 @@ def run(repeats: int = 1) -> list[Comparison]:
         batches,
         build_model,
     )
-    from servers import S3Server
+    from support.servers import S3Server
 
     spec = load_spec(PROJECT_ROOT / "include" / "pipelines" / "card_fraud.yaml")
     training = spec.training.model_copy(update={"early_stopping_patience": EPOCHS + 1})

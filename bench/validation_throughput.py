@@ -34,7 +34,7 @@ def run(repeats: int = 3) -> list[Comparison]:
     from loopline.validation.gate import validate_and_route
     from loopline.validation.report import frame_for_validation, run_suite, validate_table
     from loopline.validation.suites import load_suite
-    from servers import S3Server
+    from support.servers import S3Server
 
     spec = load_spec(PROJECT_ROOT / "include" / "pipelines" / "card_fraud.yaml")
     suite = load_suite(PROJECT_ROOT / "include" / "expectations" / "card_fraud.json")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow_helpers import asset_events
-from batch_world import SPEC, crown_champion, land_validated, use_connections
-from conftest import DAGS_FOLDER
-from loopline.data.predictions import committed_files
+from loopline.data.predictions import committed_partitions
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectStore
+from support.airflow_runs import asset_events
+from support.batch_world import SPEC, crown_champion, land_validated, use_connections
+from support.paths import DAGS_FOLDER
 
 
 @pytest.fixture
@@ -27,8 +27,7 @@ def test_the_champion_scores_the_window_and_the_output_is_committed(world) -> No
     run = dag.test(run_conf={"window_days": 2})
 
     assert run.state == "success"
-    partition = f"{SPEC.batch_inference.output_prefix}dt={yesterday:%Y-%m-%d}/"
-    files = committed_files(store, SPEC.data.bucket, partition)
+    files = _committed(store, yesterday)
     scored = decode(store.get(SPEC.data.bucket, files[0]), "parquet")
     assert scored.num_rows == 4000
     assert set(scored.column_names) >= {
@@ -53,17 +52,19 @@ def test_batches_landed_in_any_format_are_scored_after_the_gate(
     from datetime import UTC, datetime, timedelta
 
     import pyarrow as pa
-    from conftest import PROJECT_ROOT
     from loopline.demo.card_transactions import generate
     from loopline.storage.formats import encode
     from loopline.validation.gate import validate_and_route
     from loopline.validation.suites import load_suite
+    from support.paths import PROJECT_ROOT
 
     use_connections(monkeypatch, s3, "local[2,4]")
     store = ObjectStore(s3.client())
     store.ensure_bucket(SPEC.data.bucket)
     suite = load_suite(PROJECT_ROOT / "include" / "expectations" / "card_fraud.json")
-    day = datetime.now(UTC) - timedelta(days=1)
+    # 01:00 yesterday: the rows' timestamps stay inside that day's partition whatever the
+    # time of day (started near midnight, rows spilled into today's and the count fell short).
+    day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=1, minute=0, second=0)
     batches = {"csv": 700, "jsonl": 500, "parquet": 900}
     for number, (file_format, rows) in enumerate(batches.items()):
         table = generate(rows, seed=20 + number, start=day, batch_id=f"f{number}")
@@ -79,9 +80,45 @@ def test_batches_landed_in_any_format_are_scored_after_the_gate(
     run = dag.test(run_conf={"window_days": 2}, logical_date=None)
 
     assert run.state == "success"
-    partition = f"{SPEC.batch_inference.output_prefix}dt={day:%Y-%m-%d}/"
-    scored = [
-        decode(store.get(SPEC.data.bucket, key), "parquet")
-        for key in committed_files(store, SPEC.data.bucket, partition)
-    ]
+    scored = [decode(store.get(SPEC.data.bucket, key), "parquet") for key in _committed(store, day)]
     assert sum(table.num_rows for table in scored) == sum(batches.values())
+
+
+def test_a_manual_run_over_an_empty_window_fails_naming_the_dates_then_a_backfill_scores(
+    airflow_db, s3, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """What a second pipeline met: data 11 days old, the default one-day window. The run used
+    to succeed having scored 0 rows; now it fails saying which dates hold data, and the form's
+    window_end scores them."""
+    from datetime import UTC, datetime, timedelta
+
+    from loopline.demo.card_transactions import generate
+    from loopline.storage.formats import encode
+
+    use_connections(monkeypatch, s3, "local[2,4]")
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    day = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0) - timedelta(days=11)
+    key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/old.parquet"
+    store.put_new(SPEC.data.bucket, key, encode(generate(800, seed=5, start=day), "parquet"))
+    crown_champion(store)
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.batch_score"]
+
+    empty = dag.test(logical_date=None)
+
+    assert empty.state == "failed"
+    output = capfd.readouterr()
+    assert f"the validated zone holds 1 object(s) dated {day:%Y-%m-%d}" in output.out + output.err
+
+    backfill = dag.test(run_conf={"window_end": f"{day + timedelta(days=1):%Y-%m-%d}"})
+
+    assert backfill.state == "success"
+    [event] = asset_events("s3://loopline/card_fraud/predictions", backfill.run_id)
+    assert event.extra["rows"] == 800
+
+
+def _committed(store: ObjectStore, day) -> list[str]:  # day: a datetime
+    """The files the day's _SUCCESS.json lists: what a reader of the output reads."""
+    output = SPEC.batch_inference.output_prefix
+    [partition] = committed_partitions(store, SPEC.data.bucket, output, day.date(), day.date())
+    return partition.files

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow_helpers import asset_events
-from conftest import DAGS_FOLDER
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectStore
+from support.airflow_runs import asset_events
+from support.paths import DAGS_FOLDER
 
 LANDING = "card_fraud/landing/"
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from batch_world import crown_champion, land_validated, use_connections
-from conftest import DAGS_FOLDER
 from loopline.demo.card_transactions import DriftKnobs, generate
 from loopline.records import RecordStage, RecordStore
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
+from support.batch_world import crown_champion, land_validated, use_connections
+from support.paths import DAGS_FOLDER
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from batch_world import crown_champion, land_validated, use_connections
-from conftest import DAGS_FOLDER
 from loopline.demo.card_transactions import generate
 from loopline.registry import CHAMPION, ModelRegistry
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
+from support.batch_world import crown_champion, land_validated, use_connections
+from support.paths import DAGS_FOLDER
 
 NOW = datetime.now(UTC)
 
@@ -124,8 +124,10 @@ def test_the_drift_audit(dags, s3) -> None:
 def test_the_streaming_dags(dags, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     import json
 
-    from servers import KafkaBroker
+    from support.servers import KafkaBroker
 
+    # A broker of its own: the DAGs stream on the demo spec's own topics (see
+    # test_streaming_dags), which must start empty.
     with KafkaBroker.start() as broker:
         kafka = {"conn_type": "kafka", "extra": {"bootstrap.servers": broker.bootstrap}}
         monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(kafka))

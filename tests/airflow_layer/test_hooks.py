@@ -7,13 +7,13 @@ import json
 
 import pytest
 import yaml
-from fake_kubernetes import FakeStatefulSetController, fake_statefulset_controller
 from loopline.airflow.hooks import KafkaBootstrapHook, ObjectStoreHook
 from loopline.airflow.operators.streaming import DeployConsumersOperator
 from loopline.storage.settings import S3Settings
 from loopline.streaming.kubernetes import KubernetesDeployment
-from servers import S3_ACCESS_KEY, S3_SECRET_KEY
-from validated_data import DEMO
+from support.fake_kubernetes import FakeStatefulSetController, fake_statefulset_controller
+from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY
+from support.validated_data import DEMO
 
 
 def test_a_connection_becomes_the_store_and_the_settings_a_worker_gets(
@@ -78,7 +78,7 @@ def test_a_kubernetes_spec_deploys_through_the_kubernetes_connection(
         monkeypatch.setenv("AIRFLOW_CONN_LOOPLINE_KUBERNETES", json.dumps(k8s))
         operator = DeployConsumersOperator(task_id="deploy", spec_path=str(spec_path))
 
-        deployment = operator.deployment
+        deployment = operator.consumers.deployment
         assert isinstance(deployment, KubernetesDeployment)
         assert deployment.image.bootstrap == "kafka:9092"  # the pods' view, not Airflow's
         assert deployment.image.metrics_port == DEMO.streaming.metrics_port

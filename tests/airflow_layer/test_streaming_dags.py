@@ -14,21 +14,23 @@ import time
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from batch_world import crown_champion, land_validated
-from conftest import DAGS_FOLDER
 from loopline.records import RecordStage, RecordStore
 from loopline.storage.objects import ObjectStore
 from loopline.streaming.consumer import heartbeat_path
 from loopline.streaming.lag import group_lag
-from servers import KafkaBroker
-from streams import as_records, feature_events, produce, read_topic
-from validated_data import DEMO
+from support.batch_world import crown_champion, land_validated
+from support.paths import DAGS_FOLDER
+from support.servers import KafkaBroker
+from support.streams import as_records, feature_events, produce, read_topic
+from support.validated_data import DEMO
 
 STREAMING = DEMO.streaming
 
 
 @pytest.fixture
 def world(airflow_db, s3, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    # A broker of its own, not the session's kafka_broker: the DAGs stream on the demo spec's
+    # own topics and consumer group, whose offsets must start empty for each test.
     with KafkaBroker.start() as broker:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
         extra = {"bootstrap.servers": broker.bootstrap, "session.timeout.ms": "2000"}
@@ -59,6 +61,14 @@ def test_deploy_roll_replace_and_stop_through_airflow(world) -> None:
     run = deploy.test(run_conf={"replicas": 2})
 
     assert run.state == "success"
+    # The form's default action (a champion event's run has no other) is deploy.
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states == {
+        "choose": "success",
+        "deploy": "success",
+        "scale": "skipped",
+        "stop": "skipped",
+    }
     assert {slot: beat["model_version"] for slot, beat in beats(state).items()} == {0: v1, 1: v1}
 
     # A new champion rolls out while events flow: nothing is lost, both end on v2.
@@ -117,7 +127,7 @@ def test_deploy_refuses_a_version_the_gates_refused_before_touching_kafka(
     airflow_db, s3, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No broker here: a refused version must fail the task before topics or replicas."""
-    from judged_versions import crown, empty_registry, judge_as, register
+    from support.judged_versions import crown, empty_registry, judge_as, register
 
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
     nowhere = {"conn_type": "kafka", "extra": {"bootstrap.servers": "127.0.0.1:9"}}

@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow_helpers import asset_events, use_spec_variant
-from conftest import DAGS_FOLDER, PIPELINES
 from loopline.demo.card_transactions import generate
 from loopline.records import RecordStore
 from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
+from support.airflow_runs import asset_events, use_spec_variant
+from support.paths import DAGS_FOLDER, PIPELINES
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 

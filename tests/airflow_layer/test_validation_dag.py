@@ -11,13 +11,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow_helpers import asset_events, use_spec_variant
-from bad_batches import BAD_BATCHES
-from conftest import DAGS_FOLDER
 from loopline.demo.card_transactions import generate
 from loopline.records import RecordStore
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore, sha256_hex
+from support.airflow_runs import asset_events, use_spec_variant
+from support.bad_batches import BAD_BATCHES
+from support.paths import DAGS_FOLDER
 
 LANDING = "card_fraud/landing/dt=2026-11-23/"
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from conftest import PIPELINES
 from loopline.demo.card_transactions import generate
 from loopline.serving.evaluate import evaluate, score
 from loopline.serving.model import load_model, save_artifacts
 from loopline.spec import load_spec
 from loopline.training.snapshot import holdout_mask
 from loopline.training.trainer import train_model
+from support.paths import PIPELINES
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 

@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
-from loopline.stack.config import free_ports, load_config
+from loopline.stack.config import DEFAULT_PORTS, PORT_ENV, free_ports, load_config
 from loopline.stack.local import LocalStack
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectStore
+from support.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +75,11 @@ def stack(
     """The stack on the default SQLite database, and on PostgreSQL where a server answers."""
     with metadata_database(request.param) as database_url:
         state_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
-        airflow, s3, kafka = free_ports(3)
-        settings = {
-            "LOOPLINE_AIRFLOW_PORT": airflow,
-            "LOOPLINE_S3_PORT": s3,
-            "LOOPLINE_KAFKA_PORT": kafka,
-            "LOOPLINE_DATABASE_URL": database_url,
-        }
+        # Every port of the stack, reserved together: not the defaults, which a stack left
+        # running by `make run` holds, or another test run's stack may be about to take.
+        ports = free_ports(len(DEFAULT_PORTS))
+        settings = {PORT_ENV[name]: port for name, port in zip(DEFAULT_PORTS, ports, strict=True)}
+        settings["LOOPLINE_DATABASE_URL"] = database_url
         os.environ.update({key: str(value) for key, value in settings.items() if value})
         try:
             local = LocalStack(load_config(PROJECT_ROOT, state_dir))  # pins them in stack.json
@@ -262,10 +260,10 @@ def test_a_drifted_batch_closes_the_loop_through_retraining(stack) -> None:
 
 def test_the_champion_scores_events_in_real_time(stack) -> None:
     """The champion event deployed a scoring replica: events in, predictions out."""
-    from conftest import PIPELINES
     from loopline.registry import CHAMPION, ModelRegistry
     from loopline.spec import load_spec
-    from streams import as_records, feature_events, produce, read_topic
+    from support.paths import PIPELINES
+    from support.streams import as_records, feature_events, produce, read_topic
 
     local, _ = stack
     spec = load_spec(PIPELINES / "card_fraud.yaml")

@@ -17,10 +17,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from loopline.stack.config import stack_s3_client
 from loopline.stack.s3_snapshot import restore
-from servers import S3Server
+from support.servers import S3Server
 
 EVERY = 1.0  # the snapshot interval, in seconds
-STREAM = 6.0  # seconds of writes before the kill: several syncs
+STREAM = 6.0  # seconds of writes before the kill at least: several syncs
 SLACK = 0.3  # waking up late, checking the server's pid
 
 
@@ -44,7 +44,7 @@ def test_a_sigkilled_server_keeps_everything_written_before_the_last_interval(
         try:
             writer = threading.Thread(target=stream, args=(first, sent, written))
             writer.start()
-            time.sleep(STREAM)
+            stream_until_most_writes_are_past_the_bound(log_path)
             first.process.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             first.process.wait()
@@ -61,11 +61,8 @@ def test_a_sigkilled_server_keeps_everything_written_before_the_last_interval(
         restored = restore(client, snapshot)
         back = objects(client, "stream") if restored else {}
 
-    syncs = [float(s) for s in re.findall(r" in ([0-9.]+) s$", log_path.read_text(), re.M)]
-    longest = max(syncs, default=0.0)
-    # A PUT that returned at t is listed by the next sync, which starts by t + EVERY (later
-    # if the one before it overran) and has written its manifest one sync later.
-    bound = max(EVERY, longest) + longest + SLACK
+    syncs = sync_seconds(log_path)
+    longest, bound = max(syncs, default=0.0), loss_bound(syncs)
     must_survive = {key for key, (_, at) in written.items() if killed_at - at > bound}
     survived = {key for key, (data, _) in written.items() if back.get(key) == data}
     lost = written.keys() - survived
@@ -78,6 +75,34 @@ def test_a_sigkilled_server_keeps_everything_written_before_the_last_interval(
     assert len(must_survive) > len(written) / 2
     assert must_survive <= survived, f"lost {sorted(must_survive - survived)[:5]}"
     assert all(sent[key] == data for key, data in back.items())  # nothing else, all whole
+
+
+def sync_seconds(log_path: Path) -> list[float]:
+    """How long each of the snapshotter's syncs took, from its log."""
+    return [float(s) for s in re.findall(r" in ([0-9.]+) s$", log_path.read_text(), re.M)]
+
+
+def loss_bound(syncs: list[float]) -> float:
+    """How old a write may be and still be lost: a PUT that returned at t is listed by the
+    next sync, which starts by t + EVERY (later if the one before it overran) and has written
+    its manifest one sync later."""
+    longest = max(syncs, default=0.0)
+    return max(EVERY, longest) + longest + SLACK
+
+
+def stream_until_most_writes_are_past_the_bound(log_path: Path) -> None:
+    """Let the writes run STREAM seconds, and longer where syncs are slow (a loaded machine,
+    other tests beside this one): until the writes older than the loss bound, the ones that
+    must survive, are most of them (the bound is at most 40 % of the time streamed)."""
+    started = time.monotonic()
+    while True:
+        time.sleep(0.25)
+        streamed = time.monotonic() - started
+        syncs = sync_seconds(log_path)
+        if streamed >= STREAM and len(syncs) >= 3 and loss_bound(syncs) <= 0.4 * streamed:
+            return
+        if streamed > 10 * STREAM:
+            return  # the premise below fails, saying how slow the syncs were
 
 
 def objects(client: Any, bucket: str) -> dict[str, bytes]:

@@ -10,13 +10,13 @@ import psutil
 import pyarrow as pa
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow_helpers import asset_events
-from batch_world import SPEC, crown_champion, land_validated, use_connections
-from conftest import DAGS_FOLDER
-from loopline.data.predictions import committed_files
+from loopline.data.predictions import committed_partitions
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectStore
-from servers import SparkCluster
+from support.airflow_runs import asset_events
+from support.batch_world import SPEC, crown_champion, land_validated, use_connections
+from support.paths import DAGS_FOLDER
+from support.servers import SparkCluster
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +78,9 @@ def test_a_killed_python_worker_is_retried_and_nothing_is_duplicated(dag, s3) ->
 
 
 def _committed(store: ObjectStore, day) -> pa.Table:
-    partition = f"{SPEC.batch_inference.output_prefix}dt={day:%Y-%m-%d}/"
-    files = committed_files(store, SPEC.data.bucket, partition)
+    output = SPEC.batch_inference.output_prefix
+    [partition] = committed_partitions(store, SPEC.data.bucket, output, day.date(), day.date())
+    files = partition.files
     return pa.concat_tables([decode(store.get(SPEC.data.bucket, f), "parquet") for f in files])
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import PIPELINES, PROJECT_ROOT
 from loopline.cli import main
+from support.paths import PIPELINES, PROJECT_ROOT
 
 
 def test_check_passes_on_the_shipped_specs(capsys) -> None:
@@ -22,47 +22,14 @@ def test_check_fails_and_explains_a_bad_spec(tmp_path: Path, capsys) -> None:
     assert "demo.rows (line" in out and "greater than or equal to 1" in out
 
 
-def test_models_promote_holds_to_the_gates_and_records_a_forced_override(
-    s3, tmp_path: Path, monkeypatch, capsys
-) -> None:
-    import os
-    import pwd
-    import socket
+def test_loopline_s3_has_one_meaning_and_the_mode_one_value(monkeypatch, tmp_path) -> None:
+    import pytest
+    from loopline.cli import object_store_for_cli
 
-    from judged_versions import crown, empty_registry, judge_as, register
-    from loopline.registry import CHAMPION
-
-    for env, value in {
-        **s3.cli_environment(),
-        "LOGNAME": "mallory",  # what getpass.getuser() reported: anyone can set it
-        "USER": "mallory",
-    }.items():
-        monkeypatch.setenv(env, value)
-    actor = f"cli:{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"  # the real uid's
-    registry = empty_registry(s3)
-    v1, v2, v3 = (register(registry, tmp_path) for _ in range(3))
-    judge_as(registry, v1, auc=0.90, run_id="r1")
-    crown(registry, v1)
-    judge_as(registry, v2, auc=0.80, run_id="r2")  # the gates refused it
-
-    def models(*args: str) -> tuple[int, str]:
-        code = main(["--project", str(PROJECT_ROOT), "models", *args])
-        return code, capsys.readouterr().out
-
-    code, out = models("promote", "card_fraud", str(v2))
-    assert code == 1 and "card_fraud v2 not promoted; failed checks:" in out
-    assert "judged: refused in run r2: auc improvement: 0.8000 vs champion 0.9000" in out
-    assert models("promote", "card_fraud", str(v2), "--force")[1].startswith(
-        "error: --force needs --reason"
-    )
-    assert registry.alias("card_fraud", CHAMPION) == v1
-
-    forced = models("promote", "card_fraud", str(v2), "--force", "--reason", "v1 leaks PII")
-    assert forced == (0, f"card_fraud@champion: 1 -> 2 (FORCED promotion by {actor})\n")
-    judge_as(registry, v3, auc=0.95, run_id="r3")  # beats the champion it was judged against
-    assert models("promote", "card_fraud", str(v3)) == (
-        0,
-        f"card_fraud@champion: 2 -> 3 (manual promotion by {actor})\n",
-    )
-    moves = registry.history("card_fraud", CHAMPION)
-    assert [m.by for m in moves[1:]] == [actor, actor] and "mallory" not in actor
+    monkeypatch.setenv("LOOPLINE_S3", "aws")  # the old spelling of LOOPLINE_S3_MODE=aws
+    with pytest.raises(SystemExit, match=r"LOOPLINE_S3=aws is no longer read.*LOOPLINE_S3_MODE"):
+        object_store_for_cli(tmp_path)  # a project without a stack: no client is made
+    monkeypatch.delenv("LOOPLINE_S3")
+    monkeypatch.setenv("LOOPLINE_S3_MODE", "local")
+    with pytest.raises(SystemExit, match="LOOPLINE_S3_MODE='local': its one value is 'aws'"):
+        object_store_for_cli(tmp_path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import PROJECT_ROOT
+from support.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "include" / "loopline"
 STAGES = {"validation", "training", "promotion", "batch", "demo", "drift", "streaming"}

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import PIPELINES
 from loopline.batch.commit import commit_output
 from loopline.batch.scoring import ScoringJob, score_with_spark
-from loopline.data.predictions import committed_files
+from loopline.data.predictions import committed_partitions, partition_prefix
+from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import generate
 from loopline.records import RecordStage, RecordStore
 from loopline.registry import ModelRegistry
@@ -25,7 +25,8 @@ from loopline.storage.settings import S3Settings
 from loopline.training.register import register_candidate
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
-from servers import S3_ACCESS_KEY, S3_SECRET_KEY
+from support.paths import PIPELINES
+from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -57,7 +58,7 @@ def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> N
         table = generate(3000, seed=part, start=day, batch_id=f"p{part}")
         store.put_new(SPEC.data.bucket, key, encode(table, "parquet"))
         keys.append(key)
-    snapshot = assemble_snapshot(store, SPEC, NOW)
+    snapshot = assemble_snapshot(store, SPEC, RunWindow(NOW, SPEC.training.window_days))
     outcome = train_model(snapshot.train, SPEC.model, SPEC.training, epochs=2)
     registry = ModelRegistry(store, SPEC.data.bucket)
     version = register_candidate(registry, SPEC, outcome, snapshot, {}).version
@@ -95,9 +96,11 @@ def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> N
         store, SPEC.data.bucket, output, again, run_id="manual__again", **committing
     )
     assert first == second and sum(second.values()) == 9000
-    for day in second:
-        partition = f"{output}dt={day}/"
-        files = committed_files(store, SPEC.data.bucket, partition)
+    days = sorted(datetime.fromisoformat(day).date() for day in second)
+    partitions = committed_partitions(store, SPEC.data.bucket, output, days[0], days[-1])
+    assert [p.day for p in partitions] == sorted(second)
+    for committed in partitions:
+        files, partition = committed.files, partition_prefix(output, committed.day)
         on_s3 = [k for k in store.list_keys(SPEC.data.bucket, partition) if k.endswith(".parquet")]
         assert sorted(on_s3) == sorted(files) and all("manual__again" in f for f in files)
     assert not list(store.list_keys(SPEC.data.bucket, "card_fraud/_staging/"))
@@ -111,7 +114,7 @@ def registered(s3):
     day = NOW - timedelta(days=1)
     key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/good.parquet"
     store.put_new(SPEC.data.bucket, key, encode(generate(2000, seed=9, start=day), "parquet"))
-    snapshot = assemble_snapshot(store, SPEC, NOW)
+    snapshot = assemble_snapshot(store, SPEC, RunWindow(NOW, SPEC.training.window_days))
     outcome = train_model(snapshot.train, SPEC.model, SPEC.training, epochs=1)
     registry = ModelRegistry(store, SPEC.data.bucket)
     return store, register_candidate(registry, SPEC, outcome, snapshot, {}).version
@@ -162,6 +165,25 @@ def test_an_empty_window_scores_nothing_and_says_so(s3, registered, monkeypatch)
     assert record.verdict == "scored" and record.numbers == {"rows": 0, "objects": 0}
     assert record.payload["objects"] == 0 and record.payload["rows"] == 0
     assert not list(store.list_keys(SPEC.data.bucket, SPEC.batch_inference.output_prefix + "dt="))
+
+
+def test_an_unset_alias_skips_and_an_unknown_version_fails(s3, monkeypatch) -> None:
+    from loopline.batch import job
+    from loopline.registry import RegistryError
+
+    store = ObjectStore(s3.client())
+    store.ensure_bucket(SPEC.data.bucket)
+    settings = S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY)
+    monkeypatch.setenv("LOOPLINE_S3", settings.to_json())
+    spec, end = str(PIPELINES / "card_fraud.yaml"), NOW.isoformat()
+    args = ["--spec", spec, "--run-id", "manual__fresh", "--window-end", end]
+    assert job.main([*args, "--model-version", "champion"]) == 0  # a fresh project
+    record = RecordStore(store, SPEC.data.bucket).read(
+        SPEC.name, RecordStage.BATCH_SCORING, "manual__fresh"
+    )
+    assert record.verdict == "skipped" and record.reasons == ["card_fraud@champion is not set yet"]
+    with pytest.raises(RegistryError, match="card_fraud has no version 7"):
+        job.main([*args, "--model-version", "7"])
 
 
 def test_rows_are_split_by_their_utc_date() -> None:

@@ -16,14 +16,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from loopline.data.profile_store import ProfileStore
+from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import DriftKnobs, generate
 from loopline.drift.audit import EmptyWindow, run_audit
 from loopline.drift.reference import NoReference
 from loopline.records import RecordStage, RecordStore, RunContext
 from loopline.registry import CHAMPION, ModelRegistry
-from loopline.registry.layout import training_run_prefix
+from loopline.registry.layout import snapshot_table_key
 from loopline.storage.formats import encode
-from validated_data import DEMO, demo_bucket
+from support.validated_data import DEMO, demo_bucket
 
 NOW = datetime.now(UTC)
 TODAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -44,11 +45,11 @@ def champion(s3, tmp_path: Path):
 def make_champion(s3, tmp_path: Path, holdout_rows: int):
     store = demo_bucket(s3)
     registry = ModelRegistry(store, DEMO.data.bucket)
-    run_prefix = training_run_prefix(DEMO.name, "train-run-1")
     train = generate(20_000, seed=1, start=TODAY - timedelta(days=10), batch_id="ref")
     holdout = generate(holdout_rows, seed=2, start=TODAY - timedelta(days=10), batch_id="hold")
-    store.put(DEMO.data.bucket, run_prefix + "train.parquet", encode(train, "parquet"), "x")
-    store.put(DEMO.data.bucket, run_prefix + "holdout.parquet", encode(holdout, "parquet"), "x")
+    for name, table in (("train", train), ("holdout", holdout)):
+        key = snapshot_table_key(DEMO.name, "train-run-1", name)
+        store.put(DEMO.data.bucket, key, encode(table, "parquet"), "x")
     (tmp_path / "model.keras").write_bytes(b"not a model: the scorer stands in")
     version = registry.register(
         DEMO.name,
@@ -78,7 +79,9 @@ def land(store, knobs: DriftKnobs = CALM, rows: int = 10_000, name: str = "b") -
 
 def audit(store, registry, run_id: str = "audit-1"):
     run = RunContext(DEMO.name, run_id, dag_id=f"{DEMO.name}.drift_audit")
-    return run_audit(store, registry, DEMO, NOW, run, scorer=fraud_scores)
+    return run_audit(
+        store, registry, DEMO, RunWindow(NOW, DEMO.drift.window_days), run, scorer=fraud_scores
+    )
 
 
 def test_an_undrifted_window_is_recorded_and_retrains_nothing(champion) -> None:

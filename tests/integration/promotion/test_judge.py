@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import PIPELINES
+from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import generate
 from loopline.promotion.judge import apply_judgement, judge, roll_back_champion
 from loopline.records import RecordStage, RecordStore, RunContext
@@ -18,6 +18,7 @@ from loopline.storage.objects import ObjectStore
 from loopline.training.register import register_candidate
 from loopline.training.snapshot import Snapshot, assemble_snapshot
 from loopline.training.trainer import train_model
+from support.paths import PIPELINES
 
 BASE = load_spec(PIPELINES / "card_fraud.yaml")
 FAST = {"batch_size": 256, "learning_rate": 0.01}
@@ -50,7 +51,7 @@ def world(s3):
     table = generate(6000, seed=5, start=NOW - timedelta(days=1))
     key = f"{SPEC.data.validated_prefix}dt=2026-11-22/b.parquet"
     store.put_new(SPEC.data.bucket, key, encode(table, "parquet"))
-    snapshot = assemble_snapshot(store, SPEC, NOW)
+    snapshot = assemble_snapshot(store, SPEC, RunWindow(NOW, SPEC.training.window_days))
     return ModelRegistry(store, SPEC.data.bucket), snapshot
 
 

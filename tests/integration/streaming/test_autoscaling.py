@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from batch_world import crown_champion, land_validated
 from loopline.spec import load_spec
 from loopline.stack.config import S3_ACCESS_KEY, S3_SECRET_KEY
 from loopline.storage.objects import ObjectStore
@@ -22,9 +21,9 @@ from loopline.streaming.lag import group_lag
 from loopline.streaming.local_backend import LocalProcessBackend
 from loopline.streaming.monitor import ScalingWindow, monitor_once
 from loopline.streaming.topics import ensure_topics
-from servers import KafkaBroker
-from streams import as_records, feature_events, produce, read_topic
-from validated_data import DEMO
+from support.batch_world import crown_champion, land_validated
+from support.streams import as_records, feature_events, produce, read_topic
+from support.validated_data import DEMO
 
 TOPIC_PARTITIONS = 3  # the topic exists with fewer partitions than the spec's 4
 BURST = 30_000
@@ -53,26 +52,25 @@ def scaling_spec(folder: Path) -> Path:
 
 
 @pytest.fixture
-def deployment(s3, tmp_path):
+def deployment(s3, kafka_broker, tmp_path):
     store = ObjectStore(s3.client())
     land_validated(store, objects=1, rows=3000)
     version = crown_champion(store)
     spec_path = scaling_spec(tmp_path)
     spec = load_spec(spec_path)
-    with KafkaBroker.start() as broker:
-        # Created earlier with 3 partitions: a fourth replica would idle.
-        older = spec.streaming.model_copy(update={"partitions": TOPIC_PARTITIONS})
-        ensure_topics(broker.bootstrap, [older])
-        settings = S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json()
-        backend = LocalProcessBackend(
-            spec.name, spec_path, broker.bootstrap, tmp_path / "state", settings,
-            spec.streaming.consumer_group,
-        )  # fmt: skip
-        deployment = SlotDeployment(backend)
-        try:
-            yield spec, deployment, broker, version, tmp_path
-        finally:
-            deployment.stop()
+    # Created earlier with 3 partitions: a fourth replica would idle.
+    older = spec.streaming.model_copy(update={"partitions": TOPIC_PARTITIONS})
+    ensure_topics(kafka_broker.bootstrap, [older])
+    settings = S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json()
+    backend = LocalProcessBackend(
+        spec.name, spec_path, kafka_broker.bootstrap, tmp_path / "state", settings,
+        spec.streaming.consumer_group,
+    )  # fmt: skip
+    deployment = SlotDeployment(backend)
+    try:
+        yield spec, deployment, kafka_broker, version, tmp_path
+    finally:
+        deployment.stop()
 
 
 def test_a_burst_scales_out_to_the_partitions_and_idle_scales_back_in(deployment) -> None:

@@ -10,23 +10,16 @@ import threading
 import numpy as np
 import pyarrow as pa
 import pytest
-import streams
 from loopline.streaming.consumer import Replica, ScoringConsumer
 from loopline.streaming.lag import group_lag
-from servers import KafkaBroker
-from streams import as_records, feature_events, produce, read_topic, run_until
+from support import streams
+from support.streams import as_records, feature_events, produce, read_topic, run_until
 
 POISON = {
     b"not json {": "not JSON: ",
     b"\xff\xfe not utf-8": "not UTF-8: ",
     b"[1, 2, 3]": "not a JSON object: a list",
 }
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with KafkaBroker.start() as broker:
-        yield broker
 
 
 def streaming_spec(name: str, exactly_once: bool = False):
@@ -41,7 +34,7 @@ def amount_scores(table: pa.Table) -> np.ndarray:
 
 
 def test_every_event_is_scored_and_poison_is_dead_lettered_with_its_reason(
-    broker, tmp_path
+    kafka_broker, tmp_path
 ) -> None:
     spec = streaming_spec("scored")
     events = feature_events(spec, 400, seed=1, prefix="ev")
@@ -57,16 +50,16 @@ def test_every_event_is_scored_and_poison_is_dead_lettered_with_its_reason(
         (b"huge", b'{"pad": "' + b"x" * 70_000 + b'"}'),
     ]
     produce(
-        broker.bootstrap,
+        kafka_broker.bootstrap,
         spec.streaming.input_topic,
         [*as_records(events)[:200], *poison, *as_records(events)[200:]],
     )
-    replica = Replica(spec.name, 0, 7, broker.bootstrap, tmp_path)
+    replica = Replica(spec.name, 0, 7, kafka_broker.bootstrap, tmp_path)
     consumer = ScoringConsumer(spec, replica, amount_scores)
 
     run_until(consumer, lambda: consumer.stats.events >= 400 + len(poison))
 
-    predictions = read_topic(broker.bootstrap, spec.streaming.output_topic, until=400)
+    predictions = read_topic(kafka_broker.bootstrap, spec.streaming.output_topic, until=400)
     assert sorted(p["event_id"] for p in predictions) == sorted(events)
     by_id = {p["event_id"]: p for p in predictions}
     rows = pa.Table.from_pylist(list(events.values()))
@@ -75,7 +68,7 @@ def test_every_event_is_scored_and_poison_is_dead_lettered_with_its_reason(
     assert {p["model_version"] for p in predictions} == {7}
     assert all(p["latency_ms"] >= 0 for p in predictions)
 
-    letters = read_topic(broker.bootstrap, spec.streaming.dead_letters, until=len(poison))
+    letters = read_topic(kafka_broker.bootstrap, spec.streaming.dead_letters, until=len(poison))
     reasons = {letter["key"]: letter["reason"] for letter in letters}
     assert len(letters) == len(poison)
     for i, start in enumerate(POISON.values()):
@@ -88,7 +81,9 @@ def test_every_event_is_scored_and_poison_is_dead_lettered_with_its_reason(
 
     # Everything consumed was committed: nothing waits for the group.
     assert (
-        group_lag(broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic).total
+        group_lag(
+            kafka_broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic
+        ).total
         == 0
     )
     beat = json.loads(replica.heartbeat_path.read_text())
@@ -96,43 +91,49 @@ def test_every_event_is_scored_and_poison_is_dead_lettered_with_its_reason(
     assert beat["dead_lettered"] == len(poison) and beat["model_version"] == 7
 
 
-def test_a_failed_scoring_commits_nothing_and_the_events_come_back(broker, tmp_path) -> None:
+def test_a_failed_scoring_commits_nothing_and_the_events_come_back(kafka_broker, tmp_path) -> None:
     spec = streaming_spec("crashy")
     events = feature_events(spec, 50, seed=2, prefix="c")
-    produce(broker.bootstrap, spec.streaming.input_topic, as_records(events))
+    produce(kafka_broker.bootstrap, spec.streaming.input_topic, as_records(events))
 
     def broken(table: pa.Table) -> np.ndarray:
         raise RuntimeError("the model failed")
 
-    consumer = ScoringConsumer(spec, Replica(spec.name, 0, 1, broker.bootstrap, tmp_path), broken)
+    consumer = ScoringConsumer(
+        spec, Replica(spec.name, 0, 1, kafka_broker.bootstrap, tmp_path), broken
+    )
     stop = threading.Event()
     with pytest.raises(RuntimeError, match="the model failed"):
         consumer.run(stop)
     consumer.close()
-    lag = group_lag(broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic)
+    lag = group_lag(
+        kafka_broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic
+    )
     assert lag.total == 50  # nothing committed: a replacement scores them all
 
     again = ScoringConsumer(
-        spec, Replica(spec.name, 0, 1, broker.bootstrap, tmp_path), amount_scores
+        spec, Replica(spec.name, 0, 1, kafka_broker.bootstrap, tmp_path), amount_scores
     )
     run_until(again, lambda: again.stats.events >= 50)
-    predictions = read_topic(broker.bootstrap, spec.streaming.output_topic, until=50)
+    predictions = read_topic(kafka_broker.bootstrap, spec.streaming.output_topic, until=50)
     assert sorted(p["event_id"] for p in predictions) == sorted(events)
 
 
-def test_exactly_once_commits_predictions_and_offsets_together(broker, tmp_path) -> None:
+def test_exactly_once_commits_predictions_and_offsets_together(kafka_broker, tmp_path) -> None:
     spec = streaming_spec("once", exactly_once=True)
     events = feature_events(spec, 120, seed=3, prefix="x")
-    produce(broker.bootstrap, spec.streaming.input_topic, as_records(events))
+    produce(kafka_broker.bootstrap, spec.streaming.input_topic, as_records(events))
     consumer = ScoringConsumer(
-        spec, Replica(spec.name, 0, 2, broker.bootstrap, tmp_path), amount_scores
+        spec, Replica(spec.name, 0, 2, kafka_broker.bootstrap, tmp_path), amount_scores
     )
 
     run_until(consumer, lambda: consumer.stats.events >= 120)
 
-    predictions = read_topic(broker.bootstrap, spec.streaming.output_topic, until=120)
+    predictions = read_topic(kafka_broker.bootstrap, spec.streaming.output_topic, until=120)
     assert sorted(p["event_id"] for p in predictions) == sorted(events)  # each exactly once
     assert (
-        group_lag(broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic).total
+        group_lag(
+            kafka_broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic
+        ).total
         == 0
     )

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic, OffsetSpec
 from loopline.streaming.lag import group_lag
-from servers import KafkaBroker
 
 
-@pytest.fixture(scope="module")
-def broker():
-    with KafkaBroker.start() as broker:
-        yield broker
-
-
-def test_lag_counts_every_uncommitted_event_where_the_broker_reports_the_end_wrong(broker) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+def test_lag_counts_every_uncommitted_event_where_the_broker_reports_the_end_wrong(
+    kafka_broker,
+) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     admin.create_topics([NewTopic("lagged", 2, 1)])
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=20)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=20)
     for i in range(100):
         producer.send("lagged", value=b"x", partition=i % 2)
     producer.flush()
@@ -31,12 +25,12 @@ def test_lag_counts_every_uncommitted_event_where_the_broker_reports_the_end_wro
     # The broker's quirk this module corrects: 50 records, reported end 1 (or less than 50).
     assert all(reported[tp].offset < 50 for tp in tps)
 
-    nothing_committed = group_lag(broker.bootstrap, "fresh-group", "lagged")
+    nothing_committed = group_lag(kafka_broker.bootstrap, "fresh-group", "lagged")
     assert [p.end for p in nothing_committed.partitions] == [50, 50]
     assert nothing_committed.total == 100
 
     consumer = KafkaConsumer(
-        bootstrap_servers=broker.bootstrap, group_id="half", enable_auto_commit=False,
+        bootstrap_servers=kafka_broker.bootstrap, group_id="half", enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=1000,
     )  # fmt: skip
     consumer.assign([tps[0]])
@@ -46,7 +40,7 @@ def test_lag_counts_every_uncommitted_event_where_the_broker_reports_the_end_wro
     consumer.commit()
     consumer.close()
 
-    half = group_lag(broker.bootstrap, "half", "lagged")
+    half = group_lag(kafka_broker.bootstrap, "half", "lagged")
     assert [(p.partition, p.committed, p.lag) for p in half.partitions] == [
         (0, 30, 20),
         (1, None, 50),

@@ -20,21 +20,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-import streams
 from loopline.runtime.supervise import read_status
 from loopline.streaming.consumer import Replica, ScoringConsumer, heartbeat_path
 from loopline.streaming.lag import group_lag
-from servers import KafkaBroker
-from streams import as_records, feature_events, produce, read_topic, run_until
-from validated_data import DEMO
+from support import streams
+from support.streams import as_records, feature_events, produce, read_topic, run_until
+from support.validated_data import DEMO
 
 RAISES_ON, NAN_ON = 666.0, 777.0
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with KafkaBroker.start() as broker:
-        yield broker
 
 
 def streaming_spec(name: str):
@@ -71,35 +64,39 @@ def hostile_events(good: dict) -> dict[bytes, tuple[bytes, str | None]]:
 
 
 def test_hostile_events_become_dead_letters_and_every_other_event_is_scored(
-    broker, tmp_path
+    kafka_broker, tmp_path
 ) -> None:
     spec = streaming_spec("hostile")
     events = feature_events(spec, 300, seed=3, prefix="ev")
     hostile = hostile_events(next(iter(events.values())))
     records = as_records(events)
     produce(
-        broker.bootstrap,
+        kafka_broker.bootstrap,
         spec.streaming.input_topic,
         [*records[:100], *((k, v) for k, (v, _) in hostile.items()), *records[100:]],
     )
-    consumer = ScoringConsumer(spec, Replica(spec.name, 0, 1, broker.bootstrap, tmp_path),
+    consumer = ScoringConsumer(spec, Replica(spec.name, 0, 1, kafka_broker.bootstrap, tmp_path),
                                picky_scores)  # fmt: skip
 
     errors = run_until(consumer, lambda: consumer.stats.events >= 300 + len(hostile))
 
     assert errors == []
     scored_ids = {*events, "cents"}
-    predictions = read_topic(broker.bootstrap, spec.streaming.output_topic, until=301)
+    predictions = read_topic(kafka_broker.bootstrap, spec.streaming.output_topic, until=301)
     assert {p["event_id"] for p in predictions} == scored_ids
     cents = next(p for p in predictions if p["event_id"] == "cents")
     assert cents["score"] == pytest.approx(1.0)  # 16,777,217 cents: a sure score, not an error
-    letters = read_topic(broker.bootstrap, spec.streaming.dead_letters, until=len(hostile) - 1)
+    letters = read_topic(
+        kafka_broker.bootstrap, spec.streaming.dead_letters, until=len(hostile) - 1
+    )
     reasons = {letter["key"]: letter["reason"] for letter in letters}
     for key, (_, reason) in hostile.items():
         if reason is not None:
             assert reasons[key.decode()].startswith(reason), reasons[key.decode()]
     assert len(letters) == len(hostile) - 1
-    lag = group_lag(broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic)
+    lag = group_lag(
+        kafka_broker.bootstrap, spec.streaming.consumer_group, spec.streaming.input_topic
+    )
     assert lag.total == 0
 
 
@@ -134,27 +131,33 @@ CRASHING_REPLICA = textwrap.dedent(
 
 
 def test_a_record_that_kills_its_replica_twice_is_dead_lettered_the_third_time(
-    broker, tmp_path
+    kafka_broker, tmp_path
 ) -> None:
     spec = streaming_spec("killer")
     events = feature_events(spec, 200, seed=4, prefix="ev")
     killer = json.dumps({**next(iter(events.values())), "amount": RAISES_ON}).encode()
     records = as_records(events)
-    produce(broker.bootstrap, spec.streaming.input_topic,
+    produce(kafka_broker.bootstrap, spec.streaming.input_topic,
             [*records[:120], (b"killer", killer), *records[120:]])  # fmt: skip
     (spec_file := tmp_path / "spec.json").write_text(spec.model_dump_json())
     (script := tmp_path / "replica.py").write_text(CRASHING_REPLICA)
     status_file = tmp_path / "supervisor.json"
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "loopline.runtime.supervise", "--status-file", str(status_file),
-         "--", sys.executable, str(script), str(spec_file), broker.bootstrap, str(tmp_path)],
+         "--", sys.executable, str(script), str(spec_file), kafka_broker.bootstrap, str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         predictions = read_topic(
-            broker.bootstrap, spec.streaming.output_topic, until=200, timeout=120, ids=set(events)
+            kafka_broker.bootstrap,
+            spec.streaming.output_topic,
+            until=200,
+            timeout=120,
+            ids=set(events),
         )
-        letters = read_topic(broker.bootstrap, spec.streaming.dead_letters, until=1, timeout=30)
+        letters = read_topic(
+            kafka_broker.bootstrap, spec.streaming.dead_letters, until=1, timeout=30
+        )
         beat = json.loads(heartbeat_path(tmp_path, spec.name, 0).read_text())
     finally:
         supervisor.terminate()

@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from batch_world import crown_champion, land_validated
-from conftest import PIPELINES
 from loopline.registry import ModelRegistry
 from loopline.serving.inputs import served_scores
 from loopline.serving.model import compiled, load_model
@@ -27,13 +25,17 @@ from loopline.storage.objects import ObjectStore
 from loopline.storage.settings import S3Settings
 from loopline.streaming.consumer import heartbeat_path
 from loopline.streaming.lag import group_lag
-from servers import KafkaBroker
-from streams import as_records, feature_events, produce, read_topic
-from validated_data import DEMO
+from support.batch_world import crown_champion, land_validated
+from support.paths import PIPELINES
+from support.servers import KafkaBroker
+from support.streams import as_records, feature_events, produce, read_topic
+from support.validated_data import DEMO
 
 EVENTS = 1500
 
 
+# A broker of its own, not the session's kafka_broker: this module streams on the demo spec's
+# own topics and consumer group, which other modules use too; its offsets must start empty.
 @pytest.fixture(scope="module")
 def broker():
     with KafkaBroker.start() as broker:

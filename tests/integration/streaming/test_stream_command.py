@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PROJECT_ROOT
 from loopline.cli import main
-from servers import KafkaBroker
+from support.paths import PROJECT_ROOT
+from support.servers import KafkaBroker
 
 
+# A broker of its own, not the session's kafka_broker: this module streams on the demo spec's
+# own topics and consumer group, which other modules use too; its offsets must start empty.
 @pytest.fixture(scope="module")
 def broker():
     with KafkaBroker.start() as broker:
@@ -33,8 +35,8 @@ def test_produce_demo_events_and_lines_then_tail_them(broker, tmp_path, capsys) 
 
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 7
-    demo = [r for r in records if r["key"] not in ("mine-1", "line-1")]
+    demo = [r for r in records if r["key"] not in ("mine-1", "line-2")]
     assert len(demo) == 5 and all("amount" in r["value"] for r in demo)
     by_key = {r["key"]: r["value"] for r in records}
     assert by_key["mine-1"] == {"event_id": "mine-1", "amount": 3.5}
-    assert by_key["line-1"] == "not json"  # sent as it is: the consumer dead-letters it
+    assert by_key["line-2"] == "not json"  # sent as it is: the consumer dead-letters it

@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from loopline.data.window import RunWindow
 from loopline.serving.evaluate import evaluate, score
 from loopline.serving.model import load_model, save_artifacts
 from loopline.storage.objects import ObjectStore
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
-from validated_data import DEMO, demo_bucket, land_validated
+from support.validated_data import DEMO, demo_bucket, land_validated
 
 SPEC = DEMO
 # A few thousand rows learn in a few epochs with a larger step.
@@ -33,7 +34,7 @@ def test_training_is_reproducible_and_the_saved_model_needs_no_preprocessing_cod
     store, tmp_path
 ) -> None:
     land_validated(store, NOW - timedelta(days=1), 6000, seed=3)
-    snapshot = assemble_snapshot(store, SPEC, NOW)
+    snapshot = assemble_snapshot(store, SPEC, RunWindow(NOW, SPEC.training.window_days))
     first = train_model(snapshot.train, SMALL, ON_CPU, epochs=5)
     second = train_model(snapshot.train, SMALL, ON_CPU, epochs=5)
     scores = score(first.model, snapshot.holdout, SMALL)

@@ -8,11 +8,11 @@ import io
 import pyarrow as pa
 import pytest
 import zstandard
-from conftest import PIPELINES
 from loopline.data.reading import UnreadableFile, read_batch
 from loopline.demo.card_transactions import generate
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
+from support.paths import PIPELINES
 
 COLUMNS = load_spec(PIPELINES / "card_fraud.yaml").data.columns
 TABLE = generate(200, seed=4)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PIPELINES
 from loopline.demo.card_transactions import (
     NUMERIC_FEATURES,
     SCHEMA,
@@ -13,6 +12,7 @@ from loopline.demo.card_transactions import (
     generate,
 )
 from loopline.spec import load_spec
+from support.paths import PIPELINES
 
 
 def test_same_seed_same_table_other_seed_other_table() -> None:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PIPELINES
+from support.paths import PIPELINES
 
 
 @pytest.fixture

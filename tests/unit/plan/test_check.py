@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PIPELINES, PROJECT_ROOT
 from loopline.cli import main
 from loopline.plan.check import check_pipelines
+from support.paths import PIPELINES, PROJECT_ROOT
 
 
 def add_spec(pipelines: Path, file_name: str, **data: str) -> Path:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import PIPELINES
 from loopline.plan import ProjectPaths, TaskKind, plan_pipeline
-from loopline.plan.tasks import MapOver
+from loopline.plan.tasks import MapOver, XCom
 from loopline.spec import load_spec
+from support.paths import PIPELINES
 
 PATHS = ProjectPaths.beside(PIPELINES)
 
@@ -86,7 +86,7 @@ def test_the_drift_audit_runs_on_any_new_data_and_retrains_through_the_train_dag
     assert retrain.upstream == ("audit",)
     assert retrain.args.operator_kwargs() == {
         "train_dag_id": "card_fraud.train",
-        "decision_from": "audit",
+        "decision": XCom("audit"),
     }
     assert [p.name for p in audit.params] == ["window_end"]
 

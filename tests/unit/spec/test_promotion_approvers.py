@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PIPELINES
 from loopline.spec import SpecError, load_spec
+from support.paths import PIPELINES
 
 
 def spec_with(tmp_path: Path, **promotion: object) -> Path:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
 from loopline.stack.settings import SettingsError, _connection_body, read_settings
+from support.paths import PROJECT_ROOT
 
 VALUES = {
     "LOOPLINE_S3_ENDPOINT": "http://127.0.0.1:9999",

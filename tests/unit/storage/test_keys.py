@@ -72,24 +72,3 @@ def test_snapshot_and_record_keys_of_look_alike_runs_differ() -> None:
     records = RecordStore(store=None, bucket="loopline")  # type: ignore[arg-type]
     keys = {records.key("fraud", RecordStage.SNAPSHOT, run_id) for run_id in LOOK_ALIKES}
     assert len(prefixes) == len(keys) == len(LOOK_ALIKES)
-
-
-def test_a_look_alike_run_cannot_overwrite_a_runs_snapshot(s3) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from loopline.records import RunContext
-    from loopline.training.snapshot import assemble_snapshot, load_saved_snapshot, save_snapshot
-    from validated_data import DEMO, demo_bucket, land_validated
-
-    store, now = demo_bucket(s3), datetime(2026, 11, 23, 12, tzinfo=UTC)
-    land_validated(store, now - timedelta(days=1), 500, seed=1)
-    real, look_alike = LOOK_ALIKES[0], LOOK_ALIKES[4]
-    real_snapshot = assemble_snapshot(store, DEMO, now)
-    save_snapshot(store, DEMO, real_snapshot, RunContext(DEMO.name, real))
-    land_validated(store, now - timedelta(hours=2), 700, seed=2)  # the look-alike sees more
-    save_snapshot(
-        store, DEMO, assemble_snapshot(store, DEMO, now), RunContext(DEMO.name, look_alike)
-    )
-
-    again = load_saved_snapshot(store, DEMO, real)
-    assert again.record.rows == 500 and again.holdout.equals(real_snapshot.holdout)

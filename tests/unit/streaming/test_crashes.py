@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import PIPELINES
 from loopline.spec import load_spec
 from loopline.streaming.consumer import ScorerBroken, ScoringConsumer
 from loopline.streaming.crashes import CrashGuard
 from loopline.streaming.deployment import ReplicaStatus
+from support.paths import PIPELINES
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 GOOD = {name: 1.0 for name in SPEC.model.features.numeric} | {

@@ -1,11 +1,11 @@
 """The deployment policy on a backend whose replicas are plain records: roll one slot at a
-time and roll back a version that never becomes healthy, replace the dead, scale and retire."""
+time and roll back a version that never becomes healthy, replace the dead, scale and retire.
+Which version may serve is read from a real registry: tests/component/streaming/."""
 
 from __future__ import annotations
 
 import time
 
-import pytest
 from loopline.streaming.deployment import (
     ReplicaStatus,
     deploy,
@@ -13,44 +13,8 @@ from loopline.streaming.deployment import (
     roll,
     scale,
     stop_all,
-    version_to_serve,
 )
-
-
-class FakeBackend:
-    """Replicas that report healthy at once, except on versions in `broken`."""
-
-    def __init__(self, broken: frozenset[int] = frozenset()) -> None:
-        self.running: dict[int, int] = {}
-        self.dead: set[int] = set()
-        self.broken = broken
-        self.log: list[str] = []
-        self.retired: list[int] = []
-
-    def start(self, slot: int, version: int) -> None:
-        self.running[slot] = version
-        self.dead.discard(slot)
-        self.log.append(f"start {slot} v{version}")
-
-    def stop(self, slot: int, retire: bool) -> None:
-        self.log.append(f"stop {slot}" + (" (leave)" if retire else ""))
-        if retire:
-            self.running.pop(slot, None)
-            self.retired.append(slot)
-
-    def switch(self, slot: int, version: int) -> bool:
-        return False  # these replicas only restart (see InPlaceBackend)
-
-    def slots(self) -> list[int]:
-        return sorted(self.running)
-
-    def status(self, slot: int) -> ReplicaStatus:
-        version = self.running.get(slot)
-        alive = slot in self.running and slot not in self.dead
-        state = None if version in self.broken else "running"
-        return ReplicaStatus(
-            slot, alive and version not in self.broken, state, version, time.time()
-        )
+from support.fake_replicas import FakeBackend
 
 
 def test_deploy_starts_the_replicas_and_a_second_deploy_rolls_them() -> None:
@@ -157,68 +121,3 @@ def test_scaling_out_waits_for_new_replicas_on_any_version() -> None:
     backend = InPlaceBackend()
     deploy(backend, 1, replicas=1, timeout=1)
     assert scale(backend, 1, 3, timeout=1).verdict == "done"
-
-
-# -- which version may serve: the champion, or one whose judgement passed ----------------
-
-
-@pytest.fixture
-def judged(s3, tmp_path):
-    """On the real S3 server: v1 champion; v2 judged better (not promoted: say, approval
-    pending); v3 refused by the gates and made challenger; v4 registered, never judged."""
-    from judged_versions import crown, empty_registry, judge_as, register
-
-    registry = empty_registry(s3)
-    v1, v2, v3, _never_judged = (register(registry, tmp_path) for _ in range(4))
-    judge_as(registry, v1, auc=0.90, run_id="r1")
-    crown(registry, v1)
-    judge_as(registry, v2, auc=0.95, run_id="r2")
-    judge_as(registry, v3, auc=0.80, run_id="r3")
-    registry.move_alias(
-        "card_fraud", "challenger", v3, expected=None, action="set", reason="refused", by="t"
-    )
-    return registry
-
-
-def test_the_champion_and_a_version_that_passed_its_judgement_may_serve(judged) -> None:
-    assert version_to_serve(judged, "card_fraud", "champion") == 1
-    assert version_to_serve(judged, "card_fraud", "") == 1
-    assert version_to_serve(judged, "card_fraud", "1") == 1
-    assert version_to_serve(judged, "card_fraud", "2") == 2
-
-
-@pytest.mark.parametrize(
-    ("wanted", "error"),
-    [
-        ("3", r"v3 may not serve: its judgement in run r3 refused it \(auc improvement: 0\.8"),
-        ("4", r"v4 may not serve: it is not the champion \(v1\) and has no judgement record"),
-        ("9", r"card_fraud has no version 9"),
-        ("v2", r"expected 'champion' or a version number"),
-    ],
-    ids=["refused-challenger", "never-judged", "missing", "not-a-number"],
-)
-def test_any_other_version_is_refused_before_a_replica_starts(judged, wanted, error) -> None:
-    from loopline.registry import RegistryError
-
-    backend = FakeBackend()
-    with pytest.raises(RegistryError, match=error):
-        deploy(backend, version_to_serve(judged, "card_fraud", wanted), replicas=2, timeout=1)
-    assert backend.log == []
-
-
-def test_a_later_refusal_outweighs_an_earlier_pass(judged) -> None:
-    from judged_versions import judge_as
-    from loopline.registry.judgements import NotServable
-
-    judge_as(judged, 2, auc=0.80, run_id="r2-again")  # judged again: now refused
-
-    with pytest.raises(NotServable, match="run r2-again refused it"):
-        version_to_serve(judged, "card_fraud", "2")
-
-
-def test_without_a_champion_there_is_nothing_to_serve(s3) -> None:
-    from judged_versions import empty_registry
-    from loopline.registry import RegistryError
-
-    with pytest.raises(RegistryError, match="card_fraud has no champion to serve yet"):
-        version_to_serve(empty_registry(s3), "card_fraud", "champion")

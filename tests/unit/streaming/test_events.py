@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PIPELINES
 from loopline.spec import load_spec
 from loopline.streaming.events import Event, Poison, features_table, parse_event
+from support.paths import PIPELINES
 
 MODEL = load_spec(PIPELINES / "card_fraud.yaml").model
 GOOD = {name: 1.5 for name in MODEL.features.numeric} | {
