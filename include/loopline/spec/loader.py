@@ -75,9 +75,18 @@ def spec_sha256(path: Path | str) -> str:
 def load_spec(path: Path | str, *, expect_sha256: str | None = None) -> PipelineSpec:
     """Parse and validate one spec file; raise SpecError naming every problem at once.
     `expect_sha256`: the version planned; a file changed since raises SpecChangedError."""
+    return load_spec_version(path, expect_sha256=expect_sha256)[0]
+
+
+def load_spec_version(
+    path: Path | str, *, expect_sha256: str | None = None
+) -> tuple[PipelineSpec, str]:
+    """`load_spec`, with the sha256 of the very bytes it parsed (one read: a record naming
+    the spec's version names the one that ran, even if the file changes just after)."""
     path = Path(path)
     data = _read_file(path)
-    if expect_sha256 and (found := hashlib.sha256(data).hexdigest()) != expect_sha256:
+    found = hashlib.sha256(data).hexdigest()
+    if expect_sha256 and found != expect_sha256:
         raise SpecChangedError(
             f"{path} changed after its DAGs were planned (planned sha256 {expect_sha256[:12]}, "
             f"now {found[:12]}): this run refuses to mix two versions of the pipeline. The DAG "
@@ -99,7 +108,7 @@ def load_spec(path: Path | str, *, expect_sha256: str | None = None) -> Pipeline
         ]
     if problems:
         raise SpecError(path, problems, lines)
-    return PipelineSpec.model_validate(document)
+    return PipelineSpec.model_validate(document), found
 
 
 def _read_file(path: Path) -> bytes:

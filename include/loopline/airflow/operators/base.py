@@ -53,12 +53,17 @@ class PipelineOperator(ObjectStoreOperator):
         super().__init__(**kwargs)
         self.spec_path, self.spec_sha256 = spec_path, spec_sha256
 
-    @cached_property
+    @property
     def spec(self) -> PipelineSpec:
-        from loopline.spec import SpecChangedError, load_spec
+        return self._spec_version[0]
+
+    @cached_property
+    def _spec_version(self) -> tuple[PipelineSpec, str]:
+        """The spec and the sha256 of the bytes it was parsed from, read once per task."""
+        from loopline.spec.loader import SpecChangedError, load_spec_version
 
         try:
-            return load_spec(self.spec_path, expect_sha256=self.spec_sha256)
+            return load_spec_version(self.spec_path, expect_sha256=self.spec_sha256)
         except SpecChangedError as exc:  # a retry would meet the same file
             raise AirflowFailException(str(exc)) from exc
 
@@ -77,7 +82,6 @@ class PipelineOperator(ObjectStoreOperator):
     def run_context(self, context: Context) -> RunContext:
         """Who runs: this pipeline, run, DAG, task, try and spec version, for records."""
         from loopline.records import RunContext
-        from loopline.spec import spec_sha256
 
         return RunContext(
             pipeline=self.spec.name,
@@ -85,7 +89,7 @@ class PipelineOperator(ObjectStoreOperator):
             dag_id=context["dag"].dag_id,
             task_id=self.task_id,
             try_number=context["ti"].try_number,
-            spec_sha256=self.spec_sha256 or spec_sha256(self.spec_path),
+            spec_sha256=self._spec_version[1],
         )
 
 

@@ -81,7 +81,7 @@ class BatchScoreOperator(SparkSubmitOperator):
             }
         self.application_args = self._job_arguments(context)
         super().execute(context)
-        spec = load_spec(self.spec_path)
+        spec = load_spec(self.spec_path, expect_sha256=self.spec_sha256)
         records = RecordStore(hook.store, spec.data.bucket)
         summary = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"]).payload
         if summary.get("skipped"):
