@@ -111,7 +111,7 @@ _MODELS: dict[str, Any] = {}
 def local_model(model_dir: str) -> Any:
     """A saved model as a compiled function, loaded once per process (per Spark worker)."""
     if model_dir not in _MODELS:
-        from loopline.serving.model import compiled, load_model
+        from loopline.serving.artifacts import compiled, load_model
 
         _MODELS[model_dir] = compiled(load_model(model_dir))
     return _MODELS[model_dir]

@@ -128,7 +128,7 @@ def _champion(store, spec, reference):
     """A real Keras champion whose training run's train table is the 1M reference rows."""
     from loopline.registry import CHAMPION, ModelRegistry
     from loopline.registry.layout import training_run_prefix
-    from loopline.serving.model import save_artifacts
+    from loopline.serving.artifacts import save_artifacts
     from loopline.storage.formats import encode
     from loopline.training.trainer import train_model
 

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
     import tensorflow as tf
-    from loopline.serving.model import load_model
+    from loopline.serving.artifacts import load_model
     from loopline.spec import load_spec
     from loopline.storage.settings import S3Settings
 

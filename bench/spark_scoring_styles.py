@@ -60,7 +60,7 @@ def run() -> list[Comparison]:
 def _prepare(work: Path) -> tuple[Path, Path]:
     import pyarrow.parquet as pq
     from loopline.demo.card_transactions import generate
-    from loopline.serving.model import save_artifacts
+    from loopline.serving.artifacts import save_artifacts
     from loopline.training.trainer import train_model
 
     spec = _spec()

@@ -104,8 +104,8 @@ def _spec():
 
 def _model_scorer(spec):
     from loopline.demo.card_transactions import generate
+    from loopline.serving.artifacts import compiled
     from loopline.serving.inputs import served_scores
-    from loopline.serving.model import compiled
     from loopline.training.trainer import train_model
 
     outcome = train_model(generate(20_000, seed=3), spec.model, spec.training, epochs=1)

@@ -84,12 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("pipeline", help="pipeline name")
     drift.add_argument("--feature", help="one feature's (or the label's) score over the audits")
 
+    from loopline.commands.consumers import ACTIONS as CONSUMER_ACTIONS
     from loopline.commands.stream import TOPICS as STREAM_TOPICS  # light: kafka loads on use
 
     stream = commands.add_parser(
-        "stream", help="watch (tail) or feed (produce) a pipeline's Kafka topics"
+        "stream",
+        help="watch (tail) or feed (produce) a pipeline's Kafka topics; deploy, roll, scale, "
+        "stop its consumers or show their status (as the stream_deploy DAG does, recorded)",
     )
-    stream.add_argument("action", choices=["tail", "produce"])
+    stream.add_argument("action", choices=["tail", "produce", *CONSUMER_ACTIONS])
     stream.add_argument("pipeline", help="pipeline name")
     stream.add_argument("--topic", choices=STREAM_TOPICS, default="output")
     stream.add_argument("--from-beginning", action="store_true", help="tail: from the start")
@@ -109,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     stream.add_argument("--rate", type=float, help="produce: events per second (default: flat out)")
     stream.add_argument("--seed", type=int, default=7, help="produce: generated events' seed")
     stream.add_argument("--bootstrap", help="default: the local stack's broker")
+    stream.add_argument(
+        "--version",
+        help="deploy/roll/scale: 'champion' (default) or a version that passed its judgement",
+    )
+    stream.add_argument(
+        "--replicas",
+        type=int,
+        help="deploy/scale: how many (default: as many as run, at least replicas.min); kept "
+        "within replicas.min..min(replicas.max, partitions)",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "stack":
@@ -133,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = _load_pipeline(args.project, args.pipeline)
         bootstrap = args.bootstrap or _local_bootstrap(args.project)
+        if args.action in CONSUMER_ACTIONS:
+            return _consumer_action(args, spec, bootstrap)
         if args.action == "produce" and not (args.file or args.count):
             parser.error("stream produce needs --file or --count")
         if args.action == "produce" and not args.file and args.count < 1:
@@ -163,6 +178,52 @@ def object_store_for_cli(project: Path) -> ObjectStore:
     import boto3
 
     return ObjectStore(boto3.client("s3"))
+
+
+def _consumer_action(args: argparse.Namespace, spec: PipelineSpec, bootstrap: str) -> int:
+    from loopline.commands.consumers import open_consumers, run_consumer_action
+
+    if args.replicas is not None and args.replicas < 0:
+        raise SystemExit(f"--replicas must be 0 or more, not {args.replicas}")
+    spec_path = _spec_path(args.project, args.pipeline)
+    store = object_store_for_cli(args.project)
+    consumers = open_consumers(
+        spec,
+        spec_path,
+        store,
+        bootstrap,
+        _s3_settings_for_replicas(args.project),
+        state_dir(args.project),
+    )
+    return run_consumer_action(args, consumers)
+
+
+def _s3_settings_for_replicas(project: Path) -> str:
+    """What local replicas read the registry with (they get no AWS_* variable: their
+    environment is an allowlist): the local stack's S3 as its aws_default connection says,
+    or, with LOOPLINE_S3_MODE=aws, what AWS's default chain resolves to now."""
+    from loopline.storage.settings import S3Settings
+
+    state = state_dir(project)
+    if not _s3_mode_is_aws() and (state / "stack.json").exists():
+        from loopline.stack.config import S3_ACCESS_KEY, S3_SECRET_KEY, load_config
+
+        endpoint = load_config(project, state).s3_endpoint
+        return S3Settings(endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json()
+    import boto3
+
+    session = boto3.Session()
+    found = session.get_credentials()
+    if found is None:
+        raise SystemExit("no AWS credentials found (AWS's default chain): replicas need them")
+    credentials = found.get_frozen_credentials()
+    return S3Settings(
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+        access_key=credentials.access_key,
+        secret_key=credentials.secret_key,
+        region=session.region_name or "us-east-1",
+        session_token=credentials.token,
+    ).to_json()
 
 
 def _local_bootstrap(project: Path) -> str:
@@ -258,10 +319,16 @@ def _check_specs(args: argparse.Namespace) -> int:
 
 def _load_pipeline(project: Path, name: str) -> PipelineSpec:
     """A pipeline's spec by name, from the folder the DAG files read, whatever its suffix."""
-    from loopline.plan import ProjectPaths
     from loopline.spec import load_spec
 
-    return load_spec(ProjectPaths.beside(pipelines_dir(project)).spec_file(name))
+    return load_spec(_spec_path(project, name))
+
+
+def _spec_path(project: Path, name: str) -> Path:
+    """A pipeline's spec file by name, in the folder the DAG files read."""
+    from loopline.plan import ProjectPaths
+
+    return ProjectPaths.beside(pipelines_dir(project)).spec_file(name)
 
 
 def _write_spec_schema(args: argparse.Namespace) -> int:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from loopline.demo.card_transactions import generate
+from loopline.serving.artifacts import load_model, save_artifacts
 from loopline.serving.evaluate import evaluate, score
-from loopline.serving.model import load_model, save_artifacts
 from loopline.spec import load_spec
 from loopline.training.snapshot import holdout_mask
 from loopline.training.trainer import train_model

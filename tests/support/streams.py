@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from loopline.demo.card_transactions import generate
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 
 from support.validated_data import DEMO
 

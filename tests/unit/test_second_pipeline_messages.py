@@ -16,7 +16,7 @@ import yaml
 from loopline.commands.stream import generated_events, line_records
 from loopline.drift.scores import ColumnDrift
 from loopline.promotion.gates import Measurement, decide
-from loopline.spec.model import PipelineSpec, PromotionSpec
+from loopline.spec.sections import PipelineSpec, PromotionSpec
 from loopline.streaming.events import Event, Poison, parse_event
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

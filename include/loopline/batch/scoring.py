@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # Spark and TensorFlow load only where a job runs
     from pyspark.core.status import SparkStageInfo
     from pyspark.sql import SparkSession
 
-    from loopline.serving.model import ServingFunction
-    from loopline.spec.model import PipelineSpec
+    from loopline.serving.artifacts import ServingFunction
+    from loopline.spec.sections import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ScoringJob:
     rows_per_batch: int = 65_536
 
     def spec(self) -> PipelineSpec:
-        from loopline.spec.model import PipelineSpec
+        from loopline.spec.sections import PipelineSpec
 
         return PipelineSpec.model_validate_json(self.spec_json)
 

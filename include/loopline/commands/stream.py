@@ -19,7 +19,7 @@ from loopline.streaming.kafka_settings import client_settings
 
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: spec loads on use
     from loopline.spec import PipelineSpec
-    from loopline.spec.model import ColumnType
+    from loopline.spec.sections import ColumnType
 
 TOPICS = ("input", "output", "dead-letter")  # the --topic choices, as `loopline stream` offers
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from loopline.data.profiles import BatchProfile, merge_all, profile_table
 from loopline.data.reading import UnreadableFile, conform, read_batch
-from loopline.spec.model import ColumnType, DataSpec, FileFormat
+from loopline.spec.sections import ColumnType, DataSpec, FileFormat
 from loopline.storage.formats import CONTENT_TYPES
 from loopline.storage.objects import ObjectStore
 

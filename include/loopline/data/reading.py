@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopline.spec.model import Column, ColumnType, FileFormat, ValidationSpec
+from loopline.spec.sections import Column, ColumnType, FileFormat, ValidationSpec
 from loopline.storage.formats import decode, format_for_key
 
 ARROW_TYPES = {

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from loopline.data.reading import UnreadableFile, conform, read_batch
 from loopline.data.window import RunWindow, partition_date
-from loopline.spec.model import DataSpec
+from loopline.spec.sections import DataSpec
 from loopline.storage.objects import ObjectStore, sha256_hex
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from loopline.data.window import date_partition
 from loopline.demo.card_transactions import DriftKnobs, generate, start_of_batch
 from loopline.demo.params import FeedParams
-from loopline.spec.model import FileFormat
+from loopline.spec.sections import FileFormat
 from loopline.storage.formats import CONTENT_TYPES, EXTENSIONS, encode
 from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore, StoredObject

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loopline.demo.columns import NUMERIC_FEATURES
-from loopline.spec.model import DemoSpec, FileFormat
+from loopline.spec.sections import DemoSpec, FileFormat
 
 _BATCH = {"section": "Batch"}
 _DRIFT = {"section": "Drift knobs"}

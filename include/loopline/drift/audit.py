@@ -45,7 +45,7 @@ from loopline.drift.scores import ColumnDrift, SmallReference, column_drift
 from loopline.drift.verdict import QualityCheck, Verdict
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import ModelRegistry
-from loopline.spec.model import FileFormat, PipelineSpec
+from loopline.spec.sections import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode
 from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore

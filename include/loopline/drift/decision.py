@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from loopline.spec.model import DriftSpec
+from loopline.spec.sections import DriftSpec
 
 
 @dataclass(frozen=True)

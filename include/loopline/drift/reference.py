@@ -26,7 +26,7 @@ from loopline.data.validated import coverage, validated_keys
 from loopline.data.window import RunWindow
 from loopline.registry import CHAMPION, ModelRegistry, ModelVersion
 from loopline.registry.layout import snapshot_table_key
-from loopline.spec.model import FileFormat, PipelineSpec
+from loopline.spec.sections import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode
 from loopline.storage.objects import ObjectStore
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loopline.drift.scores import ColumnDrift
-from loopline.spec.model import LOWER_IS_BETTER, DriftSpec
+from loopline.spec.sections import LOWER_IS_BETTER, DriftSpec
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from loopline.plan.batch import plan_batch_scoring
 from loopline.plan.demo import plan_demo_feed
 from loopline.plan.drift import plan_drift_audit
-from loopline.plan.model import (
+from loopline.plan.paths import ProjectPaths
+from loopline.plan.rollback import plan_rollback
+from loopline.plan.streaming import plan_stream_deploy, plan_stream_monitor
+from loopline.plan.tasks import TaskKind
+from loopline.plan.training import plan_training
+from loopline.plan.validation import plan_validation
+from loopline.plan.vocabulary import (
     GPU_POOL,
     AssetRef,
     DagPlan,
@@ -23,13 +29,7 @@ from loopline.plan.model import (
     TriggerRule,
     dag_id,
 )
-from loopline.plan.paths import ProjectPaths
-from loopline.plan.rollback import plan_rollback
-from loopline.plan.streaming import plan_stream_deploy, plan_stream_monitor
-from loopline.plan.tasks import TaskKind
-from loopline.plan.training import plan_training
-from loopline.plan.validation import plan_validation
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 
 Planner = Callable[[PipelineSpec, ProjectPaths], DagPlan | None]
 

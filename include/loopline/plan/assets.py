@@ -6,9 +6,9 @@ location is the registry's alias log, asked of the registry rather than copied h
 
 from __future__ import annotations
 
-from loopline.plan.model import AssetRef
+from loopline.plan.vocabulary import AssetRef
 from loopline.registry.layout import CHAMPION, alias_prefix
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 
 
 def _s3_asset(spec: PipelineSpec, kind: str, prefix: str) -> AssetRef:

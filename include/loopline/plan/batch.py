@@ -8,11 +8,11 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from loopline.plan.assets import predictions_asset
-from loopline.plan.model import SPARK_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
 from loopline.plan.params import WindowEnd, bounds, params_from_model, window_end_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import BatchScore
-from loopline.spec.model import PipelineSpec, TrainingSpec
+from loopline.plan.vocabulary import SPARK_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.spec.sections import PipelineSpec, TrainingSpec
 
 _FORM = {"section": "Scoring"}
 

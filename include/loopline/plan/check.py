@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopline.plan import ProjectPaths, plan_pipeline
-from loopline.plan.model import DagPlan
+from loopline.plan.vocabulary import DagPlan
 from loopline.spec.loader import (
     SPEC_SUFFIXES,
     PipelineSpecsInvalid,
@@ -21,7 +21,7 @@ from loopline.spec.loader import (
     load_spec,
     spec_files,
 )
-from loopline.spec.model import PipelineSpec, Problem
+from loopline.spec.sections import PipelineSpec, Problem
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from loopline.demo.params import FeedParams
 from loopline.plan.assets import landing_asset
-from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
 from loopline.plan.params import params_from_model
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import LandDemoBatch
-from loopline.spec.model import PipelineSpec
+from loopline.plan.vocabulary import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.spec.sections import PipelineSpec
 
 
 def plan_demo_feed(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | None:

@@ -8,11 +8,11 @@ from typing import Annotated
 from pydantic import BaseModel
 
 from loopline.plan.assets import predictions_asset, validated_asset
-from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_id, dag_plan
 from loopline.plan.params import WindowEnd, params_from_model, window_end_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import DriftAudit, RetrainOnDrift, XCom
-from loopline.spec.model import PipelineSpec
+from loopline.plan.vocabulary import DagPlan, PipelineTarget, Stage, TaskPlan, dag_id, dag_plan
+from loopline.spec.sections import PipelineSpec
 
 REFERENCES = {
     "champion": "the rows the champion was trained on",

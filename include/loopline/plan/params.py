@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import annotated_types
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from loopline.plan.model import ParamPlan
+from loopline.plan.vocabulary import ParamPlan
 
 _FORM_KEYS = ("default", "title", "description", "section")
 

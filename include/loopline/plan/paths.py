@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loopline.plan.tasks import SpecFile
 from loopline.spec.loader import SPEC_SUFFIXES, spec_sha256
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 
 EXPECTATIONS_ENV = "LOOPLINE_EXPECTATIONS_DIR"
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from pydantic import BaseModel
 
 from loopline.plan.assets import champion_asset
-from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
 from loopline.plan.params import params_from_model, reason_field
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import Rollback
-from loopline.spec.model import PipelineSpec
+from loopline.plan.vocabulary import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.spec.sections import PipelineSpec
 
 
 class RollbackParams(BaseModel):

@@ -17,7 +17,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field
 
 from loopline.plan.assets import champion_asset
-from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
 from loopline.plan.params import params_from_model
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import (
@@ -27,7 +26,8 @@ from loopline.plan.tasks import (
     ScaleConsumers,
     StopConsumers,
 )
-from loopline.spec.model import PipelineSpec
+from loopline.plan.vocabulary import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.spec.sections import PipelineSpec
 
 _FORM = {"section": "Streaming consumers"}
 MONITOR_SCHEDULE = "* * * * *"

@@ -8,7 +8,6 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from loopline.plan.assets import champion_asset
-from loopline.plan.model import GPU_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
 from loopline.plan.params import (
     WindowEnd,
     bounds,
@@ -25,7 +24,8 @@ from loopline.plan.tasks import (
     TrainModel,
     XCom,
 )
-from loopline.spec.model import HyperParameters, PipelineSpec, TrainingSpec
+from loopline.plan.vocabulary import GPU_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.spec.sections import HyperParameters, PipelineSpec, TrainingSpec
 
 _FORM = {"section": "Training"}
 

@@ -4,7 +4,6 @@ the ones that passed, then judge the run."""
 from __future__ import annotations
 
 from loopline.plan.assets import landing_asset, validated_asset
-from loopline.plan.model import DagPlan, PipelineTarget, Stage, TaskPlan, TriggerRule, dag_plan
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.tasks import (
     GroupLanded,
@@ -15,7 +14,8 @@ from loopline.plan.tasks import (
     WaitForObjects,
     XCom,
 )
-from loopline.spec.model import PipelineSpec
+from loopline.plan.vocabulary import DagPlan, PipelineTarget, Stage, TaskPlan, TriggerRule, dag_plan
+from loopline.spec.sections import PipelineSpec
 
 
 def plan_validation(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:

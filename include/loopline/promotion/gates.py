@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from loopline.spec.model import LOWER_IS_BETTER, PromotionSpec
+from loopline.spec.sections import LOWER_IS_BETTER, PromotionSpec
 
 
 @dataclass(frozen=True)

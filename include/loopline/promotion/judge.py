@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict
 from loopline.promotion.gates import Decision, Measurement, decide
 from loopline.records import RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import CHALLENGER, CHAMPION, AliasMove, ModelRegistry
+from loopline.serving.artifacts import MODEL_FILE, load_model
 from loopline.serving.evaluate import evaluate, size_mb
-from loopline.serving.model import MODEL_FILE, load_model
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 
 log = logging.getLogger(__name__)
 

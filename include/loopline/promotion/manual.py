@@ -29,7 +29,7 @@ from loopline.promotion.gates import Check
 from loopline.records import RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import CHAMPION, AliasMove, ModelRegistry, RegistryError
 from loopline.registry.judgements import latest_judgement, passed
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 
 
 class PromotionRefused(RegistryError):

@@ -8,7 +8,7 @@ start and end, resources) around the stage's own payload. ``RecordStore`` writes
 them all under one layout; ``loopline records`` and ``loopline drift history`` read only this.
 """
 
-from loopline.records.model import ObjectRef, RecordStage, RunContext, StageRecord
+from loopline.records.envelope import ObjectRef, RecordStage, RunContext, StageRecord
 from loopline.records.store import RecordStore
 
 __all__ = ["ObjectRef", "RecordStage", "RecordStore", "RunContext", "StageRecord"]

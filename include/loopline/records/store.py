@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from pydantic import ValidationError
 
-from loopline.records.model import RecordStage, StageRecord
+from loopline.records.envelope import RecordStage, StageRecord
 from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore
 

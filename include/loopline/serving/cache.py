@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loopline.registry.registry import ModelRegistry
-from loopline.serving.model import ServingFunction, compiled, load_model
+from loopline.serving.artifacts import ServingFunction, compiled, load_model
 
 _SERVED: dict[tuple[str, int], ServingFunction] = {}
 

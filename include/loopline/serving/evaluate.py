@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from loopline.serving.artifacts import compiled
 from loopline.serving.inputs import as_tensors, features_of, labels_of
-from loopline.serving.model import compiled
-from loopline.spec.model import Metric, ModelSpec
+from loopline.spec.sections import Metric, ModelSpec
 
 if TYPE_CHECKING:
     import keras

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from loopline.spec.model import ModelSpec
+from loopline.spec.sections import ModelSpec
 
 if TYPE_CHECKING:
-    from loopline.serving.model import ServingFunction
+    from loopline.serving.artifacts import ServingFunction
 
 
 def features_of(table: pa.Table, spec: ModelSpec) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from loopline.spec.loader import (
     pipelines_folder,
     spec_sha256,
 )
-from loopline.spec.model import FileFormat, PipelineSpec, Problem
+from loopline.spec.sections import FileFormat, PipelineSpec, Problem
 
 __all__ = [
     "FileFormat",

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from loopline.spec.model import FieldPath, PipelineSpec, Problem, SpecProblems
+from loopline.spec.sections import FieldPath, PipelineSpec, Problem, SpecProblems
 
 # In this order of precedence: of two files of one pipeline, its tasks read the first.
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")

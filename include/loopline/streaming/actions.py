@@ -32,7 +32,7 @@ from loopline.streaming.topics import ensure_topics
 
 if TYPE_CHECKING:
     from loopline.spec import PipelineSpec
-    from loopline.spec.model import StreamingSpec
+    from loopline.spec.sections import StreamingSpec
     from loopline.streaming.kubernetes import KubernetesApplier
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.runtime.files import write_atomically
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 from loopline.streaming.crashes import CrashGuard
 from loopline.streaming.events import Event, Poison, features_table, parse_event, probe_event
 from loopline.streaming.health import heartbeat_path

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from loopline.spec.model import ModelSpec
+from loopline.spec.sections import ModelSpec
 
 
 @dataclass(frozen=True)

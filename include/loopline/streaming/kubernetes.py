@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from loopline.spec.model import KubernetesTarget, PipelineSpec
+from loopline.spec.sections import KubernetesTarget, PipelineSpec
 from loopline.streaming.deployment import HEALTHY_TIMEOUT, Outcome
 from loopline.streaming.kafka_settings import ENV as KAFKA_ENV
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.runtime.files import write_atomically
-from loopline.spec.model import StreamingSpec
+from loopline.spec.sections import StreamingSpec
 from loopline.streaming.deployment import Deployment, Outcome
 from loopline.streaming.lag import group_lag
 from loopline.streaming.scaling import Limits, Observation, ScalingDecision, decide_scale

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.spec import load_spec
-from loopline.spec.model import ModelSpec, PipelineSpec
+from loopline.spec.sections import ModelSpec, PipelineSpec
 from loopline.streaming.consumer import Replica, Scorer, ScoringConsumer
 
 log = logging.getLogger(__name__)

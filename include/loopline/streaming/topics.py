@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from loopline.streaming.kafka_settings import client_settings, topic_durability
 
 if TYPE_CHECKING:
-    from loopline.spec.model import StreamingSpec
+    from loopline.spec.sections import StreamingSpec
 
 
 def ensure_topics(

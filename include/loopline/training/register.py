@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.records.lineage import code_version
 from loopline.registry import CHAMPION, ModelRegistry, ModelVersion
+from loopline.serving.artifacts import save_artifacts
 from loopline.serving.evaluate import evaluate
-from loopline.serving.model import save_artifacts
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 from loopline.training.snapshot import Snapshot, load_saved_snapshot
 from loopline.training.trainer import TrainingOutcome, train_model
 

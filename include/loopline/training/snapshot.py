@@ -23,7 +23,7 @@ from loopline.data.validated import coverage, read_window
 from loopline.data.window import RunWindow
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry.layout import SnapshotTable, snapshot_table_key
-from loopline.spec.model import FileFormat, PipelineSpec
+from loopline.spec.sections import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode, encode
 from loopline.storage.objects import ObjectStore, sha256_hex
 

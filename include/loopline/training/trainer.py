@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.serving.inputs import as_tensors, features_of, labels_of
-from loopline.spec.model import ModelSpec, TrainingSpec
+from loopline.spec.sections import ModelSpec, TrainingSpec
 
 if TYPE_CHECKING:  # imported inside the functions; mypy reads both as Any (no types shipped)
     import keras

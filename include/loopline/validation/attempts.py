@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from loopline.spec.model import DataSpec
+from loopline.spec.sections import DataSpec
 from loopline.storage.objects import ObjectStore
 
 MAX_CRASHES = 2

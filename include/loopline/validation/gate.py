@@ -36,7 +36,7 @@ from loopline.data.reading import (
     read_batch,
 )
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
-from loopline.spec.model import Column, DataSpec, DuplicateKeys, FileFormat, ValidationSpec
+from loopline.spec.sections import Column, DataSpec, DuplicateKeys, FileFormat, ValidationSpec
 from loopline.storage.formats import CONTENT_TYPES, encode
 from loopline.storage.objects import ObjectChangedError, ObjectStore, sha256_hex
 from loopline.validation.attempts import MAX_CRASHES, Attempts

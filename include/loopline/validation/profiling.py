@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopline.runtime.files import write_atomically
-from loopline.spec.model import DataSpec
+from loopline.spec.sections import DataSpec
 
 
 def profile_suite(

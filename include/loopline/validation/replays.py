@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from loopline.data.validated import keys_dated
 from loopline.data.window import partition_date
-from loopline.spec.model import DataSpec
+from loopline.spec.sections import DataSpec
 from loopline.storage.objects import ObjectStore
 
 SAMPLE = 3

@@ -13,7 +13,7 @@ from loopline.demo.feed import (
     request_from_params,
     safe_batch_id,
 )
-from loopline.spec.model import FileFormat
+from loopline.spec.sections import FileFormat
 from loopline.storage.formats import decode
 from loopline.storage.objects import ObjectConflictError, ObjectStore, sha256_hex
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from loopline.serving.evaluate import quality, size_mb
-from loopline.spec.model import Metric
+from loopline.spec.sections import Metric
 
 LABELS = np.array([0, 0, 1, 1, 0, 1], dtype=np.float32)
 

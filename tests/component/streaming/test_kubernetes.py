@@ -10,24 +10,15 @@ from http.server import HTTPServer
 from pathlib import Path
 
 import pytest
-from loopline.spec import load_spec
-from loopline.spec.model import KubernetesTarget
+from loopline.spec.sections import KubernetesTarget
 from loopline.streaming.kubernetes import (
-    ConsumerImage,
     KubernetesApplier,
     KubernetesDeployment,
     consumer_image,
     render_statefulset,
 )
 from support.fake_kubernetes import FakeStatefulSetController, JsonApi, fake_statefulset_controller
-from support.paths import PIPELINES
-
-SPEC = load_spec(PIPELINES / "card_fraud.yaml")
-IMAGE = ConsumerImage(
-    target=KubernetesTarget(image="registry.example/loopline:1.2", s3_secret="loopline-s3"),
-    spec_path="/usr/local/airflow/include/pipelines/card_fraud.yaml",
-    bootstrap="kafka:9092",
-)
+from support.kubernetes_target import IMAGE, SPEC
 
 
 class FakeKubernetes(JsonApi):

@@ -16,8 +16,8 @@ from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import generate
 from loopline.records import RecordStage, RecordStore
 from loopline.registry import ModelRegistry
+from loopline.serving.artifacts import load_model
 from loopline.serving.evaluate import score
-from loopline.serving.model import load_model
 from loopline.spec import load_spec
 from loopline.storage.formats import decode, encode
 from loopline.storage.objects import ObjectStore

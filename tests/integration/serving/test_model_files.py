@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from loopline.demo.card_transactions import generate
+from loopline.serving.artifacts import (
+    MODEL_FILE,
+    SAVED_MODEL_DIR,
+    compiled,
+    load_model,
+    save_artifacts,
+)
 from loopline.serving.evaluate import p99_single_row_latency_ms, score
 from loopline.serving.inputs import features_of, served_scores
-from loopline.serving.model import MODEL_FILE, SAVED_MODEL_DIR, compiled, load_model, save_artifacts
 from loopline.training.trainer import build_model
 from support.validated_data import DEMO
 

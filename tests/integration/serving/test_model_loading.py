@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from loopline.registry import ModelRegistry
 from loopline.serving import cache
-from loopline.serving.model import MODEL_FILE, load_model
+from loopline.serving.artifacts import MODEL_FILE, load_model
 from loopline.storage.objects import ObjectStore
 
 

@@ -107,7 +107,7 @@ CRASHING_REPLICA = textwrap.dedent(
     import os, signal, sys, threading
     from pathlib import Path
     import numpy as np
-    from loopline.spec.model import PipelineSpec
+    from loopline.spec.sections import PipelineSpec
     from loopline.streaming.consumer import Replica, ScoringConsumer
 
     spec = PipelineSpec.model_validate_json(Path(sys.argv[1]).read_text())

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from loopline.registry import ModelRegistry
+from loopline.serving.artifacts import compiled, load_model
 from loopline.serving.inputs import served_scores
-from loopline.serving.model import compiled, load_model
 from loopline.stack.config import S3_ACCESS_KEY, S3_SECRET_KEY
 from loopline.storage.objects import ObjectStore
 from loopline.storage.settings import S3Settings

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from loopline.data.window import RunWindow
+from loopline.serving.artifacts import load_model, save_artifacts
 from loopline.serving.evaluate import evaluate, score
-from loopline.serving.model import load_model, save_artifacts
 from loopline.storage.objects import ObjectStore
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model

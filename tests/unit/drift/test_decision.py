@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from loopline.drift.decision import PastAudit, decide
-from loopline.spec.model import DriftSpec
+from loopline.spec.sections import DriftSpec
 
 LIMITS = DriftSpec(cooldown_hours=6, drifted_share_to_retrain=0.3, rearm_share=0.1)
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)

@@ -7,7 +7,7 @@ from loopline.demo.columns import NUMERIC_FEATURES
 from loopline.demo.params import FeedParams
 from loopline.plan.params import bounds, params_from_model
 from loopline.plan.training import TrainParams
-from loopline.spec.model import DemoSpec, HyperParameters, TrainingSpec
+from loopline.spec.sections import DemoSpec, HyperParameters, TrainingSpec
 
 
 def test_bounds_are_read_from_the_spec_model() -> None:

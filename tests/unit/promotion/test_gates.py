@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from loopline.promotion.gates import Measurement, decide
-from loopline.spec.model import PromotionSpec
+from loopline.spec.sections import PromotionSpec
 
 RULES = PromotionSpec(
     metric="auc",

@@ -12,23 +12,15 @@ from pathlib import Path
 import pytest
 from loopline.runtime.files import write_atomically
 from loopline.spec import load_spec
-from loopline.spec.model import KubernetesTarget
 from loopline.streaming.consumer import heartbeat_path
 from loopline.streaming.health import check
 from loopline.streaming.kubernetes import (
-    ConsumerImage,
     KubernetesApplier,
     consumer_image,
     render_statefulset,
 )
+from support.kubernetes_target import IMAGE, SPEC
 from support.paths import PIPELINES
-
-SPEC = load_spec(PIPELINES / "card_fraud.yaml")
-IMAGE = ConsumerImage(
-    target=KubernetesTarget(image="registry.example/loopline:1.2", s3_secret="loopline-s3"),
-    spec_path="/usr/local/airflow/include/pipelines/card_fraud.yaml",
-    bootstrap="kafka:9092",
-)
 
 
 def test_the_statefulset_gives_each_ordinal_its_slot_and_rolls_one_pod_at_a_time() -> None:
@@ -323,3 +315,14 @@ def test_the_pods_take_kafka_security_from_the_secret_and_bind_metrics_for_the_p
     args = container.get("args", []) + container.get("command", [])
     if IMAGE.metrics_port:  # a pod's scrapers reach it through the NetworkPolicy only
         assert args[args.index("--metrics-host") + 1] == "0.0.0.0"
+
+
+def test_the_cli_sends_a_kubernetes_deployment_to_its_dag(tmp_path) -> None:
+    """`loopline stream deploy` has no cluster connection: it says which DAG has one, before
+    any store, broker or replica is touched (None stands for each here)."""
+    from loopline.commands.consumers import open_consumers
+
+    path = kubernetes_spec(tmp_path, image="registry.example/loopline:1.2")
+    spec = load_spec(path)
+    with pytest.raises(SystemExit, match=r"kubernetes; deploy it with the card_fraud\.stream_"):
+        open_consumers(spec, path, None, "kafka:9092", "{}", tmp_path)  # type: ignore[arg-type]

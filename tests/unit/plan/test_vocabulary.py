@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from loopline.plan.model import DagPlan, PlanError, Stage, TaskPlan
 from loopline.plan.tasks import (
     GroupLanded,
     JudgeCandidate,
@@ -12,6 +11,7 @@ from loopline.plan.tasks import (
     ValidateFiles,
     XCom,
 )
+from loopline.plan.vocabulary import DagPlan, PlanError, Stage, TaskPlan
 
 SPEC = SpecFile("s.yaml", "ab" * 32)
 

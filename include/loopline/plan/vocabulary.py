@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from loopline.plan.tasks import TaskArgs, TaskKind
-from loopline.spec.model import PipelineSpec
+from loopline.spec.sections import PipelineSpec
 
 START_DATE = datetime(2026, 1, 1)
 GPU_POOL = "gpu"  # one slot: two trainings never share a card (see airflow_settings.yaml)
