@@ -77,12 +77,29 @@ def main(argv: list[str] | None = None) -> int:
     records.add_argument("--stage", help="only this stage (validation, training, promotion...)")
     records.add_argument("--run", help="only this run id")
 
+    debug = commands.add_parser(
+        "debug",
+        help="what a failed task left: its debug bundle (error, input sample, spec, log); "
+        "without a run, the pipeline's latest failures",
+    )
+    debug.add_argument("pipeline", help="pipeline name")
+    debug.add_argument("run", nargs="?", help="the run id, as the Airflow UI shows it")
+    debug.add_argument("--json", action="store_true", help="the bundles as stored (JSON)")
+    debug.add_argument("--spec", action="store_true", help="print the spec the run used too")
+
     drift = commands.add_parser(
         "drift", help="drift audits: each audit's verdict, decision and what retraining came to"
     )
     drift.add_argument("action", choices=["history"])
     drift.add_argument("pipeline", help="pipeline name")
     drift.add_argument("--feature", help="one feature's (or the label's) score over the audits")
+
+    doctor = commands.add_parser(
+        "doctor", help="check the environment the loop needs; print each problem with its fix"
+    )
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--bootstrap", help="the broker (default: the local stack's)")
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per network call")
 
     from loopline.commands.consumers import ACTIONS as CONSUMER_ACTIONS
     from loopline.commands.stream import TOPICS as STREAM_TOPICS  # light: kafka loads on use
@@ -126,11 +143,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "stack":
         return _stack(args)
+    if args.command == "doctor":
+        from loopline.commands.doctor import run_doctor
+        from loopline.stack.doctor import doctor_targets
+
+        aws = _s3_mode_is_aws()
+        pipelines = pipelines_dir(args.project)
+        targets = doctor_targets(
+            args.project, pipelines, bootstrap=args.bootstrap, aws=aws, timeout=args.timeout
+        )
+        return run_doctor(args, targets)
     if args.command == "models":
         from loopline.commands.models import run_models_command
 
         spec = _load_pipeline(args.project, args.pipeline)
         return run_models_command(args, spec, object_store_for_cli(args.project))
+    if args.command == "debug":
+        from loopline.commands.debug import print_debug
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        return print_debug(args, spec, object_store_for_cli(args.project))
     if args.command == "records":
         from loopline.commands.records import print_records
 

@@ -42,6 +42,20 @@ def test_every_dag_has_tags_owner_and_retries(dagbag: DagBag) -> None:
             assert task.retries >= 1, f"{dag_id}.{task.task_id} retries"
 
 
+def test_every_task_leaves_a_debug_bundle_when_a_try_fails(dagbag: DagBag) -> None:
+    from loopline.airflow.callbacks import DebugBundleOnFailure
+
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            for kind, state in (
+                ("on_failure_callback", "failed"),
+                ("on_retry_callback", "up_for_retry"),
+            ):
+                callbacks = getattr(task, kind)
+                bundles = [c for c in callbacks or () if isinstance(c, DebugBundleOnFailure)]
+                assert [b.state for b in bundles] == [state], f"{dag_id}.{task.task_id} {kind}"
+
+
 def test_parsing_dags_imports_no_heavy_library() -> None:
     code = (
         "import sys\n"
@@ -130,10 +144,10 @@ def test_a_render_error_skips_only_its_pipeline(
 
     render = factory.render
 
-    def failing_render(plan):
+    def failing_render(plan, spec_path=None):
         if plan.pipeline == "broken":
             raise TypeError("an operator refused its arguments")
-        return render(plan)
+        return render(plan, spec_path)
 
     broken = _add_broken_spec(project, lambda s: None)
     monkeypatch.setattr(factory, "render", failing_render)

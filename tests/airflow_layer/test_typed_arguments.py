@@ -63,3 +63,34 @@ def test_a_spec_edited_after_planning_is_refused_naming_both_versions(tmp_path: 
         task_id="snapshot", spec_path=str(SPEC_FILE), spec_sha256=spec_sha256(SPEC_FILE)
     )
     assert unchanged.spec.name == "card_fraud"
+
+
+def test_a_run_holds_to_the_spec_version_its_first_task_pinned(s3, monkeypatch, tmp_path) -> None:
+    """Airflow parses the DAG file again for each task: the run's first task pins its spec
+    version on S3, and a later task of the run that parsed an edited file fails before it
+    runs, naming both versions; a task of another run is free to use the new version."""
+    from types import SimpleNamespace
+
+    from loopline.storage.objects import ObjectStore
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
+    ObjectStore(s3.client()).ensure_bucket("loopline")
+    spec_file = tmp_path / "card_fraud.yaml"
+    shutil.copy(SPEC_FILE, spec_file)
+
+    def context(run_id: str) -> dict:
+        return {"dag": SimpleNamespace(dag_id="card_fraud.train"), "run_id": run_id}
+
+    def task() -> TrainingSnapshotOperator:  # as the worker builds it: this parse's version
+        sha = spec_sha256(spec_file)
+        return TrainingSnapshotOperator(
+            task_id="snapshot", spec_path=str(spec_file), spec_sha256=sha
+        )
+
+    first = task()
+    first.pre_execute(context("manual__1"))
+    task().pre_execute(context("manual__1"))  # the same version: the run goes on
+    spec_file.write_text(spec_file.read_text().replace("owner:", "# edited\nowner:", 1))
+    with pytest.raises(AirflowFailException, match=r"started on spec version .* the file is now"):
+        task().pre_execute(context("manual__1"))
+    task().pre_execute(context("manual__2"))  # a new run starts on the edited spec

@@ -347,3 +347,34 @@ def test_a_replayed_batch_fails_the_run_naming_its_duplicate_keys(
     output = capfd.readouterr()
     assert "duplicate_keys: 200 row(s) have a key already validated" in output.out + output.err
     assert store.head("loopline", "card_fraud/quarantine/dt=2026-11-24/retry.parquet")
+
+
+def test_a_failed_run_leaves_a_debug_bundle_with_the_offending_file(store) -> None:
+    from loopline.records.debug import pinned_spec, read_bundles
+    from loopline.spec import spec_sha256
+    from support.paths import PIPELINES
+
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.validate"]
+
+    run = dag.test()
+
+    assert run.state == "failed"
+    [bundle] = read_bundles(store, "loopline", "card_fraud", run.run_id)
+    assert (bundle.task_id, bundle.try_number, bundle.state) == ("verdict", 1, "failed")
+    assert bundle.error.type == "AirflowFailException" and "did not pass" in bundle.error.message
+    assert bundle.error.chain[0].startswith("RunDidNotPass: 1 of 3 file(s) did not pass")
+    [offender] = bundle.sample["files"]
+    assert offender["landed_as"] == LANDING + "c.parquet"
+    assert any("channel" in reason for reason in offender["reasons"])
+    assert len(offender["first_rows"]) == 5 and "channel" not in offender["first_rows"][0]
+    # The spec as the run's first task pinned it, and the log's three addresses.
+    planned = spec_sha256(PIPELINES / "card_fraud.yaml")
+    assert bundle.spec is not None and bundle.spec.sha256 == planned
+    assert pinned_spec(store, "loopline", "card_fraud", dag.dag_id, run.run_id) == bundle.spec
+    assert bundle.log.api_path and bundle.log.api_path.endswith("/taskInstances/verdict/logs/1")
+    assert bundle.log.ui_url and "/tasks/verdict" in bundle.log.ui_url
+    # The failure record points to it.
+    [failure] = RecordStore(store, "loopline").records("card_fraud", "failure", run.run_id)
+    assert failure.subject == "verdict.try1" and failure.payload["bundle"].startswith(
+        "s3://loopline/debug/card_fraud/"
+    )

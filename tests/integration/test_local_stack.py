@@ -49,6 +49,15 @@ def wait_for(check, timeout: float = 180.0):
 
 
 def stack_command(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return loopline_process(state_dir, "stack", *args)
+
+
+def loopline_command(state_dir: Path, *args: str) -> str:
+    """A `loopline` command against the stack, as a user runs it; its output."""
+    return loopline_process(state_dir, *args).stdout
+
+
+def loopline_process(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -56,7 +65,7 @@ def stack_command(state_dir: Path, *args: str) -> subprocess.CompletedProcess[st
     }
     env["LOOPLINE_STATE_DIR"] = str(state_dir)
     result = subprocess.run(
-        [LOOPLINE, "stack", *args],
+        [LOOPLINE, *args],
         cwd=PROJECT_ROOT,
         env=env,
         text=True,
@@ -333,17 +342,23 @@ def test_a_quarantined_file_fails_the_validation_run_that_names_it(stack) -> Non
     # One run at a time validates: ours, or one already waiting (deferred) for landed files
     # that wakes on this one. Whichever it is, it must fail naming the file and the reason.
     naming = wait_for(lambda: finished_runs_naming(api, key))
-    assert [state for state, _ in naming] == ["failed"] * len(naming)
-    assert all("did not pass" in log for _, log in naming)
-    assert any("wrong CSV delimiter" in log for _, log in naming)
+    assert [state for _, state, _ in naming] == ["failed"] * len(naming)
+    assert all("did not pass" in log for _, _, log in naming)
+    assert any("wrong CSV delimiter" in log for _, _, log in naming)
     assert store.head("loopline", key.replace(LANDING, "card_fraud/quarantine/")) is not None
+    # The failed try left a debug bundle, which `loopline debug` prints from the run id.
+    run_id = naming[0][0]
+    debug = loopline_command(local.config.state_dir, "debug", "card_fraud", run_id)
+    assert f"card_fraud.validate {run_id}: verdict try 1 failed" in debug
+    assert "upstream-semicolons.csv" in debug and "transaction_id;amount" in debug
 
 
-def finished_runs_naming(api, key: str) -> list[tuple[str, str]]:
+def finished_runs_naming(api, key: str) -> list[tuple[str, str, str]]:
+    """(run id, state, verdict log) of each finished validation run whose log names `key`."""
     runs = api.call("GET", "/api/v2/dags/card_fraud.validate/dagRuns", params={"limit": 100})
     finished = [r for r in runs["dag_runs"] if r["state"] in ("success", "failed")]
-    logs = [(run["state"], verdict_log(api, run["dag_run_id"])) for run in finished]
-    return [(state, log) for state, log in logs if key in log]
+    logs = [(r["dag_run_id"], r["state"], verdict_log(api, r["dag_run_id"])) for r in finished]
+    return [(run_id, state, log) for run_id, state, log in logs if key in log]
 
 
 def verdict_log(api, run_id: str) -> str:

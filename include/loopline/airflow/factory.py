@@ -25,6 +25,7 @@ from airflow.sdk import (
     Param,
 )
 
+from loopline.airflow.callbacks import debug_callbacks
 from loopline.airflow.operators import (
     ApprovePromotionOperator,
     BatchScoreOperator,
@@ -93,14 +94,15 @@ def build_dags(folder: Path) -> dict[str, DAG]:
 def render_pipeline(pipeline: PlannedPipeline) -> dict[str, DAG]:
     """Every DAG of one pipeline, or none (logged, naming its spec file) if any fails."""
     try:
-        return {plan.dag_id: render(plan) for plan in pipeline.dags}
+        return {plan.dag_id: render(plan, str(pipeline.path)) for plan in pipeline.dags}
     except Exception:
         log.exception("%s: its DAGs cannot be built; the other pipelines load", pipeline.path)
         return {}
 
 
-def render(plan: DagPlan) -> DAG:
-    """One DAG from its plan; the same plan always renders the same DAG."""
+def render(plan: DagPlan, spec_path: str | None = None) -> DAG:
+    """One DAG from its plan; the same plan always renders the same DAG. With its spec's
+    `spec_path`, every failed try of its tasks leaves a debug bundle (`DebugBundleOnFailure`)."""
     with DAG(
         dag_id=plan.dag_id,
         description=plan.description,
@@ -122,7 +124,7 @@ def render(plan: DagPlan) -> DAG:
     ) as dag:
         tasks: dict[str, Any] = {}
         for task in plan.tasks:  # plans list a task after the tasks it expands over
-            tasks[task.task_id] = _operator(task, tasks)
+            tasks[task.task_id] = _operator(task, tasks, spec_path)
         for task in plan.tasks:
             for upstream in task.upstream:
                 tasks[upstream] >> tasks[task.task_id]
@@ -142,13 +144,14 @@ def _schedule(plan: DagPlan) -> Any:
     )
 
 
-def _operator(task: TaskPlan, built: dict[str, Any]) -> Any:
+def _operator(task: TaskPlan, built: dict[str, Any], spec_path: str | None) -> Any:
     common: dict[str, Any] = {
         "task_id": task.task_id,
         "outlets": [_asset(asset) for asset in task.outlets],
         "doc_md": task.doc_md or None,
         "trigger_rule": str(task.trigger_rule),
         **({"pool": task.pool} if task.pool else {}),
+        **(debug_callbacks(spec_path) if spec_path else {}),
     }
     operator = OPERATORS[task.kind]
     arguments = {  # a value read from another task: that task's output, resolved at run time

@@ -26,6 +26,7 @@ class RecordStage(StrEnum):
     BATCH_SCORING = "batch_scoring"
     DRIFT = "drift"
     STREAMING = "streaming"
+    FAILURE = "failure"  # a failed try of any task, pointing to its debug bundle
 
 
 class ObjectRef(BaseModel):

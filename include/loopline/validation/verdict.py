@@ -8,10 +8,21 @@ landing for the next run. A row-level split does not: its good rows moved on, as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.storage.objects import ObjectStore
 from loopline.validation.gate import GateResult
+
+EVIDENCE_FILES = 5  # failed files a debug bundle shows
+
+
+class RunDidNotPass(Exception):
+    """A validation run that fails, with the files that failed it as debug evidence."""
+
+    def __init__(self, message: str, debug_evidence: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.debug_evidence = debug_evidence
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,25 @@ class RunVerdict:
         return f"{len(self.problems)} of {self.files} file(s) did not pass:\n" + "\n".join(
             self.problems
         )
+
+    def failure(self, store: ObjectStore, bucket: str) -> RunDidNotPass:
+        """The run's failure, carrying the files that failed it for the debug bundle: where
+        each went, why, its report, and its first rows (`sample_of_object`)."""
+        from loopline.records.debug import sample_of_object
+
+        failed = self.quarantined if self.problems else []
+        files = [
+            {
+                "landed_as": result.source,
+                "now_at": result.destination,
+                "reasons": result.reasons[:EVIDENCE_FILES],
+                "report": result.report_key,
+                "first_rows": sample_of_object(store, bucket, result.destination),
+            }
+            for result in failed[:EVIDENCE_FILES]
+        ]
+        evidence = {"files": files, "not_validated": self.unchecked[:EVIDENCE_FILES]}
+        return RunDidNotPass(self.failure_message(), evidence)
 
     def record(self, run: RunContext, bucket: str) -> StageRecord:
         outcomes = self.passed + self.split + self.quarantined

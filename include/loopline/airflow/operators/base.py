@@ -50,8 +50,18 @@ class PipelineOperator(ObjectStoreOperator):
     """
 
     def __init__(self, *, spec_path: str, spec_sha256: str | None = None, **kwargs: Any) -> None:
+        from loopline.airflow.callbacks import with_debug_callbacks
+
+        # Every failed try leaves a debug bundle, in a hand-written DAG too.
+        with_debug_callbacks(kwargs, spec_path, kwargs.get("aws_conn_id", "aws_default"))
         super().__init__(**kwargs)
         self.spec_path, self.spec_sha256 = spec_path, spec_sha256
+
+    def pre_execute(self, context: Context) -> None:
+        """Hold the run to one version of the spec: Airflow parses the DAG file again for
+        each task, so the planned sha256 is this task's parse; the run's first task pins
+        its version on S3 and a later task that reads another one fails here."""
+        pin_run_spec(self.store, self.spec, self._spec_version[1], context)
 
     @property
     def spec(self) -> PipelineSpec:
@@ -91,6 +101,24 @@ class PipelineOperator(ObjectStoreOperator):
             try_number=context["ti"].try_number,
             spec_sha256=self._spec_version[1],
         )
+
+
+def pin_run_spec(store: ObjectStore, spec: PipelineSpec, sha256: str, context: Context) -> None:
+    """`loopline.records.debug.pin_spec` for this task's run; a conflict fails the task
+    without retries (a retry would meet the same file)."""
+    from loopline.records.debug import SpecPinConflict, pin_spec, spec_version
+
+    try:
+        pin_spec(
+            store,
+            spec.data.bucket,
+            spec.name,
+            context["dag"].dag_id,
+            context["run_id"],
+            spec_version(sha256, spec),
+        )
+    except SpecPinConflict as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def announce(context: Context, outlets: Iterable[Any], extra: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from loopline.airflow.hooks import ObjectStoreHook
 from loopline.airflow.operators.arguments import typed
-from loopline.airflow.operators.base import announce
+from loopline.airflow.operators.base import announce, pin_run_spec
 from loopline.plan.batch import ScoreParams
 from loopline.runtime.environment import child_environment
 
@@ -70,7 +70,7 @@ class BatchScoreOperator(SparkSubmitOperator):
     def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]  # XCom: the summary
         from loopline.batch.job import submit_env
         from loopline.records import RecordStage, RecordStore
-        from loopline.spec import load_spec
+        from loopline.spec.loader import load_spec_version
 
         hook = ObjectStoreHook(aws_conn_id=self.aws_conn_id)
         if self._connection_ships_credentials():
@@ -79,9 +79,10 @@ class BatchScoreOperator(SparkSubmitOperator):
                 **(self.env_vars or {}),
                 **submit_env(hook.settings.to_json(), sys.executable),
             }
+        spec, sha256 = load_spec_version(self.spec_path, expect_sha256=self.spec_sha256)
+        pin_run_spec(hook.store, spec, sha256, context)
         self.application_args = self._job_arguments(context)
         super().execute(context)
-        spec = load_spec(self.spec_path, expect_sha256=self.spec_sha256)
         records = RecordStore(hook.store, spec.data.bucket)
         summary = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"]).payload
         if summary.get("skipped"):

@@ -236,8 +236,9 @@ class ValidationVerdictOperator(PipelineOperator):
             self.run_context(context),
         )
         self.log.info("verdict: %s", verdict.counts)
-        if verdict.problems:
-            raise AirflowFailException(verdict.failure_message())
+        if verdict.problems:  # the cause carries the failed files for the debug bundle
+            failure = verdict.failure(self.store, self.spec.data.bucket)
+            raise AirflowFailException(str(failure)) from failure
         for result in verdict.quarantined:
             self.log.warning("quarantined (run not failed, by spec): %s", result.source)
         for result in verdict.split:

@@ -1,0 +1,202 @@
+"""Task callbacks: a debug bundle and a ``failure`` record for every failed try.
+
+`DebugBundleOnFailure` is the ``on_failure_callback`` and ``on_retry_callback`` of every
+task of the generated DAGs, and of any `PipelineOperator` in a hand-written DAG. It reads
+what the failed try leaves in its context (the error, the task's rendered arguments, the run)
+and hands it to ``loopline.records.debug``. It never raises: a bundle that cannot be written
+is logged below the task's own error, which stays the reason the task failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from loopline.records.debug import DebugBundle, SpecVersion
+    from loopline.spec import PipelineSpec
+    from loopline.storage.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+
+# Arguments never copied into a bundle: spark-submit's environment carries the S3 keys.
+SECRET_ARGUMENTS = frozenset({"env_vars", "conf", "properties_file", "keytab", "principal"})
+
+
+@dataclass(frozen=True)
+class DebugBundleOnFailure:
+    """Write the failed try's bundle under ``debug/<pipeline>/<run>/`` and a ``failure``
+    record pointing to it. `state`: ``failed`` (the on_failure callback) or ``up_for_retry``."""
+
+    spec_path: str
+    aws_conn_id: str = "aws_default"
+    state: Literal["failed", "up_for_retry"] = "failed"
+
+    def __call__(self, context: Context) -> None:
+        try:
+            uri, pipeline = self.write(context)
+        except Exception:  # the task's own error is the one that matters: never mask it
+            log.exception("no debug bundle was written for this failure (see the error above)")
+            return
+        log.error(
+            "debug bundle: %s; print it with: loopline debug %s %r",
+            uri,
+            pipeline,
+            context["run_id"],
+        )
+
+    def write(self, context: Context) -> tuple[str, str]:
+        """The bundle's URI and the pipeline's name."""
+        from loopline.airflow.hooks import ObjectStoreHook
+        from loopline.records import RecordStage, RecordStore, RunContext
+        from loopline.records.debug import write_bundle
+        from loopline.spec.loader import load_spec_version
+
+        spec, on_disk = load_spec_version(self.spec_path)  # no expectation: say what is there
+        store = ObjectStoreHook(aws_conn_id=self.aws_conn_id).store
+        bundle = self.bundle(context, spec, on_disk, store)
+        uri = write_bundle(store, spec.data.bucket, bundle)
+        run = RunContext(
+            pipeline=spec.name,
+            run_id=bundle.run_id,
+            dag_id=bundle.dag_id,
+            task_id=bundle.task_id,
+            try_number=bundle.try_number,
+            spec_sha256=bundle.spec.sha256 if bundle.spec else on_disk,
+        )
+        record = run.record(
+            RecordStage.FAILURE,
+            self.state,
+            subject=f"{_task_label(bundle)}.try{bundle.try_number or 0}",
+            reasons=[f"{bundle.error.type}: {bundle.error.message}"],
+            payload={"bundle": uri, "error": bundle.error.type, "log": bundle.log.ui_url},
+        )
+        RecordStore(store, spec.data.bucket).write(record)
+        return uri, spec.name
+
+    def bundle(
+        self, context: Context, spec: PipelineSpec, on_disk: str, store: ObjectStore
+    ) -> DebugBundle:
+        from loopline.records.debug import (
+            DebugBundle,
+            bounded,
+            error_info,
+            evidence,
+            pinned_spec,
+            spec_version,
+        )
+        from loopline.records.lineage import code_version
+
+        ti, error = context["ti"], context.get("exception")
+        if not isinstance(error, BaseException):  # a failure with no exception (a timeout)
+            error = RuntimeError(str(error or "the task failed without an exception"))
+        dag_id, run_id = ti.dag_id, context["run_id"]
+        pinned = pinned_spec(store, spec.data.bucket, spec.name, dag_id, run_id)
+        arguments = bounded(_arguments(context))
+        sample = bounded(evidence(error))
+        return DebugBundle(
+            pipeline=spec.name,
+            run_id=run_id,
+            dag_id=dag_id,
+            task_id=ti.task_id,
+            try_number=ti.try_number,
+            map_index=_map_index(ti),
+            state=self.state,
+            code_version=code_version(),
+            spec_path=self.spec_path,
+            spec=pinned or spec_version(on_disk, spec),
+            spec_note=_spec_note(pinned, on_disk),
+            model_version=_model_version(arguments, sample),
+            error=error_info(error),
+            arguments=arguments,
+            sample=sample,
+            log=_log_location(ti),
+        )
+
+
+def debug_callbacks(spec_path: str, aws_conn_id: str = "aws_default") -> dict[str, Any]:
+    """The two callback arguments a task takes, for ``BaseOperator(**debug_callbacks(...))``."""
+    return {
+        "on_failure_callback": [DebugBundleOnFailure(spec_path, aws_conn_id, "failed")],
+        "on_retry_callback": [DebugBundleOnFailure(spec_path, aws_conn_id, "up_for_retry")],
+    }
+
+
+def with_debug_callbacks(kwargs: dict[str, Any], spec_path: str, aws_conn_id: str) -> None:
+    """Add the bundle callbacks to an operator's `kwargs`, after any given (once)."""
+    for kind, callbacks in debug_callbacks(spec_path, aws_conn_id).items():
+        given = kwargs.get(kind)
+        listed = [] if given is None else list(given) if isinstance(given, list) else [given]
+        if not any(isinstance(callback, DebugBundleOnFailure) for callback in listed):
+            kwargs[kind] = [*listed, *callbacks]
+
+
+def _arguments(context: Context) -> dict[str, Any]:
+    """The task's templated arguments as rendered for this try, and the run's conf."""
+    task = context["task"]
+    rendered = {
+        name: getattr(task, name, None)
+        for name in getattr(task, "template_fields", ())
+        if name not in SECRET_ARGUMENTS
+    }
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    return {**rendered, "params": dict(context.get("params") or {}), "run_conf": dict(conf)}
+
+
+def _model_version(arguments: dict[str, Any], sample: dict[str, Any]) -> str | None:
+    for source in (sample, arguments):
+        for name in ("model_version", "version", "candidate"):
+            value = source.get(name)
+            if value not in (None, ""):
+                return str(value)
+    return None
+
+
+def _spec_note(pinned: SpecVersion | None, on_disk: str) -> str:
+    if pinned is None:
+        return "no spec pinned for this run (it failed before a task read the spec): as on disk"
+    if pinned.sha256 != on_disk:
+        return f"the file has changed since the run pinned it (now {on_disk[:12]})"
+    return "as the run pinned it; the file is unchanged"
+
+
+def _map_index(ti: Any) -> int | None:
+    index = getattr(ti, "map_index", None)
+    return index if isinstance(index, int) and index >= 0 else None
+
+
+def _task_label(bundle: DebugBundle) -> str:
+    return bundle.task_id if bundle.map_index is None else f"{bundle.task_id}[{bundle.map_index}]"
+
+
+def _log_location(ti: Any) -> Any:
+    from loopline.records.debug import LogLocation
+
+    api_path = (
+        f"/api/v2/dags/{ti.dag_id}/dagRuns/{quote(ti.run_id, safe='')}/taskInstances/"
+        f"{ti.task_id}/logs/{ti.try_number}"
+        + (f"?map_index={ti.map_index}" if _map_index(ti) is not None else "")
+    )
+    return LogLocation(ui_url=getattr(ti, "log_url", None), api_path=api_path, file=_log_file(ti))
+
+
+def _log_file(ti: Any) -> str | None:
+    """The worker's log file, where the default file name template is in use."""
+    from airflow.configuration import conf
+
+    folder = conf.get("logging", "base_log_folder", fallback=None)
+    if not folder:
+        return None
+    mapped = f"map_index={ti.map_index}/" if _map_index(ti) is not None else ""
+    return (
+        f"{folder}/dag_id={ti.dag_id}/run_id={ti.run_id}/task_id={ti.task_id}/"
+        f"{mapped}attempt={ti.try_number}.log"
+    )
+
+
+__all__ = ["DebugBundleOnFailure", "debug_callbacks", "with_debug_callbacks"]
