@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     debug.add_argument("--json", action="store_true", help="the bundles as stored (JSON)")
     debug.add_argument("--spec", action="store_true", help="print the spec the run used too")
 
+    cost = commands.add_parser(
+        "cost",
+        help="what the pipeline's tasks cost: per stage, model version and run; rows/s; "
+        "core-hours a day",
+    )
+    cost.add_argument("pipeline", help="pipeline name")
+
     drift = commands.add_parser(
         "drift", help="drift audits: each audit's verdict, decision and what retraining came to"
     )
@@ -100,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--bootstrap", help="the broker (default: the local stack's)")
     doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per network call")
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="retrain a version from its recorded snapshot (checked by sha256), settings and "
+        "seed; register it as a new version (no alias moves) and compare the holdout metrics",
+    )
+    reproduce.add_argument("pipeline", help="pipeline (= model) name")
+    reproduce.add_argument("version", help="a version number or an alias")
+    reproduce.add_argument(
+        "--tolerance", type=float, help="largest |difference| per metric (default: 1e-6)"
+    )
 
     from loopline.commands.consumers import ACTIONS as CONSUMER_ACTIONS
     from loopline.commands.stream import TOPICS as STREAM_TOPICS  # light: kafka loads on use
@@ -158,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = _load_pipeline(args.project, args.pipeline)
         return run_models_command(args, spec, object_store_for_cli(args.project))
+    if args.command == "cost":
+        from loopline.commands.cost import print_cost
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        return print_cost(args, spec, object_store_for_cli(args.project))
     if args.command == "debug":
         from loopline.commands.debug import print_debug
 
@@ -173,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = _load_pipeline(args.project, args.pipeline)
         return print_drift_history(args, spec, object_store_for_cli(args.project))
+    if args.command == "reproduce":
+        from loopline.commands.reproduce import run_reproduce_command
+
+        spec_path = _spec_path(args.project, args.pipeline)
+        return run_reproduce_command(args, spec_path, object_store_for_cli(args.project))
     if args.command == "stream":
         from loopline.commands import stream as streams
 

@@ -42,18 +42,29 @@ def test_every_dag_has_tags_owner_and_retries(dagbag: DagBag) -> None:
             assert task.retries >= 1, f"{dag_id}.{task.task_id} retries"
 
 
-def test_every_task_leaves_a_debug_bundle_when_a_try_fails(dagbag: DagBag) -> None:
-    from loopline.airflow.callbacks import DebugBundleOnFailure
+def test_every_task_records_its_cost_and_leaves_a_debug_bundle_when_it_fails(
+    dagbag: DagBag,
+) -> None:
+    from loopline.airflow.callbacks import DebugBundleOnFailure, RecordTaskCost
 
+    expected = {
+        "on_execute_callback": [(RecordTaskCost, "start")],
+        "on_success_callback": [(RecordTaskCost, "success")],
+        "on_failure_callback": [(RecordTaskCost, "failed"), (DebugBundleOnFailure, "failed")],
+        "on_retry_callback": [
+            (RecordTaskCost, "up_for_retry"),
+            (DebugBundleOnFailure, "up_for_retry"),
+        ],
+    }
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:
-            for kind, state in (
-                ("on_failure_callback", "failed"),
-                ("on_retry_callback", "up_for_retry"),
-            ):
-                callbacks = getattr(task, kind)
-                bundles = [c for c in callbacks or () if isinstance(c, DebugBundleOnFailure)]
-                assert [b.state for b in bundles] == [state], f"{dag_id}.{task.task_id} {kind}"
+            for kind, wanted in expected.items():
+                ours = [
+                    (type(c), getattr(c, "event", None) or c.state)
+                    for c in getattr(task, kind) or ()
+                    if isinstance(c, RecordTaskCost | DebugBundleOnFailure)
+                ]
+                assert ours == wanted, f"{dag_id}.{task.task_id} {kind}"
 
 
 def test_parsing_dags_imports_no_heavy_library() -> None:

@@ -349,7 +349,9 @@ def test_a_replayed_batch_fails_the_run_naming_its_duplicate_keys(
     assert store.head("loopline", "card_fraud/quarantine/dt=2026-11-24/retry.parquet")
 
 
-def test_a_failed_run_leaves_a_debug_bundle_with_the_offending_file(store) -> None:
+def test_a_failed_run_leaves_a_debug_bundle_and_every_try_its_cost(
+    store, s3, monkeypatch, capsys
+) -> None:
     from loopline.records.debug import pinned_spec, read_bundles
     from loopline.spec import spec_sha256
     from support.paths import PIPELINES
@@ -366,7 +368,8 @@ def test_a_failed_run_leaves_a_debug_bundle_with_the_offending_file(store) -> No
     [offender] = bundle.sample["files"]
     assert offender["landed_as"] == LANDING + "c.parquet"
     assert any("channel" in reason for reason in offender["reasons"])
-    assert len(offender["first_rows"]) == 5 and "channel" not in offender["first_rows"][0]
+    assert len(offender["first_rows"]) == 3 and "channel" not in offender["first_rows"][0]
+    assert offender["first_rows"][0]["event_time"].startswith("2026-")  # ISO, not a repr
     # The spec as the run's first task pinned it, and the log's three addresses.
     planned = spec_sha256(PIPELINES / "card_fraud.yaml")
     assert bundle.spec is not None and bundle.spec.sha256 == planned
@@ -378,3 +381,24 @@ def test_a_failed_run_leaves_a_debug_bundle_with_the_offending_file(store) -> No
     assert failure.subject == "verdict.try1" and failure.payload["bundle"].startswith(
         "s3://loopline/debug/card_fraud/"
     )
+    # Every try recorded what it cost, failed or not; the validate task read the landed bytes.
+    costs = {r.subject: r for r in RecordStore(store, "loopline").records("card_fraud", "cost")}
+    tries = {ti.task_id for ti in run.get_task_instances()} - {"wait_for_landed_files"}
+    assert {subject.split("[")[0].removesuffix(".try1") for subject in costs} >= tries
+    assert costs["verdict.try1"].verdict == "failed"
+    validate = next(r for subject, r in costs.items() if subject.startswith("validate"))
+    assert validate.verdict == "success" and validate.numbers["wall_seconds"] > 0
+    assert validate.numbers["bytes_read"] > 0 and validate.numbers["bytes_written"] > 0
+    # ...which `loopline cost` adds up per stage, with the rows the gate's records name.
+    for name, value in s3.cli_environment().items():
+        monkeypatch.setenv(name, value)
+    from loopline.cli import main
+    from support.paths import PROJECT_ROOT
+
+    capsys.readouterr()
+    assert main(["--project", str(PROJECT_ROOT), "cost", "card_fraud"]) == 0
+    out = capsys.readouterr().out
+    per_stage = out.split("per stage\n", 1)[1].split("\n\n", 1)[0]
+    [line] = [line for line in per_stage.splitlines() if line.startswith("validate ")]
+    assert "800" in line.split()  # 400 + 300 + 100 rows in
+    assert "a day of card_fraud:" in out

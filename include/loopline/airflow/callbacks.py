@@ -1,10 +1,15 @@
-"""Task callbacks: a debug bundle and a ``failure`` record for every failed try.
+"""Task callbacks: what every try of a Loopline task costs, and a debug bundle when it fails.
 
-`DebugBundleOnFailure` is the ``on_failure_callback`` and ``on_retry_callback`` of every
-task of the generated DAGs, and of any `PipelineOperator` in a hand-written DAG. It reads
-what the failed try leaves in its context (the error, the task's rendered arguments, the run)
-and hands it to ``loopline.records.debug``. It never raises: a bundle that cannot be written
-is logged below the task's own error, which stays the reason the task failed.
+`task_callbacks` gives every task of the generated DAGs (and any `PipelineOperator` in a
+hand-written DAG) two kinds of callback:
+
+- `RecordTaskCost`: measures the try (``loopline.records.cost.Usage``, from its start to its
+  end) and writes a ``cost`` record, whatever the try's outcome;
+- `DebugBundleOnFailure`: reads what a failed try leaves in its context (the error, the
+  task's rendered arguments, the run) and hands it to ``loopline.records.debug``.
+
+Neither raises: a record that cannot be written is logged below the task's own outcome,
+which stays what it was.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from loopline.records.cost import Usage
     from loopline.records.debug import DebugBundle, SpecVersion
     from loopline.spec import PipelineSpec
     from loopline.storage.objects import ObjectStore
@@ -118,21 +124,105 @@ class DebugBundleOnFailure:
         )
 
 
-def debug_callbacks(spec_path: str, aws_conn_id: str = "aws_default") -> dict[str, Any]:
-    """The two callback arguments a task takes, for ``BaseOperator(**debug_callbacks(...))``."""
+_STARTED: dict[str, Usage] = {}  # each try's usage at its start, by `_try_key`
+
+
+@dataclass(frozen=True)
+class RecordTaskCost:
+    """At ``start`` note the try's usage; at its end (``success``, ``failed``,
+    ``up_for_retry``) write a ``cost`` record of what it used since."""
+
+    spec_path: str
+    aws_conn_id: str = "aws_default"
+    event: Literal["start", "success", "failed", "up_for_retry"] = "start"
+
+    def __call__(self, context: Context) -> None:
+        from loopline.records.cost import Usage
+
+        if self.event == "start":
+            _STARTED[_try_key(context)] = Usage.now()
+            return
+        try:
+            self.write(context)
+        except Exception:  # the try's outcome stands; its cost is only missing
+            log.exception("no cost record was written for this try")
+
+    def write(self, context: Context) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from loopline.airflow.hooks import ObjectStoreHook
+        from loopline.records import RecordStage, RecordStore, RunContext
+        from loopline.records.cost import Usage
+        from loopline.spec.loader import load_spec_version
+
+        end = Usage.now()
+        start = _STARTED.pop(_try_key(context), None)
+        measured = "the try's start" if start else "its process's start (no start was seen)"
+        numbers = end.since(start or Usage(0.0, 0.0, 0.0, 0, 0, 0.0))
+        if start is None:
+            numbers["wall_seconds"] = _seconds_since_start(context["ti"])
+        spec, sha256 = load_spec_version(self.spec_path)
+        ti = context["ti"]
+        ended = datetime.now(UTC)
+        run = RunContext(
+            pipeline=spec.name,
+            run_id=context["run_id"],
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            try_number=ti.try_number,
+            spec_sha256=sha256,
+            started_at=ended - timedelta(seconds=numbers["wall_seconds"]),
+        )
+        label = ti.task_id if _map_index(ti) is None else f"{ti.task_id}[{ti.map_index}]"
+        record = run.record(
+            RecordStage.COST,
+            self.event,
+            subject=f"{label}.try{ti.try_number}",
+            numbers=numbers,
+            payload={"measured_from": measured, "map_index": _map_index(ti)},
+        )
+        store = ObjectStoreHook(aws_conn_id=self.aws_conn_id).store
+        RecordStore(store, spec.data.bucket).write(record)
+
+
+def task_callbacks(spec_path: str, aws_conn_id: str = "aws_default") -> dict[str, Any]:
+    """The callback arguments of a Loopline task: its cost measured and recorded, and a
+    debug bundle for a failed try. For ``BaseOperator(**task_callbacks(...))``."""
+
+    def cost(event: Literal["start", "success", "failed", "up_for_retry"]) -> RecordTaskCost:
+        return RecordTaskCost(spec_path, aws_conn_id, event)
+
+    def bundle(state: Literal["failed", "up_for_retry"]) -> DebugBundleOnFailure:
+        return DebugBundleOnFailure(spec_path, aws_conn_id, state)
+
     return {
-        "on_failure_callback": [DebugBundleOnFailure(spec_path, aws_conn_id, "failed")],
-        "on_retry_callback": [DebugBundleOnFailure(spec_path, aws_conn_id, "up_for_retry")],
+        "on_execute_callback": [cost("start")],
+        "on_success_callback": [cost("success")],
+        "on_failure_callback": [cost("failed"), bundle("failed")],
+        "on_retry_callback": [cost("up_for_retry"), bundle("up_for_retry")],
     }
 
 
-def with_debug_callbacks(kwargs: dict[str, Any], spec_path: str, aws_conn_id: str) -> None:
-    """Add the bundle callbacks to an operator's `kwargs`, after any given (once)."""
-    for kind, callbacks in debug_callbacks(spec_path, aws_conn_id).items():
+def with_task_callbacks(kwargs: dict[str, Any], spec_path: str, aws_conn_id: str) -> None:
+    """Add `task_callbacks` to an operator's `kwargs`, after any given, once."""
+    for kind, callbacks in task_callbacks(spec_path, aws_conn_id).items():
         given = kwargs.get(kind)
         listed = [] if given is None else list(given) if isinstance(given, list) else [given]
-        if not any(isinstance(callback, DebugBundleOnFailure) for callback in listed):
+        ours = (RecordTaskCost, DebugBundleOnFailure)
+        if not any(isinstance(callback, ours) for callback in listed):
             kwargs[kind] = [*listed, *callbacks]
+
+
+def _try_key(context: Context) -> str:
+    ti = context["ti"]
+    return f"{ti.dag_id}/{context['run_id']}/{ti.task_id}/{ti.map_index}/{ti.try_number}"
+
+
+def _seconds_since_start(ti: Any) -> float:
+    from datetime import UTC, datetime
+
+    started = getattr(ti, "start_date", None)
+    return round((datetime.now(UTC) - started).total_seconds(), 3) if started else 0.0
 
 
 def _arguments(context: Context) -> dict[str, Any]:
@@ -199,4 +289,4 @@ def _log_file(ti: Any) -> str | None:
     )
 
 
-__all__ = ["DebugBundleOnFailure", "debug_callbacks", "with_debug_callbacks"]
+__all__ = ["DebugBundleOnFailure", "RecordTaskCost", "task_callbacks", "with_task_callbacks"]

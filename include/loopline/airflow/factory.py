@@ -25,13 +25,14 @@ from airflow.sdk import (
     Param,
 )
 
-from loopline.airflow.callbacks import debug_callbacks
+from loopline.airflow.callbacks import task_callbacks
 from loopline.airflow.operators import (
     ApprovePromotionOperator,
     BatchScoreOperator,
     ChooseConsumerActionOperator,
     DeployConsumersOperator,
     DriftAuditOperator,
+    DriftReportOperator,
     GroupLandedOperator,
     JudgeCandidateOperator,
     LandDemoBatchOperator,
@@ -71,6 +72,7 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.BATCH_SCORE: BatchScoreOperator,
     TaskKind.DRIFT_AUDIT: DriftAuditOperator,
     TaskKind.RETRAIN_ON_DRIFT: RetrainOnDriftOperator,
+    TaskKind.DRIFT_REPORT: DriftReportOperator,
     TaskKind.CHOOSE_CONSUMER_ACTION: ChooseConsumerActionOperator,
     TaskKind.DEPLOY_CONSUMERS: DeployConsumersOperator,
     TaskKind.SCALE_CONSUMERS: ScaleConsumersOperator,
@@ -151,7 +153,7 @@ def _operator(task: TaskPlan, built: dict[str, Any], spec_path: str | None) -> A
         "doc_md": task.doc_md or None,
         "trigger_rule": str(task.trigger_rule),
         **({"pool": task.pool} if task.pool else {}),
-        **(debug_callbacks(spec_path) if spec_path else {}),
+        **(task_callbacks(spec_path) if spec_path else {}),
     }
     operator = OPERATORS[task.kind]
     arguments = {  # a value read from another task: that task's output, resolved at run time

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the CLI imports this module to build its parser: these load
     from loopline.storage.objects import ObjectStore
 
 LATEST = 20  # failures listed without a run
+TRACEBACK_LINES = 30  # of a bundle's traceback, printed
 
 
 def print_debug(args: argparse.Namespace, spec: PipelineSpec, store: ObjectStore) -> int:
@@ -40,7 +41,7 @@ def describe(bundle: DebugBundle, with_spec: bool = False) -> str:
         f"== {bundle.dag_id} {bundle.run_id}: {task} try {bundle.try_number} {bundle.state} "
         f"at {bundle.created_at:%Y-%m-%d %H:%M:%S} UTC",
         f"error: {bundle.error.type}: {bundle.error.message}",
-        *(f"  caused by {cause}" for cause in bundle.error.chain),
+        *(f"  caused by {cause}" for cause in _new_causes(bundle)),
         f"model version: {bundle.model_version or '-'}",
         f"spec: {bundle.spec_path} sha256 {bundle.spec.sha256[:12] if bundle.spec else '?'} "
         f"({bundle.spec_note}); code {bundle.code_version}",
@@ -53,10 +54,26 @@ def describe(bundle: DebugBundle, with_spec: bool = False) -> str:
     lines += ["arguments:", _indented(bundle.arguments)]
     if bundle.cut:
         lines.append(f"cut to stay within bounds: {', '.join(bundle.cut)}")
-    lines += ["traceback (its end):", _indented_text(bundle.error.traceback)]
+    traceback = bundle.error.traceback.rstrip().splitlines()
+    shown = traceback[-TRACEBACK_LINES:]
+    cut = (
+        f", its last {len(shown)} of {len(traceback)} lines (--json: all)"
+        if len(shown) < len(traceback)
+        else ""
+    )
+    lines += [f"traceback{cut}:", _indented_text("\n".join(shown))]
     if with_spec and bundle.spec:
         lines += ["spec:", _indented(bundle.spec.spec)]
     return "\n".join(lines)
+
+
+def _new_causes(bundle: DebugBundle) -> list[str]:
+    """The causes, each named by its type; the message again only where it says more."""
+    causes = []
+    for cause in bundle.error.chain:
+        name, _, message = cause.partition(": ")
+        causes.append(name if message == bundle.error.message else cause)
+    return causes
 
 
 def _list_failures(spec: PipelineSpec, store: ObjectStore) -> int:
@@ -68,7 +85,7 @@ def _list_failures(spec: PipelineSpec, store: ObjectStore) -> int:
         return 0
     print(f"{spec.name}: the latest {min(LATEST, len(failures))} failed tries, newest last")
     for record in failures[-LATEST:]:
-        reason = record.reasons[0] if record.reasons else record.verdict
+        reason = (record.reasons[0] if record.reasons else record.verdict).splitlines()[0]
         print(
             f"  {record.ended_at:%Y-%m-%d %H:%M:%S}  {record.dag_id}  {record.run_id}  "
             f"{record.subject}  {record.verdict}: {reason[:120]}"

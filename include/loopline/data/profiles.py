@@ -144,6 +144,15 @@ def merge_all(profiles: Iterable[BatchProfile]) -> BatchProfile:
     return merged
 
 
+def merge_samples(samples: Iterable[pa.Table]) -> pa.Table | None:
+    """The sample of the union of the batches whose samples these are (their bottom-k): what
+    merging their profiles keeps, without reading their statistics."""
+    merged: pa.Table | None = None
+    for sample in samples:
+        merged = _merge_samples(merged, sample)
+    return merged
+
+
 def profile_table(
     table: pa.Table, numeric: list[str], categorical: list[str], sample_seed: int | None = None
 ) -> BatchProfile:
@@ -326,18 +335,35 @@ def _parquet(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def _rows_by_column(names: pa.ChunkedArray) -> dict[str, np.ndarray]:
+    """Each column's row numbers (``_encode`` writes a column's rows together: one run each,
+    found in one pass; a name seen in two runs still gets all its rows)."""
+    encoded = names.combine_chunks().dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    dictionary = encoded.dictionary.to_pylist()
+    rows: dict[str, np.ndarray] = {}
+    if not len(codes):
+        return rows
+    starts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist()]
+    for start, end in zip(starts, [*starts[1:], len(codes)], strict=True):
+        name = dictionary[codes[start]]
+        run = np.arange(start, end, dtype=np.int64)
+        rows[name] = np.concatenate([rows[name], run]) if name in rows else run
+    return rows
+
+
 def _decode(data: bytes) -> BatchProfile:
     table = pq.read_table(pa.BufferReader(data))
     meta = json.loads(table.schema.metadata[b"loopline.profile"])
-    rows_by_column: dict[str, list[int]] = {}
-    for index, name in enumerate(table.column("column").to_pylist()):
-        rows_by_column.setdefault(name, []).append(index)
+    # Rows by column without a Python loop over them: a profile holds thousands of buckets
+    # per numeric column, and an audit decodes one profile per batch of its window.
+    rows_of = _rows_by_column(table.column("column"))
     keys = table.column("key").to_numpy(zero_copy_only=False)
-    values = table.column("value").to_pylist()
+    values = table.column("value")
     counts = table.column("count").to_numpy()
     columns: dict[str, ColumnProfile] = {}
     for name, summary in meta["columns"].items():
-        rows = np.asarray(rows_by_column.get(name, []), np.int64)
+        rows = rows_of.get(name, np.zeros(0, np.int64))
         if summary["kind"] == "numeric":
             few = summary["few"]
             columns[name] = NumericProfile(
@@ -352,7 +378,8 @@ def _decode(data: bytes) -> BatchProfile:
                 counts[rows].astype(np.int64) if len(rows) else np.zeros(0, np.int64),
             )
         else:
+            found = values.take(pa.array(rows, pa.int64())).to_pylist()
             columns[name] = CategoryProfile(
-                summary["nulls"], {values[i]: int(counts[i]) for i in rows}
+                summary["nulls"], dict(zip(found, counts[rows].tolist(), strict=True))
             )
     return BatchProfile(meta["rows"], columns)

@@ -1,15 +1,18 @@
-"""One drift audit: the current window against its reference, a verdict, a report, a decision.
+"""One drift audit: the current window against its reference, a verdict, a decision, a record.
 
 Cost grows with the new data, not the window: every validated batch was profiled once (by the
 gate), the reference once per champion version, and an audit merges stored profiles. Rows are
 read only for what profiles cannot give: the window's sample (5,000 rows, stored with the
-profiles) for Evidently's report and for the champion's quality on labelled current rows.
+profiles) for the champion's quality on labelled current rows, and for Evidently's p-value
+tests when the reference is small (run here with scipy, as Evidently runs them).
+
+Nothing on this path imports Evidently: its report (a fixed ~2.5 s) is rendered afterwards,
+from the samples the record names, by ``loopline.drift.report.report_audit`` (the DAG's
+``report`` task), so neither the record nor the retrain waits for it.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -27,9 +30,9 @@ from loopline.data.profile_store import (
     PROFILES_PREFIX,
     STATISTICS_SUFFIX,
     ProfileStore,
-    profiled_columns,
+    sample_key,
 )
-from loopline.data.profiles import BatchProfile, merge_all, profile_table
+from loopline.data.profiles import BatchProfile, CategoryProfile, merge_all, profile_table
 from loopline.data.validated import coverage, window_keys
 from loopline.data.window import RunWindow, partition_date
 from loopline.drift.decision import Decision, PastAudit, decide
@@ -40,20 +43,19 @@ from loopline.drift.reference import (
     champion_reference,
     window_reference,
 )
-from loopline.drift.report import RenderedReport, render
-from loopline.drift.scores import ColumnDrift, SmallReference, column_drift
+from loopline.drift.report import ReportPlace, audited_columns
+from loopline.drift.scores import ColumnDrift, SmallReference, column_drift, sample_drift
 from loopline.drift.verdict import QualityCheck, Verdict
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import ModelRegistry
 from loopline.spec.sections import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode
-from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
-REPORTS_PREFIX = "reports/"
 REASON_LIMIT = 500  # the train DAG's reason Param
+REPORT_PENDING = "rendered after the decision by the drift_audit DAG's report task"
 Scorer = Callable[[int, pa.Table], np.ndarray]  # (champion version, rows) -> scores
 
 
@@ -65,15 +67,14 @@ class EmptyWindow(Exception):
 class AuditOutcome:
     verdict: Verdict
     decision: Decision
-    report_uri: str  # the HTML (gzip-encoded)
+    report_uri: str  # where the report task writes the HTML (gzip-encoded)
     record: StageRecord
-    report_html_bytes: int = 0  # the HTML's size, before and after compression
-    report_gzip_bytes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # by phase
 
     def train_conf(self) -> dict[str, Any]:
         """What the retraining run is started with: its reason names the verdict and report
-        (within the train form's 500 characters: the report link is kept whole)."""
+        (within the train form's 500 characters: the report link is kept whole). The report
+        may still be rendering when training starts: the link is where it lands."""
         head, tail = f"drift audit {self.record.run_id}: ", f" (report {self.report_uri})"
         why = "; ".join(self.decision.reasons)
         room = REASON_LIMIT - len(head) - len(tail)
@@ -127,41 +128,41 @@ def _audit(
     log.info(
         "auditing %d batch(es), %d rows, against %s", len(keys), current.rows, reference.description
     )
-    verdict, report = _verdict(store, spec, dated, keys, reference, current, scorer, clock)
-    with clock("report"):
-        report_uri = _write_report(store, spec, run, verdict, report)
-    decision = decide(
-        verdict.crossed(spec.drift),
-        spec.drift,
-        # Not this run's own record: a retried audit must decide as its first try did.
-        [audit for audit in past_audits(store, spec) if audit.run_id != run.run_id],
-        reference.version,
-        datetime.now(UTC),
-    )
+    with clock("scores"):
+        verdict = _verdict(store, spec, dated, keys, reference, current, scorer)
+    with clock("decide"):
+        decision = decide(
+            verdict.crossed(spec.drift),
+            spec.drift,
+            # Not this run's own record: a retried audit must decide as its first try did.
+            [audit for audit in past_audits(store, spec) if audit.run_id != run.run_id],
+            reference.version,
+            datetime.now(UTC),
+        )
+    report = ReportPlace.of(spec, run.run_id)
     record = run.record(
         RecordStage.DRIFT,
         decision.verdict,
         inputs=[ObjectRef(uri=f"s3://{spec.data.bucket}/{key}") for key in keys],
-        outputs=[ObjectRef(uri=report_uri), ObjectRef(uri=report_uri.replace(".html", ".json"))],
         reasons=[*decision.reasons, *verdict.notes],
         numbers={**verdict.numbers(), "retrain": float(decision.retrain), **clock.numbers()},
         payload={
             "verdict": verdict.to_dict(),
             "decision": decision.to_dict(),
-            "report": report_uri,
+            "report": report.html_uri,  # not there yet: see REPORT_PENDING
+            "report_json": report.json_uri,
+            "report_status": REPORT_PENDING,
+            # The samples the verdict used, for the report to draw the same rows.
+            "samples": {
+                "reference": list(reference.sample_keys),
+                "current": [sample_key(key) for key in keys],
+            },
             "champion": reference.version,
         },
     )
-    RecordStore(store, spec.data.bucket).write(record)
-    return AuditOutcome(
-        verdict,
-        decision,
-        report_uri,
-        record,
-        report.html_bytes,
-        len(report.html_gzip),
-        dict(clock.seconds),
-    )
+    with clock("record"):
+        RecordStore(store, spec.data.bucket).write(record)
+    return AuditOutcome(verdict, decision, report.html_uri, record, dict(clock.seconds))
 
 
 class _Clock:
@@ -231,24 +232,17 @@ def _verdict(
     reference: Reference,
     current: BatchProfile,
     scorer: Scorer,
-    clock: _Clock,
-) -> tuple[Verdict, RenderedReport]:
-    numeric, categorical = profiled_columns(spec.data)
-    audited = [*spec.model.features.all, spec.model.label]
-    numeric = [name for name in numeric if name in audited]
-    categorical = [name for name in categorical if name in audited]
-    with clock("report"):
-        report = render(_sample(reference.profile), _sample(current), numeric, categorical)
+) -> Verdict:
+    numeric, categorical = audited_columns(spec)
     threshold = spec.drift.feature_threshold
     drifts = {
-        name: _column(name, reference.profile, current, threshold, report)
+        name: _column(name, reference.profile, current, threshold)
         for name in [*numeric, *categorical]
     }
     notes: list[str] = []
-    with clock("scores"):
-        prediction = _prediction_drift(store, spec, keys, reference, notes)
-        quality = _quality(spec, reference, current, scorer, notes)
-    verdict = Verdict(
+    prediction = _prediction_drift(store, spec, keys, reference, notes)
+    quality = _quality(spec, reference, current, scorer, notes)
+    return Verdict(
         window=window,
         reference=reference.description,
         reference_version=reference.version,
@@ -260,25 +254,29 @@ def _verdict(
         quality=quality,
         notes=notes,
     )
-    return verdict, report
 
 
 def _column(
-    name: str,
-    reference: BatchProfile,
-    current: BatchProfile,
-    threshold: float | None,
-    report: RenderedReport,
+    name: str, reference: BatchProfile, current: BatchProfile, threshold: float | None
 ) -> ColumnDrift:
     try:
         return column_drift(name, reference.columns[name], current.columns[name], threshold)
     except SmallReference:
-        # At 1,000 reference rows or fewer Evidently tests the rows with a p-value; the
-        # reference sample holds all of them, and the report ran that test.
-        found = report.value_drift()[name]
-        limit = found["threshold"] if threshold is None else threshold
-        score = float(found["score"])
-        return ColumnDrift(name, found["method"], score, "p_value", limit, score <= limit)
+        # At 1,000 reference values or fewer Evidently tests the rows with a p-value; the
+        # reference's sample holds all of them (up to 5,000 rows), the window's its sample:
+        # the rows its report draws.
+        categorical = isinstance(reference.columns[name], CategoryProfile)
+        return sample_drift(
+            name,
+            _values(_sample(reference), name),
+            _values(_sample(current), name),
+            categorical,
+            threshold,
+        )
+
+
+def _values(sample: pa.Table, name: str) -> np.ndarray:
+    return pc.drop_null(sample.column(name)).to_numpy(zero_copy_only=False)
 
 
 def _prediction_drift(
@@ -358,33 +356,5 @@ def _quality(
 
 def _sample(profile: BatchProfile) -> pa.Table:
     if profile.sample is None:
-        raise NoReference("a profile without a sample cannot be reported on")
+        raise NoReference("a profile without a sample cannot be tested on its rows")
     return profile.sample
-
-
-def _write_report(
-    store: ObjectStore,
-    spec: PipelineSpec,
-    run: RunContext,
-    verdict: Verdict,
-    report: RenderedReport,
-) -> str:
-    bucket = spec.data.bucket
-    prefix = f"{REPORTS_PREFIX}{spec.name}/{safe_segment(run.run_id)}/"
-    store.put(bucket, prefix + "drift.html", report.html_gzip, "text/html", "gzip")
-    on_samples = report.value_drift()
-    body = {
-        "verdict": verdict.to_dict(),
-        "evidently_on_samples": on_samples,
-        "sample_gap": {
-            d.column: round(abs(d.score - on_samples[d.column]["score"]), 6)
-            for d in verdict.features
-            if d.column in on_samples and d.score_kind == "distance"
-        },
-        "html_bytes": report.html_bytes,
-        "html_gzip_bytes": len(report.html_gzip),
-        "evidently": report.evidently,
-    }
-    data = gzip.compress(json.dumps(body, default=str).encode())
-    store.put(bucket, prefix + "drift.json", data, "application/json", "gzip")
-    return f"s3://{bucket}/{prefix}drift.html"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loopline.data.profile_store import PROFILES_PREFIX, ProfileStore
+from loopline.data.profile_store import PROFILES_PREFIX, ProfileStore, sample_key
 from loopline.data.profiles import BatchProfile, NumericProfile, profile_table
 from loopline.data.validated import coverage, validated_keys
 from loopline.data.window import RunWindow
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCORE = "score"
+SAMPLE = "sample.parquet"  # the reference's sample, beside its profile
 
 
 class NoReference(Exception):
@@ -49,6 +50,9 @@ class Reference:
     version: int | None = None  # the champion's, with the "champion" reference
     predictions: NumericProfile | None = None  # the champion's scores on its holdout
     holdout_metric: float | None = None  # the champion's promotion metric on its holdout
+    # Where its sample is stored (one object, or the batches' samples to merge): the report,
+    # rendered after the decision, reads the very rows the audit's sample held.
+    sample_keys: tuple[str, ...] = ()
 
 
 def champion_reference(
@@ -67,7 +71,8 @@ def champion_reference(
     else:
         profile, predictions, description = _build(store, spec, model, scorer)
         _write(store, spec, version, profile, predictions, description)
-    return Reference(description, profile, version, predictions, metric)
+    samples = (_prefix(spec, version) + SAMPLE,) if profile.sample is not None else ()
+    return Reference(description, profile, version, predictions, metric, samples)
 
 
 def window_reference(store: ObjectStore, spec: PipelineSpec, current: RunWindow) -> Reference:
@@ -90,6 +95,7 @@ def window_reference(store: ObjectStore, spec: PipelineSpec, current: RunWindow)
         f"{len(keys)} validated batch(es) dated {first:%Y-%m-%d} .. {last:%Y-%m-%d} "
         f"({profile.rows:,} rows)",
         profile,
+        sample_keys=tuple(sample_key(key) for key in keys),
     )
 
 
@@ -153,7 +159,7 @@ def _write(
         scores = BatchProfile(0, {SCORE: predictions})
         store.put(bucket, prefix + "predictions.profile.parquet", scores.to_parquet(), parquet)
     if (sample := profile.sample_parquet()) is not None:
-        store.put(bucket, prefix + "sample.parquet", sample, parquet)
+        store.put(bucket, prefix + SAMPLE, sample, parquet)
     store.put(bucket, prefix + "description.txt", description.encode(), "text/plain")
     # Last: the statistics file is what says the reference is complete.
     store.put(bucket, prefix + "profile.parquet", profile.to_parquet(), parquet)
@@ -166,7 +172,7 @@ def _read(
     statistics = store.get_if_exists(bucket, prefix + "profile.parquet")
     if statistics is None:  # written last: without it the reference is not complete
         return None
-    sample = store.get_if_exists(bucket, prefix + "sample.parquet")
+    sample = store.get_if_exists(bucket, prefix + SAMPLE)
     profile = BatchProfile.from_parquet(statistics, sample)
     predictions = None
     if (scored := store.get_if_exists(bucket, prefix + "predictions.profile.parquet")) is not None:

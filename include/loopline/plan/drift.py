@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from loopline.plan.assets import predictions_asset, validated_asset
 from loopline.plan.params import WindowEnd, params_from_model, window_end_field
 from loopline.plan.paths import ProjectPaths
-from loopline.plan.tasks import DriftAudit, RetrainOnDrift, XCom
+from loopline.plan.tasks import DriftAudit, DriftReport, RetrainOnDrift, XCom
 from loopline.plan.vocabulary import DagPlan, PipelineTarget, Stage, TaskPlan, dag_id, dag_plan
 from loopline.spec.sections import PipelineSpec
 
@@ -43,7 +43,8 @@ def plan_drift_audit(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
             "audit",
             DriftAudit(paths.spec_ref(spec), window_end="{{ params.window_end }}"),
             doc_md="Scores every feature, the label, the champion's batch scores and its "
-            "quality against the reference; writes the Evidently report and the decision.",
+            "quality against the reference; records the verdict and the decision (the report "
+            "is rendered by `report`, after).",
         ),
         TaskPlan(
             "retrain",
@@ -51,6 +52,15 @@ def plan_drift_audit(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
             upstream=("audit",),
             doc_md=f"Starts `{spec.name}.train` with the audit's reason when it decided to "
             "retrain; skipped otherwise.",
+        ),
+        # Beside retrain, not before it: Evidently's report costs seconds per audit and
+        # retraining never waits for it; a failed render fails this task only.
+        TaskPlan(
+            "report",
+            DriftReport(paths.spec_ref(spec)),
+            upstream=("audit",),
+            doc_md="Renders Evidently's report of the audit from the two samples its record "
+            "names, and writes it where the record and the retrain reason say it is.",
         ),
     )
     return dag_plan(
@@ -68,7 +78,8 @@ def plan_drift_audit(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
             "choose, with its threshold), label drift, prediction drift and the champion's "
             "quality on labelled rows. Runs on its schedule and on every validated or "
             f"predictions event. Crossing `drift:` limits starts `{spec.name}.train` "
-            f"(cooldown {drift.cooldown_hours:g} h). Reports: "
+            f"(cooldown {drift.cooldown_hours:g} h). Reports (rendered by `report` after the "
+            "decision): "
             f"`s3://{spec.data.bucket}/reports/{spec.name}/<run>/drift.html`."
         ),
     )

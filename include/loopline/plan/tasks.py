@@ -33,6 +33,7 @@ class TaskKind(StrEnum):
     BATCH_SCORE = "batch_score"
     DRIFT_AUDIT = "drift_audit"
     RETRAIN_ON_DRIFT = "retrain_on_drift"
+    DRIFT_REPORT = "drift_report"
     CHOOSE_CONSUMER_ACTION = "choose_consumer_action"
     DEPLOY_CONSUMERS = "deploy_consumers"
     SCALE_CONSUMERS = "scale_consumers"
@@ -215,6 +216,14 @@ class RetrainOnDrift(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.RETRAIN_ON_DRIFT
     train_dag_id: str
     decision: XCom
+
+
+@dataclass(frozen=True)
+class DriftReport(TaskArgs):
+    """Renders the report of the audit its run recorded (the record names the samples)."""
+
+    kind: ClassVar[TaskKind] = TaskKind.DRIFT_REPORT
+    spec: SpecFile
 
 
 # -- streaming consumers -------------------------------------------------------------------

@@ -18,7 +18,10 @@ import json
 import re
 import time
 import traceback
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence, Set
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
+from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +37,7 @@ MAX_ITEMS = 20  # items of one list, keys of one mapping
 MAX_DEPTH = 6
 MAX_BUNDLE_BYTES = 512 * 1024  # past this, the sample and arguments are dropped, not the error
 REDACTED = "[redacted]"
-SAMPLE_ROWS = 5  # rows of an offending file
+SAMPLE_ROWS = 3  # rows of an offending file
 SAMPLE_BYTES = 2_048  # or its first bytes, when it does not decode
 SAMPLE_READ_BYTES = 16 * 1024 * 1024  # larger files are not read whole for a sample
 # A key naming one of these holds a secret whatever its value looks like.
@@ -159,11 +162,13 @@ def bounded(value: Any, depth: int = 0) -> Any:
         return "[too deep]"
     if value is None or isinstance(value, bool | int | float):
         return value
+    if isinstance(value, date | time_of_day):  # a datetime too
+        return value.isoformat()
     if isinstance(value, bytes | bytearray):
         return _cut_text(redact_text(bytes(value[: MAX_TEXT * 4]).decode("utf-8", "replace")))
     if isinstance(value, str):
         return _cut_text(redact_text(value))
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         items = list(value.items())
         kept = {
             str(key): REDACTED if SECRET_KEY.search(str(key)) else bounded(item, depth + 1)
@@ -172,11 +177,12 @@ def bounded(value: Any, depth: int = 0) -> Any:
         if len(items) > MAX_ITEMS:
             kept["…"] = f"{len(items) - MAX_ITEMS} more key(s) cut"
         return kept
-    if isinstance(value, list | tuple | set | frozenset):
-        listed = list(value)
+    if isinstance(value, Sequence | Set):  # lazy XCom sequences too: only the first are read
+        listed = list(islice(value, MAX_ITEMS + 1))
+        more = len(value) - MAX_ITEMS
         kept_items = [bounded(item, depth + 1) for item in listed[:MAX_ITEMS]]
-        if len(listed) > MAX_ITEMS:
-            kept_items.append(f"… {len(listed) - MAX_ITEMS} more item(s) cut")
+        if more > 0:
+            kept_items.append(f"… {more} more item(s) cut")
         return kept_items
     return _cut_text(redact_text(repr(value)))
 

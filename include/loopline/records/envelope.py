@@ -27,6 +27,8 @@ class RecordStage(StrEnum):
     DRIFT = "drift"
     STREAMING = "streaming"
     FAILURE = "failure"  # a failed try of any task, pointing to its debug bundle
+    REPRODUCTION = "reproduction"  # a version retrained from its record, compared
+    COST = "cost"  # what one try of any task used: seconds, memory, bytes
 
 
 class ObjectRef(BaseModel):

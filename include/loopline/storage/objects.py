@@ -32,6 +32,29 @@ _HONOURS_CREATE_ONLY: set[tuple[str, str]] = set()
 _PROBE_LOCK = threading.Lock()
 
 
+@dataclass
+class ObjectTraffic:
+    """Bytes and objects this process read from and wrote to S3 through any ObjectStore:
+    what a task's cost record counts (``loopline.records.cost``)."""
+
+    bytes_read: int = 0
+    bytes_written: int = 0
+    objects_read: int = 0
+    objects_written: int = 0
+
+    def read(self, data: bytes) -> bytes:
+        self.bytes_read += len(data)
+        self.objects_read += 1
+        return data
+
+    def written(self, data: bytes) -> None:
+        self.bytes_written += len(data)
+        self.objects_written += 1
+
+
+TRAFFIC = ObjectTraffic()  # one per process; tasks run one to a process
+
+
 class ObjectConflictError(Exception):
     """A key already holds different bytes than the ones being written."""
 
@@ -109,6 +132,7 @@ class ObjectStore:
             self._check_taken_key(bucket, key, checksum, exc)
             log.info("s3://%s/%s already holds these exact bytes; nothing to do", bucket, key)
             return StoredObject(bucket, key, len(data), checksum, created=False)
+        TRAFFIC.written(data)
         return StoredObject(bucket, key, len(data), checksum, created=True)
 
     def _check_taken_key(self, bucket: str, key: str, checksum: str, exc: ClientError) -> None:
@@ -197,6 +221,7 @@ class ObjectStore:
             Metadata={CHECKSUM_METADATA_KEY: sha256_hex(data)},
             **({"ContentEncoding": content_encoding} if content_encoding else {}),
         )
+        TRAFFIC.written(data)
 
     def head(self, bucket: str, key: str) -> dict[str, Any] | None:
         """The object's HEAD response, or None when it does not exist."""
@@ -319,7 +344,7 @@ class ObjectStore:
         return sha256_hex(self.get(bucket, key)) == sha256
 
     def get(self, bucket: str, key: str) -> bytes:
-        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return TRAFFIC.read(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     def get_version(self, bucket: str, key: str, etag: str) -> tuple[bytes, str]:
         """The bytes of `key` and their ETag, only if it still is the version `etag` (a
@@ -331,7 +356,7 @@ class ObjectStore:
             if _status(exc) != 412:
                 raise
             raise _changed(bucket, key, etag, "other bytes") from exc
-        return answer["Body"].read(), str(answer["ETag"])
+        return TRAFFIC.read(answer["Body"].read()), str(answer["ETag"])
 
     def get_if_exists(self, bucket: str, key: str) -> bytes | None:
         """The object's bytes, or None when there is none: one request, not a HEAD then a GET."""

@@ -49,6 +49,11 @@ def register_candidate(
             training={
                 "device": outcome.device,
                 "epochs_run": outcome.epochs_run,
+                # What `loopline reproduce` retrains with, beside the hyper-parameters.
+                "max_epochs": outcome.max_epochs,
+                "seed": spec.training.seed,
+                "early_stopping_patience": spec.training.early_stopping_patience,
+                "architecture": spec.model.architecture.model_dump(mode="json"),
                 "samples_per_second": round(outcome.samples_per_second, 1),
                 "seconds": round(outcome.seconds, 2),
                 "p99_latency_ms": round(evaluation.p99_latency_ms, 3),

@@ -38,6 +38,7 @@ class TrainingOutcome:
     samples_per_second: float
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
+    max_epochs: int = 0  # the limit it ran under (early stopping may end it sooner)
 
 
 def pick_device(training: TrainingSpec) -> tuple[str, bool]:
@@ -138,10 +139,11 @@ def train_model(
             callbacks.append(progress)
         started = time.perf_counter()
         batch_size = model_spec.hyperparameters.batch_size
+        max_epochs = epochs or model_spec.hyperparameters.epochs
         history = model.fit(
             batches(fit_features, labels[fit_idx], batch_size, shuffle_seed=training.seed),
             validation_data=batches(stop_features, labels[stop_idx], batch_size),
-            epochs=epochs or model_spec.hyperparameters.epochs,
+            epochs=max_epochs,
             callbacks=callbacks,
             shuffle=False,  # the dataset reshuffles its batches itself
             verbose=0,
@@ -158,7 +160,7 @@ def train_model(
         samples_per_second,
     )
     return TrainingOutcome(
-        model, label, epochs_run, samples_per_second, seconds, dict(history.history)
+        model, label, epochs_run, samples_per_second, seconds, dict(history.history), max_epochs
     )
 
 

@@ -83,7 +83,7 @@ def test_a_sample_shows_the_first_rows_or_the_first_bytes_of_a_broken_file(store
     store.put_new("loopline", "q/good.parquet", encode(table, "parquet"))
     store.put_new("loopline", "q/broken.parquet", b"PAR1 not really parquet")
     rows = sample_of_object(store, "loopline", "q/good.parquet")
-    assert len(rows) == 5 and rows[0]["transaction_id"] == table["transaction_id"][0].as_py()
+    assert len(rows) == 3 and rows[0]["transaction_id"] == table["transaction_id"][0].as_py()
     broken = sample_of_object(store, "loopline", "q/broken.parquet")
     assert broken["first_bytes"] == "PAR1 not really parquet" and broken["undecodable"]
     assert sample_of_object(store, "loopline", "q/none.csv") == "s3://loopline/q/none.csv is gone"

@@ -1,8 +1,10 @@
-"""Drift audits on a real S3 server with real Evidently reports: each of the demo generator's
-knobs is detected and retrains, an undrifted window does not, the cooldown holds, and a
-missing reference or an empty window says so. The champion here is a registered version whose
-scorer is a plain function (the audit through a real Keras champion runs in the Airflow-layer
-and stack tests)."""
+"""Drift audits on a real S3 server, then their real Evidently reports: each of the demo
+generator's knobs is detected and retrains, an undrifted window does not, the cooldown holds,
+and a missing reference or an empty window says so; the report, rendered after the decision
+from the samples its record names, lands where the record said, and with a small reference
+the audit's own p-value tests decide as Evidently's report does on the same rows. The
+champion here is a registered version whose scorer is a plain function (the audit through a
+real Keras champion runs in the Airflow-layer and stack tests)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import DriftKnobs, generate
 from loopline.drift.audit import EmptyWindow, run_audit
 from loopline.drift.reference import NoReference
+from loopline.drift.report import NothingToReport, report_audit
 from loopline.records import RecordStage, RecordStore, RunContext
 from loopline.registry import CHAMPION, ModelRegistry
 from loopline.registry.layout import snapshot_table_key
@@ -42,10 +45,10 @@ def champion(s3, tmp_path: Path):
     return make_champion(s3, tmp_path, holdout_rows=5_000)
 
 
-def make_champion(s3, tmp_path: Path, holdout_rows: int):
+def make_champion(s3, tmp_path: Path, holdout_rows: int, train_rows: int = 20_000):
     store = demo_bucket(s3)
     registry = ModelRegistry(store, DEMO.data.bucket)
-    train = generate(20_000, seed=1, start=TODAY - timedelta(days=10), batch_id="ref")
+    train = generate(train_rows, seed=1, start=TODAY - timedelta(days=10), batch_id="ref")
     holdout = generate(holdout_rows, seed=2, start=TODAY - timedelta(days=10), batch_id="hold")
     for name, table in (("train", train), ("holdout", holdout)):
         key = snapshot_table_key(DEMO.name, "train-run-1", name)
@@ -84,6 +87,22 @@ def audit(store, registry, run_id: str = "audit-1"):
     )
 
 
+def report(store, run_id: str = "audit-1"):
+    """What the DAG's report task does after the audit of the same run."""
+    run = RunContext(DEMO.name, run_id, dag_id=f"{DEMO.name}.drift_audit", task_id="report")
+    return report_audit(store, DEMO, run)
+
+
+def stored_report(store, outcome) -> tuple[bytes, dict]:
+    """The report's HTML and its JSON, both stored gzip-encoded."""
+    key = outcome.report_uri.removeprefix(f"s3://{DEMO.data.bucket}/")
+    head = store.head(DEMO.data.bucket, key)
+    assert head["ContentEncoding"] == "gzip" and head["ContentType"] == "text/html"
+    html = gzip.decompress(store.get(DEMO.data.bucket, key))
+    body = json.loads(gzip.decompress(store.get(DEMO.data.bucket, key.replace(".html", ".json"))))
+    return html, body
+
+
 def test_an_undrifted_window_is_recorded_and_retrains_nothing(champion) -> None:
     store, registry = champion
     land(store, name="calm-1")
@@ -101,15 +120,85 @@ def test_an_undrifted_window_is_recorded_and_retrains_nothing(champion) -> None:
     assert {d["column"] for d in record.payload["verdict"]["features"]} == set(
         DEMO.model.features.all
     )
-    # The report: Evidently's HTML, stored gzip-encoded, and the JSON beside it.
+    # Decided and recorded; the report is the report task's, not rendered yet.
+    assert record.payload["report"] == outcome.report_uri
     key = outcome.report_uri.removeprefix(f"s3://{DEMO.data.bucket}/")
-    head = store.head(DEMO.data.bucket, key)
-    assert head["ContentEncoding"] == "gzip" and head["ContentType"] == "text/html"
-    html = gzip.decompress(store.get(DEMO.data.bucket, key))
-    assert b"<html" in html[:2000].lower()
-    body = json.loads(gzip.decompress(store.get(DEMO.data.bucket, key.replace(".html", ".json"))))
+    assert store.head(DEMO.data.bucket, key) is None
+
+
+def test_the_report_task_writes_html_and_json_from_the_samples_the_audit_used(champion) -> None:
+    store, registry = champion
+    land(store, name="calm-1")
+    land(store, name="calm-2")
+    outcome = audit(store, registry)
+
+    rendered = report(store)
+
+    assert rendered.uri == outcome.report_uri
+    html, body = stored_report(store, outcome)
+    assert b"<html" in html[:2000].lower() and len(html) == rendered.html_bytes
+    assert body["verdict"] == outcome.record.payload["verdict"]
     assert set(body["evidently_on_samples"]) >= set(DEMO.model.features.all)
     assert max(body["sample_gap"].values()) < 0.05  # 5,000-row samples vs every row
+    # The rows drawn: the champion's 5,000-row reference sample, and the window's, merged
+    # from its two batches' samples as the audit merged them.
+    record = rendered.record
+    assert record.subject == "report" and record.verdict == "rendered"
+    assert record.numbers["reference_sample_rows"] == 5000
+    assert record.numbers["current_sample_rows"] == 5000
+    assert [o.uri for o in record.outputs] == [
+        outcome.report_uri,
+        outcome.report_uri.replace(".html", ".json"),
+    ]
+    assert len(record.inputs) == 3  # the reference's sample, and one per batch
+    # The audit's own record is still the decision: the history reads only that one.
+    records = RecordStore(store, DEMO.data.bucket)
+    assert records.read(DEMO.name, RecordStage.DRIFT, "audit-1").verdict == "within_limits"
+
+
+def test_a_render_that_fails_fails_the_report_and_leaves_the_decision(champion) -> None:
+    store, registry = champion
+    land(store, DriftKnobs(mean_shift=1.0, drifted_features=8), name="drifted")
+    outcome = audit(store, registry)
+    [sample, *_] = outcome.record.payload["samples"]["current"]
+    store.delete_keys(DEMO.data.bucket, [sample])  # e.g. a lifecycle rule went too far
+
+    with pytest.raises(FileNotFoundError, match="a sample the audit used is gone"):
+        report(store)
+
+    record = RecordStore(store, DEMO.data.bucket).read(DEMO.name, RecordStage.DRIFT, "audit-1")
+    assert record.verdict == "retrain" and outcome.decision.retrain
+    assert store.head(DEMO.data.bucket, outcome.report_uri.split("/", 3)[3]) is None
+
+
+def test_a_small_reference_is_decided_as_evidentlys_report_decides_on_the_same_rows(
+    s3, tmp_path
+) -> None:
+    """A champion trained on 900 rows: Evidently tests each column's rows with a p-value (K-S,
+    chi-square, Z); the audit runs the same tests itself, and the report (Evidently on the
+    same two samples) must find the same method, threshold, score and verdict per column."""
+    store, registry = make_champion(s3, tmp_path, holdout_rows=500, train_rows=900)
+    knobs = DriftKnobs(mean_shift=0.5, drifted_features=5, new_category_share=0.2)
+    land(store, knobs, rows=20_000, name="drifted")
+    outcome = audit(store, registry)
+    report(store)
+
+    _, body = stored_report(store, outcome)
+    theirs = body["evidently_on_samples"]
+    failed = {
+        test["name"].removeprefix("Value Drift for column ")
+        for test in body["evidently"]["tests"]
+        if test["name"].startswith("Value Drift for column ") and test["status"] == "FAIL"
+    }
+    ours = [*outcome.verdict.features, outcome.verdict.label]
+    assert {d.method for d in ours} == {"K-S p_value", "chi-square p_value", "Z-test p_value"}
+    for drift in ours:
+        found = theirs[drift.column]
+        assert drift.method == found["method"], drift.column
+        assert drift.threshold == found["threshold"], drift.column
+        assert drift.score == pytest.approx(found["score"], rel=1e-9, abs=1e-12), drift.column
+        assert drift.drifted == (drift.column in failed), drift.column
+    assert {"v1", "v5", "merchant_category"} <= set(outcome.verdict.drifted_features)
 
 
 @pytest.mark.parametrize(
@@ -204,6 +293,8 @@ def test_no_champion_or_an_empty_window_says_so(s3) -> None:
     land(store, name="first")
     with pytest.raises(NoReference, match="card_fraud has no champion yet"):
         audit(store, registry)
+    with pytest.raises(NothingToReport, match=r"compared nothing \(skipped: card_fraud has no"):
+        report(store)
 
 
 def test_drift_history_prints_each_audit_with_its_decision(champion, capsys) -> None:

@@ -88,6 +88,10 @@ def test_the_drift_audit_runs_on_any_new_data_and_retrains_through_the_train_dag
         "train_dag_id": "card_fraud.train",
         "decision": XCom("audit"),
     }
+    # The report is rendered beside the retrain, after the decision: retraining never waits.
+    report = audit.task("report")
+    assert report.kind is TaskKind.DRIFT_REPORT and report.upstream == ("audit",)
+    assert set(report.args.operator_kwargs()) == {"spec_path", "spec_sha256"}
     assert [p.name for p in audit.params] == ["window_end"]
 
 

@@ -2,7 +2,11 @@
 
 from loopline.airflow.operators.batch import BatchScoreOperator
 from loopline.airflow.operators.demo import LandDemoBatchOperator
-from loopline.airflow.operators.drift import DriftAuditOperator, RetrainOnDriftOperator
+from loopline.airflow.operators.drift import (
+    DriftAuditOperator,
+    DriftReportOperator,
+    RetrainOnDriftOperator,
+)
 from loopline.airflow.operators.streaming import (
     ChooseConsumerActionOperator,
     DeployConsumersOperator,
@@ -33,6 +37,7 @@ __all__ = [
     "ChooseConsumerActionOperator",
     "DeployConsumersOperator",
     "DriftAuditOperator",
+    "DriftReportOperator",
     "GroupLandedOperator",
     "JudgeCandidateOperator",
     "LandDemoBatchOperator",

@@ -50,10 +50,11 @@ class PipelineOperator(ObjectStoreOperator):
     """
 
     def __init__(self, *, spec_path: str, spec_sha256: str | None = None, **kwargs: Any) -> None:
-        from loopline.airflow.callbacks import with_debug_callbacks
+        from loopline.airflow.callbacks import with_task_callbacks
 
-        # Every failed try leaves a debug bundle, in a hand-written DAG too.
-        with_debug_callbacks(kwargs, spec_path, kwargs.get("aws_conn_id", "aws_default"))
+        # Every try's cost is recorded, and a failed one leaves a debug bundle, in a
+        # hand-written DAG too.
+        with_task_callbacks(kwargs, spec_path, kwargs.get("aws_conn_id", "aws_default"))
         super().__init__(**kwargs)
         self.spec_path, self.spec_sha256 = spec_path, spec_sha256
 

@@ -1,8 +1,11 @@
-"""Operators of the drift audit DAG: audit, then retrain when the audit decided so.
+"""Operators of the drift audit DAG: audit, then retrain when the audit decided so, and
+render the audit's report beside it.
 
-Thin glue over ``loopline.drift``: the audit's verdict, report and decision (a skip too) are
-made and recorded there; here the window comes from the run, and the decision becomes a run
-of ``<pipeline>.train`` whose reason names the verdict and links the report.
+Thin glue over ``loopline.drift``: the audit's verdict and decision (a skip too) are made and
+recorded there; here the window comes from the run, and the decision becomes a run of
+``<pipeline>.train`` whose reason names the verdict and links the report, which the report
+task renders from the samples the audit recorded (neither the record nor retraining waits
+for Evidently).
 """
 
 from __future__ import annotations
@@ -71,12 +74,38 @@ class DriftAuditOperator(PipelineOperator):
             (self.log.warning if drift.drifted else self.log.info)("  %s", drift.describe())
         for note in verdict.notes:
             self.log.info("note: %s", note)
+        self.log.info("report (rendered next, by the report task): %s", outcome.report_uri)
+        log = self.log.warning if decision.retrain else self.log.info
+        log("decision: %s: %s", decision.verdict, "; ".join(decision.reasons))
+        self.log.info("phases: %s", _phases(outcome.seconds))
+
+
+class DriftReportOperator(PipelineOperator):
+    """Render Evidently's report of the audit this run recorded, from the samples its record
+    names, and write it (HTML and JSON) where the record says; returns its ``s3://`` URI. A
+    failure fails this task, loudly, and nothing else: the decision was recorded before."""
+
+    ui_color = "#ede7f6"
+
+    def execute(self, context: Context) -> str:
+        from loopline.drift.report import report_audit
+
+        outcome = report_audit(self.store, self.spec, self.run_context(context))
         # The URI only, no presigned link: the report embeds raw rows of both samples, task
         # logs are kept long and read by anyone with log access, and a link cannot be revoked.
         # Whoever may see the data opens it with their own S3 credentials.
-        self.log.info("report: %s", outcome.report_uri)
-        log = self.log.warning if decision.retrain else self.log.info
-        log("decision: %s: %s", decision.verdict, "; ".join(decision.reasons))
+        self.log.info(
+            "report: %s (%.1f MiB of HTML, %.2f MiB stored gzip-encoded; %s)",
+            outcome.uri,
+            outcome.html_bytes / 2**20,
+            outcome.html_gzip_bytes / 2**20,
+            _phases(outcome.seconds),
+        )
+        return outcome.uri
+
+
+def _phases(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{phase} {spent:.2f} s" for phase, spent in seconds.items())
 
 
 def retrain_run_id(audit_run_id: str) -> str:

@@ -84,6 +84,7 @@ class TrainModelOperator(PipelineOperator):
         self.epochs, self.reason = epochs, reason
 
     def execute(self, context: Context) -> int:
+        from loopline.records.cost import note_gpu_seconds
         from loopline.training.progress import LogProgress
         from loopline.training.register import train_and_register
 
@@ -97,6 +98,8 @@ class TrainModelOperator(PipelineOperator):
             reason=args.reason,
             progress=LogProgress(self.log),
         )
+        if outcome.device.startswith("GPU"):  # the GPU-seconds of this task's cost record
+            note_gpu_seconds(outcome.seconds)
         self.log.info(
             "trained on %s: %d epochs, %.0f samples/s; registered %s version %d: %s",
             outcome.device,
