@@ -87,6 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     debug.add_argument("--json", action="store_true", help="the bundles as stored (JSON)")
     debug.add_argument("--spec", action="store_true", help="print the spec the run used too")
 
+    trace = commands.add_parser(
+        "trace",
+        help="where one prediction came from: model version, training run and snapshot, landed "
+        "file and validation (batch) or topic/partition/offset (stream), drift audits",
+    )
+    trace.add_argument("pipeline", help="pipeline name")
+    trace.add_argument("id", help="the row's key (data.key) or the event id")
+    trace.add_argument("--source", choices=["any", "batch", "stream"], default="any")
+    trace.add_argument("--days", type=int, default=30, help="batch output searched (days)")
+    trace.add_argument(
+        "--max-records", type=int, default=1_000_000, help="stream output records read at most"
+    )
+    trace.add_argument("--bootstrap", help="the broker (default: the local stack's)")
+    trace.add_argument("--json", action="store_true", help="the trace as JSON")
+
     cost = commands.add_parser(
         "cost",
         help="what the pipeline's tasks cost: per stage, model version and run; rows/s; "
@@ -158,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         "within replicas.min..min(replicas.max, partitions)",
     )
 
+    from loopline.commands.replay import add_replay_parser  # light: work loads on use
+
+    add_replay_parser(commands)
+
     args = parser.parse_args(argv)
     if args.command == "stack":
         return _stack(args)
@@ -176,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
 
         spec = _load_pipeline(args.project, args.pipeline)
         return run_models_command(args, spec, object_store_for_cli(args.project))
+    if args.command == "trace":
+        from loopline.commands.trace import print_trace
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        if args.days < 1 or args.max_records < 1:
+            parser.error("trace --days and --max-records must be 1 or more")
+        bootstrap = args.bootstrap or _optional_bootstrap(args.project)
+        return print_trace(args, spec, object_store_for_cli(args.project), bootstrap)
     if args.command == "cost":
         from loopline.commands.cost import print_cost
 
@@ -213,6 +240,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "produce" and not args.file and args.count < 1:
             parser.error(f"stream produce --count must be 1 or more, not {args.count}")
         return (streams.tail if args.action == "tail" else streams.produce)(args, spec, bootstrap)
+    if args.command == "replay":
+        from loopline.commands import replay
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        store = object_store_for_cli(args.project)
+        if args.what == "quarantine":
+            from loopline.plan import ProjectPaths
+
+            suite_file = ProjectPaths.beside(pipelines_dir(args.project)).suite_file(spec)
+            return replay.replay_quarantine(args, spec, store, suite_file)
+        bootstrap = args.bootstrap or _local_bootstrap(args.project)
+        return replay.replay_dead_letters(args, spec, store, bootstrap)
     if args.command == "suite":
         return _profile_suite(args)
     if args.action == "schema":
@@ -284,6 +323,14 @@ def _s3_settings_for_replicas(project: Path) -> str:
         region=session.region_name or "us-east-1",
         session_token=credentials.token,
     ).to_json()
+
+
+def _optional_bootstrap(project: Path) -> str | None:
+    """The local stack's broker, or $LOOPLINE_KAFKA_BOOTSTRAP; None without either."""
+    try:
+        return _local_bootstrap(project)
+    except SystemExit:
+        return None
 
 
 def _local_bootstrap(project: Path) -> str:

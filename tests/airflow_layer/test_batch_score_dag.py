@@ -44,15 +44,17 @@ def test_the_champion_scores_the_window_and_the_output_is_committed(world) -> No
     assert event.extra["spark_master"] == "local[2,4]"
 
 
-def test_batches_landed_in_any_format_are_scored_after_the_gate(
-    airflow_db, s3, monkeypatch: pytest.MonkeyPatch
+def test_batches_landed_in_any_format_are_scored_after_the_gate_and_trace_back(
+    airflow_db, s3, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     """CSV, JSON Lines and Parquet holding float64 where the spec says float32: the gate
     writes each to the validated zone as Parquet in the spec's types, and scoring reads all."""
     from datetime import UTC, datetime, timedelta
 
     import pyarrow as pa
+    from loopline.cli import main
     from loopline.demo.card_transactions import generate
+    from loopline.records import RunContext
     from loopline.storage.formats import encode
     from loopline.validation.gate import validate_and_route
     from loopline.validation.suites import load_suite
@@ -73,8 +75,9 @@ def test_batches_landed_in_any_format_are_scored_after_the_gate(
             table = table.set_column(index, "amount", table["amount"].cast(pa.float64()))
         key = f"{SPEC.data.landing_prefix}dt={day:%Y-%m-%d}/batch.{file_format}"
         store.put_new(SPEC.data.bucket, key, encode(table, file_format))
-        assert validate_and_route(store, SPEC.data, suite, key).passed
-    crown_champion(store)
+        gate_run = RunContext(SPEC.name, "validate-by-hand", "card_fraud.validate", "validate")
+        assert validate_and_route(store, SPEC.data, suite, key, run=gate_run).passed
+    version = crown_champion(store)
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.batch_score"]
 
     run = dag.test(run_conf={"window_days": 2}, logical_date=None)
@@ -82,6 +85,34 @@ def test_batches_landed_in_any_format_are_scored_after_the_gate(
     assert run.state == "success"
     scored = [decode(store.get(SPEC.data.bucket, key), "parquet") for key in _committed(store, day)]
     assert sum(table.num_rows for table in scored) == sum(batches.values())
+
+    # Any scored row traces back to its model, its training run and the file it landed in.
+    for name, value in s3.cli_environment().items():
+        monkeypatch.setenv(name, value)
+    row = next(table for table in scored if table.num_rows).slice(0, 1).to_pylist()[0]
+    assert row["source_object"].startswith(SPEC.data.validated_prefix)
+    capsys.readouterr()
+    assert main(["--project", str(PROJECT_ROOT), "trace", "card_fraud", row["transaction_id"],
+                 "--source", "batch"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"batch prediction of {row['transaction_id']}: score {row['score']:.6f}" in out
+    assert f"scored by run {run.run_id}" in out and f"model card_fraud v{version}" in out
+    landed = validation_source(store, row["source_object"])
+    assert f"landed as {landed} " in out and "validated by run validate-by-hand: validated" in out
+    assert "not found" not in out or "no drift audit covered" in out
+    assert main(["--project", str(PROJECT_ROOT), "trace", "card_fraud", "no-such-key",
+                 "--source", "batch"]) == 1  # fmt: skip
+    assert "no prediction of 'no-such-key' found (searched batch output" in capsys.readouterr().out
+
+
+def validation_source(store: ObjectStore, validated_key: str) -> str:
+    """The landed object the gate wrote `validated_key` from, as its record says."""
+    from loopline.records import RecordStore
+
+    for record in RecordStore(store, SPEC.data.bucket).records(SPEC.name, "validation"):
+        if any(ref.uri.endswith("/" + validated_key) for ref in record.outputs):
+            return record.inputs[0].uri
+    raise AssertionError(f"no validation record wrote {validated_key}")
 
 
 def test_a_manual_run_over_an_empty_window_fails_naming_the_dates_then_a_backfill_scores(

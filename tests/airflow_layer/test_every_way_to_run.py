@@ -105,6 +105,21 @@ def test_rollback(dags, s3, tmp_path) -> None:
     assert registry.alias("card_fraud", CHAMPION) == 1
 
 
+def test_replay(dags, s3) -> None:
+    store, batches = ObjectStore(s3.client()), iter(range(10))
+    quarantined = "card_fraud/quarantine/dt=2026-11-23/r.parquet"
+
+    def quarantine() -> None:  # the run before it requeued one: the validate DAG took it
+        store.delete_keys("loopline", ["card_fraud/landing/dt=2026-11-23/r.parquet"])
+        number = next(batches)
+        data = encode(generate(100, seed=number, batch_id=f"r{number}"), "parquet")
+        store.put_new("loopline", quarantined, data)
+
+    conf = {"what": "quarantine", "objects": [quarantined]}
+    run_every_way(dags["card_fraud.replay"], conf, quarantine, on_schedule=False)
+    assert store.head("loopline", quarantined) is None
+
+
 def test_batch_scoring(dags, s3) -> None:
     store = ObjectStore(s3.client())
     land_validated(store, objects=1, rows=2000)

@@ -207,6 +207,18 @@ def test_batch_scoring_triggered_over_rest_without_a_logical_date(stack) -> None
     record = records.read("card_fraud", RecordStage.BATCH_SCORING, run_id)
     assert record.verdict == "scored" and record.numbers["rows"] >= 20_000
     assert record.dag_id == "card_fraud.batch_score" and record.payload["model_version"] == 1
+    # A scored row traces back through the gate's records to the file that landed it.
+    output = record.outputs[0].uri.removeprefix("s3://loopline/")
+    [first, *_] = [k for k in ObjectStore(local.s3_client()).list_keys("loopline", output)
+                   if k.endswith(".parquet")]  # fmt: skip
+    row = decode(ObjectStore(local.s3_client()).get("loopline", first), "parquet").to_pylist()[0]
+    traced = loopline_command(local.config.state_dir, "trace", "card_fraud", row["transaction_id"])
+    assert f"batch prediction of {row['transaction_id']}" in traced
+    assert f"scored by run {run_id}" in traced and "model card_fraud v1" in traced
+    assert (
+        "trained by card_fraud.train run" in traced
+        and "landed as s3://loopline/card_fraud/landing/" in traced
+    )
 
 
 def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
@@ -290,6 +302,14 @@ def test_the_champion_scores_events_in_real_time(stack) -> None:
     mine = [p for p in predictions if p["event_id"] in events]
     assert {p["event_id"] for p in mine} == set(events)
     assert {p["model_version"] for p in mine} <= {champion, champion - 1}  # a roll may be on
+    # One of them, traced from its event id: where it was read, which version scored it.
+    event_id = mine[0]["event_id"]
+    traced = loopline_command(
+        local.config.state_dir, "trace", "card_fraud", event_id, "--source", "stream"
+    )
+    assert f"stream prediction of {event_id}" in traced
+    assert f"read from {spec.streaming.input_topic} partition" in traced
+    assert f"model card_fraud v{mine[0]['model_version']}" in traced
 
 
 def run_exists(api, dag_id: str, run_id: str) -> bool:

@@ -33,3 +33,14 @@ def test_loopline_s3_has_one_meaning_and_the_mode_one_value(monkeypatch, tmp_pat
     monkeypatch.setenv("LOOPLINE_S3_MODE", "local")
     with pytest.raises(SystemExit, match="LOOPLINE_S3_MODE='local': its one value is 'aws'"):
         object_store_for_cli(tmp_path)
+
+
+def test_replay_start_offsets_are_partition_colon_offset() -> None:
+    import pytest
+    from loopline.commands.replay import start_offsets
+
+    assert start_offsets(["0:1200", "2:0"]) == {0: 1200, 2: 0}
+    with pytest.raises(SystemExit, match="'0-12': expected PARTITION:OFFSET"):
+        start_offsets(["0-12"])
+    with pytest.raises(SystemExit, match="0 or more"):
+        start_offsets(["1:-5"])

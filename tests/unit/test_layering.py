@@ -12,8 +12,13 @@ from pathlib import Path
 from support.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "include" / "loopline"
-STAGES = {"validation", "training", "promotion", "batch", "demo", "drift", "streaming"}
-TOP = {"airflow", "stack", "cli", "commands"}  # may import anything below them
+STAGES = {
+    *("validation", "training", "promotion", "batch", "demo", "drift", "streaming"),
+    "trace",  # reads every stage's outputs, through the shared layers only
+}
+# May import anything below them: the Airflow glue and the dev tools (the doctor checks what
+# every stage needs, with each one's own settings).
+TOP = {"airflow", "stack", "cli", "commands", "doctor"}
 
 
 def imports_of(path: Path) -> set[str]:

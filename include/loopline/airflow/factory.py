@@ -30,6 +30,7 @@ from loopline.airflow.operators import (
     ApprovePromotionOperator,
     BatchScoreOperator,
     ChooseConsumerActionOperator,
+    ChooseReplayOperator,
     DeployConsumersOperator,
     DriftAuditOperator,
     DriftReportOperator,
@@ -39,6 +40,8 @@ from loopline.airflow.operators import (
     MonitorConsumersOperator,
     PromoteOperator,
     PublishValidatedOperator,
+    ReplayDeadLettersOperator,
+    ReplayQuarantinedOperator,
     RetrainOnDriftOperator,
     RollbackChampionOperator,
     ScaleConsumersOperator,
@@ -78,6 +81,9 @@ OPERATORS: dict[TaskKind, type[BaseOperator]] = {
     TaskKind.SCALE_CONSUMERS: ScaleConsumersOperator,
     TaskKind.STOP_CONSUMERS: StopConsumersOperator,
     TaskKind.MONITOR_CONSUMERS: MonitorConsumersOperator,
+    TaskKind.CHOOSE_REPLAY: ChooseReplayOperator,
+    TaskKind.REPLAY_QUARANTINED: ReplayQuarantinedOperator,
+    TaskKind.REPLAY_DEAD_LETTERS: ReplayDeadLettersOperator,
 }
 
 

@@ -86,6 +86,9 @@ def score_object(job: ScoringJob, key: str, filesystem: FileSystem) -> list[dict
                 "score": pa.array(served_scores(serve, table, spec.model), pa.float32()),
                 "model_version": pa.repeat(pa.scalar(job.model_version, pa.int32()), len(table)),
                 "airflow_run_id": pa.repeat(pa.scalar(job.run_id, pa.string()), len(table)),
+                # The validated object the row came from: `loopline trace` follows it back
+                # to the landed file and its validation.
+                "source_object": pa.repeat(pa.scalar(key, pa.string()), len(table)),
             }
         )
         for day, rows in split_by_day(scored, spec.data.timestamp):

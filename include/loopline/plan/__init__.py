@@ -13,6 +13,7 @@ from loopline.plan.batch import plan_batch_scoring
 from loopline.plan.demo import plan_demo_feed
 from loopline.plan.drift import plan_drift_audit
 from loopline.plan.paths import ProjectPaths
+from loopline.plan.replay import plan_replay
 from loopline.plan.rollback import plan_rollback
 from loopline.plan.streaming import plan_stream_deploy, plan_stream_monitor
 from loopline.plan.tasks import TaskKind
@@ -43,6 +44,7 @@ PLANNERS: tuple[Planner, ...] = (
     plan_drift_audit,
     plan_stream_deploy,
     plan_stream_monitor,
+    plan_replay,
 )
 
 

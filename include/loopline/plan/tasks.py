@@ -39,6 +39,9 @@ class TaskKind(StrEnum):
     SCALE_CONSUMERS = "scale_consumers"
     STOP_CONSUMERS = "stop_consumers"
     MONITOR_CONSUMERS = "monitor_consumers"
+    CHOOSE_REPLAY = "choose_replay"
+    REPLAY_QUARANTINED = "replay_quarantined"
+    REPLAY_DEAD_LETTERS = "replay_dead_letters"
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,29 @@ class StopConsumers(TaskArgs):
 class MonitorConsumers(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.MONITOR_CONSUMERS
     spec: SpecFile
+
+
+# -- replay ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChooseReplay(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.CHOOSE_REPLAY
+    what: Template  # quarantine or dead_letters
+    branches: Mapping[str, str]  # each choice's task id, downstream of this task
+
+
+@dataclass(frozen=True)
+class ReplayQuarantined(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.REPLAY_QUARANTINED
+    spec: SpecFile
+    objects: Template  # quarantined keys or prefixes
+
+
+@dataclass(frozen=True)
+class ReplayDeadLetters(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.REPLAY_DEAD_LETTERS
+    spec: SpecFile
+    max_events: Template
+    force: Template  # replay events already scored too
 
 
 ARGUMENTS: dict[TaskKind, type[TaskArgs]] = {

@@ -33,6 +33,7 @@ class Stage(StrEnum):
     DRIFT_AUDIT = "drift_audit"
     STREAM_DEPLOY = "stream_deploy"
     STREAM_MONITOR = "stream_monitor"
+    REPLAY = "replay"
 
 
 def dag_id(pipeline: str, stage: Stage | str) -> str:

@@ -29,6 +29,7 @@ class RecordStage(StrEnum):
     FAILURE = "failure"  # a failed try of any task, pointing to its debug bundle
     REPRODUCTION = "reproduction"  # a version retrained from its record, compared
     COST = "cost"  # what one try of any task used: seconds, memory, bytes
+    REPLAY = "replay"  # quarantined files requeued, dead letters re-produced
 
 
 class ObjectRef(BaseModel):

@@ -46,6 +46,7 @@ import pyarrow as pa
 from loopline.runtime.files import write_atomically
 from loopline.spec.sections import PipelineSpec
 from loopline.streaming.crashes import CrashGuard
+from loopline.streaming.dead_letters import kept_value, preview
 from loopline.streaming.events import Event, Poison, features_table, parse_event, probe_event
 from loopline.streaming.health import heartbeat_path
 from loopline.streaming.kafka_settings import client_settings
@@ -377,13 +378,17 @@ class ScoringConsumer:
         futures = []
         for item in scored:
             event = item.event
+            record = item.record
             prediction = {
                 "event_id": event.event_id,
                 "score": item.score,
                 "model_version": version,
                 "latency_ms": round(scored_ms - event.created_ms, 3),
                 "replica": self.replica.slot,
-            }
+                # Where the event was read: `loopline trace` finds its input from here.
+                "input": {"topic": record.topic, "partition": record.partition,
+                          "offset": record.offset, "timestamp_ms": event.created_ms},
+            }  # fmt: skip
             value = json.dumps(prediction, allow_nan=False).encode()
             futures.append(self.producer.send(topic, key=event.event_id.encode(), value=value))
         return futures
@@ -396,6 +401,8 @@ class ScoringConsumer:
             "offset": record.offset,
             "key": _text(record.key),
             "value": _text(record.value),
+            # the exact bytes too, bounded: what a replay sends again (see .dead_letters)
+            **kept_value(record.value, self.streaming.max_event_bytes),
         }
         return self.producer.send(
             self.streaming.dead_letters,
@@ -474,6 +481,4 @@ def leave_group(bootstrap: str, group: str, member: str) -> None:
 
 
 def _text(data: bytes | None) -> str | None:
-    if data is None:
-        return None
-    return data.decode("utf-8", errors="backslashreplace")[:2000]
+    return preview(data)

@@ -67,6 +67,12 @@ def test_every_event_is_scored_and_poison_is_dead_lettered_with_its_reason(
     assert all(by_id[i]["score"] == pytest.approx(expected[i], rel=1e-6) for i in events)
     assert {p["model_version"] for p in predictions} == {7}
     assert all(p["latency_ms"] >= 0 for p in predictions)
+    # Each prediction names where its event was read, so `loopline trace` can find it: one
+    # place per event, on the input topic.
+    inputs = {p["event_id"]: p["input"] for p in predictions}
+    assert {i["topic"] for i in inputs.values()} == {spec.streaming.input_topic}
+    assert len({(i["partition"], i["offset"]) for i in inputs.values()}) == len(events)
+    assert all(i["offset"] >= 0 and i["timestamp_ms"] > 0 for i in inputs.values())
 
     letters = read_topic(kafka_broker.bootstrap, spec.streaming.dead_letters, until=len(poison))
     reasons = {letter["key"]: letter["reason"] for letter in letters}

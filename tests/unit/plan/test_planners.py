@@ -54,6 +54,7 @@ def test_a_spec_without_demo_section_plans_no_feed() -> None:
         "drift_audit",
         "stream_deploy",
         "stream_monitor",
+        "replay",
     ]
 
 

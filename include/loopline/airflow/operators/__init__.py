@@ -7,6 +7,11 @@ from loopline.airflow.operators.drift import (
     DriftReportOperator,
     RetrainOnDriftOperator,
 )
+from loopline.airflow.operators.replay import (
+    ChooseReplayOperator,
+    ReplayDeadLettersOperator,
+    ReplayQuarantinedOperator,
+)
 from loopline.airflow.operators.streaming import (
     ChooseConsumerActionOperator,
     DeployConsumersOperator,
@@ -35,6 +40,7 @@ __all__ = [
     "ApprovePromotionOperator",
     "BatchScoreOperator",
     "ChooseConsumerActionOperator",
+    "ChooseReplayOperator",
     "DeployConsumersOperator",
     "DriftAuditOperator",
     "DriftReportOperator",
@@ -44,6 +50,8 @@ __all__ = [
     "MonitorConsumersOperator",
     "PromoteOperator",
     "PublishValidatedOperator",
+    "ReplayDeadLettersOperator",
+    "ReplayQuarantinedOperator",
     "RetrainOnDriftOperator",
     "RollConsumersOperator",
     "RollbackChampionOperator",
