@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,18 @@ from loopline.runtime.files import state_dir
 if TYPE_CHECKING:
     from loopline.spec import PipelineSpec
     from loopline.storage.objects import ObjectStore
+
+
+# Commands that read or change one pipeline's state on S3: the function each runs, called
+# with the parsed arguments, the pipeline's spec and the object store (`object_store_for_cli`).
+# Imported on use: the parser itself stays light.
+PIPELINE_STORE_COMMANDS = {
+    "models": ("loopline.commands.models", "run_models_command"),
+    "records": ("loopline.commands.records", "print_records"),
+    "drift": ("loopline.commands.drift", "print_drift_history"),
+    "debug": ("loopline.commands.debug", "print_debug"),
+    "cost": ("loopline.commands.cost", "print_cost"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,11 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             args.project, pipelines, bootstrap=args.bootstrap, aws=aws, timeout=args.timeout
         )
         return run_doctor(args, targets)
-    if args.command == "models":
-        from loopline.commands.models import run_models_command
-
+    if args.command in PIPELINE_STORE_COMMANDS:  # one pipeline's state on S3
+        module, function = PIPELINE_STORE_COMMANDS[args.command]
+        command = getattr(importlib.import_module(module), function)
         spec = _load_pipeline(args.project, args.pipeline)
-        return run_models_command(args, spec, object_store_for_cli(args.project))
+        return int(command(args, spec, object_store_for_cli(args.project)))
     if args.command == "trace":
         from loopline.commands.trace import print_trace
 
@@ -203,26 +216,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("trace --days and --max-records must be 1 or more")
         bootstrap = args.bootstrap or _optional_bootstrap(args.project)
         return print_trace(args, spec, object_store_for_cli(args.project), bootstrap)
-    if args.command == "cost":
-        from loopline.commands.cost import print_cost
-
-        spec = _load_pipeline(args.project, args.pipeline)
-        return print_cost(args, spec, object_store_for_cli(args.project))
-    if args.command == "debug":
-        from loopline.commands.debug import print_debug
-
-        spec = _load_pipeline(args.project, args.pipeline)
-        return print_debug(args, spec, object_store_for_cli(args.project))
-    if args.command == "records":
-        from loopline.commands.records import print_records
-
-        spec = _load_pipeline(args.project, args.pipeline)
-        return print_records(args, spec, object_store_for_cli(args.project))
-    if args.command == "drift":
-        from loopline.commands.drift import print_drift_history
-
-        spec = _load_pipeline(args.project, args.pipeline)
-        return print_drift_history(args, spec, object_store_for_cli(args.project))
     if args.command == "reproduce":
         from loopline.commands.reproduce import run_reproduce_command
 
