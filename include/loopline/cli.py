@@ -29,6 +29,24 @@ PIPELINE_STORE_COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; S3 that cannot be reached or refuses the credentials is a message
+    saying what to check, not a botocore traceback."""
+    try:
+        return _main(argv)
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("botocore", "boto3")):
+            raise
+        print(
+            f"error: S3 answered {type(exc).__name__}: {exc}\n"
+            "The commands use the local stack's S3 when one was started in this project "
+            "(make run), else AWS's default credential chain (LOOPLINE_S3_MODE=aws forces "
+            "it). `loopline doctor` checks which one is set up and what is wrong.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     parser.add_argument(
         "--project",

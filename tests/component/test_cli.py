@@ -53,3 +53,23 @@ def test_models_promote_holds_to_the_gates_and_records_a_forced_override(
     )
     moves = registry.history("card_fraud", CHAMPION)
     assert [m.by for m in moves[1:]] == [actor, actor] and "mallory" not in actor
+
+
+def test_s3_without_the_bucket_or_unreachable_is_a_message_not_a_traceback(
+    s3, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The real S3 server without the pipeline's bucket, then a port nothing listens on.
+    (Refused credentials are the doctor's test: this moto server takes any secret.)"""
+    for env, value in s3.cli_environment().items():
+        monkeypatch.setenv(env, value)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    project = ("--project", str(tmp_path))  # no stack here: AWS's default chain
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "pipelines").symlink_to(PROJECT_ROOT / "include" / "pipelines")
+
+    assert main([*project, "records", "card_fraud"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: S3 answered NoSuchBucket") and "loopline doctor" in err
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard: nothing listens
+    assert main([*project, "cost", "card_fraud"]) == 2
+    assert "error: S3 answered EndpointConnectionError" in capsys.readouterr().err
