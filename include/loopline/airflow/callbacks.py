@@ -58,31 +58,13 @@ class DebugBundleOnFailure:
     def write(self, context: Context) -> tuple[str, str]:
         """The bundle's URI and the pipeline's name."""
         from loopline.airflow.hooks import ObjectStoreHook
-        from loopline.records import RecordStage, RecordStore, RunContext
-        from loopline.records.debug import write_bundle
+        from loopline.records.debug import record_failure
         from loopline.spec.loader import load_spec_version
 
         spec, on_disk = load_spec_version(self.spec_path)  # no expectation: say what is there
         store = ObjectStoreHook(aws_conn_id=self.aws_conn_id).store
         bundle = self.bundle(context, spec, on_disk, store)
-        uri = write_bundle(store, spec.data.bucket, bundle)
-        run = RunContext(
-            pipeline=spec.name,
-            run_id=bundle.run_id,
-            dag_id=bundle.dag_id,
-            task_id=bundle.task_id,
-            try_number=bundle.try_number,
-            spec_sha256=bundle.spec.sha256 if bundle.spec else on_disk,
-        )
-        record = run.record(
-            RecordStage.FAILURE,
-            self.state,
-            subject=f"{_task_label(bundle)}.try{bundle.try_number or 0}",
-            reasons=[f"{bundle.error.type}: {bundle.error.message}"],
-            payload={"bundle": uri, "error": bundle.error.type, "log": bundle.log.ui_url},
-        )
-        RecordStore(store, spec.data.bucket).write(record)
-        return uri, spec.name
+        return record_failure(store, spec.data.bucket, bundle), spec.name
 
     def bundle(
         self, context: Context, spec: PipelineSpec, on_disk: str, store: ObjectStore
@@ -148,41 +130,28 @@ class RecordTaskCost:
             log.exception("no cost record was written for this try")
 
     def write(self, context: Context) -> None:
-        from datetime import UTC, datetime, timedelta
-
         from loopline.airflow.hooks import ObjectStoreHook
-        from loopline.records import RecordStage, RecordStore, RunContext
-        from loopline.records.cost import Usage
+        from loopline.records import RecordStore, RunContext
+        from loopline.records.cost import Usage, record_task_cost
         from loopline.spec.loader import load_spec_version
 
         end = Usage.now()
         start = _STARTED.pop(_try_key(context), None)
-        measured = "the try's start" if start else "its process's start (no start was seen)"
-        numbers = end.since(start or Usage(0.0, 0.0, 0.0, 0, 0, 0.0))
-        if start is None:
-            numbers["wall_seconds"] = _seconds_since_start(context["ti"])
+        used = end.since(start or Usage(0.0, 0.0, 0.0, 0, 0, 0.0))
+        if start is None:  # a deferred task resumed in a new process: its wall time is Airflow's
+            used["wall_seconds"] = _seconds_since_start(context["ti"])
         spec, sha256 = load_spec_version(self.spec_path)
         ti = context["ti"]
-        ended = datetime.now(UTC)
-        run = RunContext(
-            pipeline=spec.name,
-            run_id=context["run_id"],
-            dag_id=ti.dag_id,
-            task_id=ti.task_id,
-            try_number=ti.try_number,
-            spec_sha256=sha256,
-            started_at=ended - timedelta(seconds=numbers["wall_seconds"]),
-        )
-        label = ti.task_id if _map_index(ti) is None else f"{ti.task_id}[{ti.map_index}]"
-        record = run.record(
-            RecordStage.COST,
-            self.event,
-            subject=f"{label}.try{ti.try_number}",
-            numbers=numbers,
-            payload={"measured_from": measured, "map_index": _map_index(ti)},
-        )
+        run = RunContext(spec.name, context["run_id"], ti.dag_id, ti.task_id, ti.try_number, sha256)
         store = ObjectStoreHook(aws_conn_id=self.aws_conn_id).store
-        RecordStore(store, spec.data.bucket).write(record)
+        record_task_cost(
+            RecordStore(store, spec.data.bucket),
+            run,
+            self.event,
+            used,
+            map_index=_map_index(ti),
+            measured_from="the try's start" if start else "its process's start",
+        )
 
 
 def task_callbacks(spec_path: str, aws_conn_id: str = "aws_default") -> dict[str, Any]:
@@ -258,10 +227,6 @@ def _spec_note(pinned: SpecVersion | None, on_disk: str) -> str:
 def _map_index(ti: Any) -> int | None:
     index = getattr(ti, "map_index", None)
     return index if isinstance(index, int) and index >= 0 else None
-
-
-def _task_label(bundle: DebugBundle) -> str:
-    return bundle.task_id if bundle.map_index is None else f"{bundle.task_id}[{bundle.map_index}]"
 
 
 def _log_location(ti: Any) -> Any:

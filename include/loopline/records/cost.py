@@ -18,10 +18,11 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
-from loopline.records.envelope import StageRecord
+from loopline.records.envelope import RecordStage, RunContext, StageRecord
+from loopline.records.store import RecordStore
 from loopline.storage.objects import TRAFFIC
 
 _GPU_SECONDS = [0.0]  # this process's, noted by the stage that held the GPU
@@ -67,6 +68,30 @@ class Usage:
             "bytes_written": self.bytes_written - start.bytes_written,
             "gpu_seconds": round(self.gpu_seconds - start.gpu_seconds, 3),
         }
+
+
+def record_task_cost(
+    records: RecordStore,
+    run: RunContext,
+    outcome: str,
+    used: dict[str, float],
+    *,
+    map_index: int | None = None,
+    measured_from: str = "the try's start",
+) -> StageRecord:
+    """Write the ``cost`` record of one try of `run`'s task (`used`: `Usage.since`)."""
+    ended = datetime.now(UTC)
+    run = replace(run, started_at=ended - timedelta(seconds=used.get("wall_seconds", 0.0)))
+    task = run.task_id if map_index is None else f"{run.task_id}[{map_index}]"
+    record = run.record(
+        RecordStage.COST,
+        outcome,
+        subject=f"{task}.try{run.try_number}",
+        numbers=used,
+        payload={"measured_from": measured_from, "map_index": map_index},
+    )
+    records.write(record)
+    return record
 
 
 def rows_moved(record: StageRecord) -> tuple[int, int]:
@@ -174,4 +199,12 @@ def _model_version(records: list[StageRecord]) -> str | None:
     return None
 
 
-__all__ = ["CostSummary", "Totals", "Usage", "note_gpu_seconds", "rows_moved", "summarize"]
+__all__ = [
+    "CostSummary",
+    "Totals",
+    "Usage",
+    "note_gpu_seconds",
+    "record_task_cost",
+    "rows_moved",
+    "summarize",
+]

@@ -259,6 +259,33 @@ def write_bundle(store: ObjectStore, bucket: str, bundle: DebugBundle) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def record_failure(store: ObjectStore, bucket: str, bundle: DebugBundle) -> str:
+    """Write `bundle` and the ``failure`` record pointing to it; returns the bundle's URI.
+    The record carries the spec version the run used (the pinned one where there is one)."""
+    from loopline.records.envelope import RecordStage, RunContext
+    from loopline.records.store import RecordStore
+
+    uri = write_bundle(store, bucket, bundle)
+    run = RunContext(
+        pipeline=bundle.pipeline,
+        run_id=bundle.run_id,
+        dag_id=bundle.dag_id,
+        task_id=bundle.task_id,
+        try_number=bundle.try_number,
+        spec_sha256=bundle.spec.sha256 if bundle.spec else None,
+    )
+    task = bundle.task_id if bundle.map_index is None else f"{bundle.task_id}[{bundle.map_index}]"
+    record = run.record(
+        RecordStage.FAILURE,
+        bundle.state,
+        subject=f"{task}.try{bundle.try_number or 0}",
+        reasons=[f"{bundle.error.type}: {bundle.error.message}"],
+        payload={"bundle": uri, "error": bundle.error.type, "log": bundle.log.ui_url},
+    )
+    RecordStore(store, bucket).write(record)
+    return uri
+
+
 def read_bundles(store: ObjectStore, bucket: str, pipeline: str, run_id: str) -> list[DebugBundle]:
     """Every bundle of one run, oldest first."""
     prefix = bundle_prefix(pipeline, run_id)
@@ -326,6 +353,7 @@ __all__ = [
     "pin_spec",
     "pinned_spec",
     "read_bundles",
+    "record_failure",
     "redact_text",
     "spec_version",
     "write_bundle",
