@@ -1,4 +1,5 @@
-"""The ``loopline`` command: the local stack, pipeline specs, suites and the model registry."""
+"""The ``loopline`` command: the local stack, specs and suites, the registry, and what the loop
+recorded (records, drift, traces, debug bundles, cost), the streams and their consumers."""
 
 from __future__ import annotations
 
