@@ -53,13 +53,15 @@ def test_the_dag_task_scores_on_the_standalone_cluster(dag, s3, cluster) -> None
     assert "loopline-batch-score-card_fraud.batch_score" in finished
 
 
-def test_a_killed_python_worker_is_retried_and_nothing_is_duplicated(dag, s3) -> None:
+def test_a_killed_python_worker_is_retried_and_nothing_is_duplicated(dag, s3, cluster) -> None:
     store = ObjectStore(s3.client())
     objects, rows = 8, 40_000
     yesterday = land_validated(store, objects=objects, rows=rows)
     crown_champion(store)
     staging = f"{SPEC.batch_inference.output_prefix}_staging/"
-    killer = WorkerKiller(lambda: any(True for _ in store.list_keys(SPEC.data.bucket, staging)))
+    killer = WorkerKiller(
+        lambda: any(True for _ in store.list_keys(SPEC.data.bucket, staging)), cluster
+    )
     killer.start()
 
     try:
@@ -85,19 +87,24 @@ def _committed(store: ObjectStore, day) -> pa.Table:
 
 
 class WorkerKiller(threading.Thread):
-    """Once `started()` is true, SIGKILL every forked PySpark worker (not the daemon that
-    forks them), once: the tasks they were running die the way an OOM kill would."""
+    """Once `started()` is true, SIGKILL every forked PySpark worker of `cluster` (not the
+    daemon that forks them), once: the tasks they were running die the way an OOM kill would.
+    Only this cluster's: another test's Spark job may be running beside it (xdist), and
+    killing its workers left this job with no failed task."""
 
-    def __init__(self, started) -> None:
+    def __init__(self, started, cluster: SparkCluster) -> None:
         super().__init__(daemon=True)
-        self.started, self.killed, self._halt = started, [], threading.Event()
+        self.started, self.cluster = started, cluster
+        self.killed: list[int] = []
+        self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.wait(0.2):
             if self.started():
-                self.killed = [worker.pid for worker in python_workers()]
-                for worker in python_workers():
+                workers = python_workers(self.cluster)
+                for worker in workers:
                     worker.kill()
+                self.killed = [worker.pid for worker in workers]
                 if self.killed:
                     return
 
@@ -106,15 +113,26 @@ class WorkerKiller(threading.Thread):
         self.join(timeout=10)
 
 
-def python_workers() -> list[psutil.Process]:
+def python_workers(cluster: SparkCluster) -> list[psutil.Process]:
+    """The forked PySpark workers under the cluster's own processes (its executors')."""
     workers = []
-    for process in psutil.process_iter(["cmdline"]):
+    for process in _descendants(cluster):
         try:
             if _is_daemon(process) and _is_daemon(process.parent()):
                 workers.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return workers
+
+
+def _descendants(cluster: SparkCluster) -> list[psutil.Process]:
+    found = []
+    for root in cluster.processes:
+        try:
+            found += psutil.Process(root.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 def _is_daemon(process: psutil.Process | None) -> bool:
