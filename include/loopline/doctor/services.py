@@ -30,22 +30,14 @@ SPARK_MASTER_PORT = 7077
 def s3_client(targets: DoctorTargets) -> BaseClient:
     """A client with the targets' settings, one attempt and short timeouts: a doctor that
     retries an unreachable endpoint for minutes helps nobody."""
-    import boto3
     from botocore.config import Config
 
-    settings = targets.s3
-    return boto3.client(
-        "s3",
-        endpoint_url=settings.endpoint_url,
-        aws_access_key_id=settings.access_key,
-        aws_secret_access_key=settings.secret_key,
-        aws_session_token=settings.session_token,
-        region_name=settings.region,
-        config=Config(
+    return targets.s3.boto3_client(
+        Config(
             connect_timeout=targets.timeout,
             read_timeout=targets.timeout,
             retries={"max_attempts": 1, "mode": "standard"},
-        ),
+        )
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # boto3 and pyarrow ship no types: mypy reads these as Any
     from botocore.client import BaseClient
+    from botocore.config import Config
     from pyarrow.fs import S3FileSystem
 
 
@@ -38,7 +39,8 @@ class S3Settings:
             options.update(endpoint_override=host, scheme=scheme)
         return fs.S3FileSystem(**options)
 
-    def boto3_client(self) -> BaseClient:
+    def boto3_client(self, config: Config | None = None) -> BaseClient:
+        """A client with these settings; `config`: botocore's (timeouts, retries)."""
         import boto3
 
         return boto3.client(
@@ -48,6 +50,7 @@ class S3Settings:
             aws_secret_access_key=self.secret_key,
             aws_session_token=self.session_token,
             region_name=self.region,
+            config=config,
         )
 
     def to_json(self) -> str:
