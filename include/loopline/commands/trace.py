@@ -136,9 +136,8 @@ def _model_lines(trace: Trace) -> list[str]:
     if len(objects) > 5:
         lines.append(f"    ... {len(objects) - 5} more")
     for record in trace.training_records:
-        lines.append(
-            f"  {record['stage']}: {record['verdict']} ({'; '.join(record['reasons'][:1])})"
-        )
+        why = f" ({record['reasons'][0]})" if record["reasons"] else ""
+        lines.append(f"  {record['stage']}: {record['verdict']}{why}")
     return lines
 
 

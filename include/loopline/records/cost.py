@@ -117,15 +117,28 @@ class Totals:
     peak_rss_mib: float = 0.0
     bytes_read: int = 0
     bytes_written: int = 0
-    rows_in: int = 0
-    rows_out: int = 0
-    runs: set[str] = field(default_factory=set)
+    # Rows per run: the most any one task of the run moved (a run's snapshot task and its
+    # train task both read the same rows: counting both would double them).
+    run_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
     last: datetime | None = None  # when the latest of its tasks ended
+
+    @property
+    def runs(self) -> set[str]:
+        return set(self.run_rows)
+
+    @property
+    def rows_in(self) -> int:
+        return sum(rows for rows, _ in self.run_rows.values())
+
+    @property
+    def rows_out(self) -> int:
+        return sum(rows for _, rows in self.run_rows.values())
 
     def add(self, cost: StageRecord, rows: tuple[int, int]) -> None:
         numbers = cost.numbers
         self.tasks += 1
-        self.runs.add(cost.run_id)
+        seen_in, seen_out = self.run_rows.get(cost.run_id, (0, 0))
+        self.run_rows[cost.run_id] = (max(seen_in, rows[0]), max(seen_out, rows[1]))
         self.last = max(filter(None, (self.last, cost.ended_at)))
         self.wall_seconds += numbers.get("wall_seconds", 0.0)
         self.cpu_seconds += numbers.get("cpu_seconds", 0.0)
@@ -133,8 +146,6 @@ class Totals:
         self.peak_rss_mib = max(self.peak_rss_mib, numbers.get("peak_rss_mib", 0.0))
         self.bytes_read += int(numbers.get("bytes_read", 0))
         self.bytes_written += int(numbers.get("bytes_written", 0))
-        self.rows_in += rows[0]
-        self.rows_out += rows[1]
 
     @property
     def rows_per_second(self) -> float | None:

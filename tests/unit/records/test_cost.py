@@ -78,3 +78,15 @@ def test_a_pipeline_seen_for_an_hour_is_not_extrapolated_to_a_day() -> None:
     summary = summarize([cost("r", "train", "train", cpu=360.0, wall=400.0)], [])
     assert summary.core_hours_per_day() == pytest.approx(0.1)  # 360 s over (at least) a day
     assert summary.by_stage["train"].rows_per_second is None  # no rows: no rate
+
+
+def test_a_run_s_rows_are_counted_once_though_two_of_its_tasks_read_them() -> None:
+    """The snapshot task and the train task of one run both name the same 7,894 rows."""
+    rows = [ObjectRef(uri="s3://b/v/a.parquet", rows=7_894)]
+    costs = [cost("t1", "train", "snapshot", 1.0, 2.0), cost("t1", "train", "train", 9.0, 10.0)]
+    stages = [
+        record(RecordStage.SNAPSHOT, "t1", "snapshot", inputs=rows),
+        record(RecordStage.TRAINING, "t1", "train", inputs=rows),
+    ]
+    train = summarize(costs, stages).by_stage["train"]
+    assert (train.tasks, train.rows_in, train.cpu_seconds) == (2, 7_894, 10.0)
