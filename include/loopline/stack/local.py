@@ -234,7 +234,7 @@ class LocalStack:
         echo(f"  Kafka bootstrap {c.kafka_bootstrap}")
         echo("  watch real-time scores: .venv/bin/loopline stream tail <pipeline>")
         echo("  drift audits so far:    .venv/bin/loopline drift history <pipeline>")
-        echo(f"  state and logs in {c.state_dir}; stop with `make stop`")
+        echo(f"  state and logs in {c.state_dir}; stop with {stop_command(c)}")
 
     # ---------------------------------------------------------------- down / status
     def down(self) -> None:
@@ -367,3 +367,11 @@ def _port_open(port: int) -> bool:
 def _s3_answers(client: BaseClient) -> bool:
     client.list_buckets()  # raises a botocore error until the server answers
     return True
+
+
+def stop_command(config: StackConfig) -> str:
+    """What stops this stack: `make stop` for the project's own state folder; for another
+    (``LOOPLINE_STATE_DIR``) the command that names it, or `make stop` would not find it."""
+    if config.state_dir == (config.project_root / ".loopline").resolve():
+        return "`make stop`"
+    return f"`LOOPLINE_STATE_DIR={config.state_dir} .venv/bin/loopline stack down`"

@@ -95,3 +95,14 @@ def test_airflow_writes_task_logs_owner_only(tmp_path: Path) -> None:
     env = airflow_environment(load_config(PROJECT_ROOT, tmp_path))
     assert env["AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS"] == "0o600"
     assert env["AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS"] == "0o700"
+
+
+def test_the_welcome_says_how_to_stop_a_stack_kept_elsewhere(tmp_path, monkeypatch) -> None:
+    from loopline.stack.local import stop_command
+
+    monkeypatch.delenv("LOOPLINE_STATE_DIR", raising=False)
+    assert stop_command(load_config(tmp_path, tmp_path / ".loopline")) == "`make stop`"
+    elsewhere = tmp_path / "state"
+    assert stop_command(load_config(tmp_path, elsewhere)) == (
+        f"`LOOPLINE_STATE_DIR={elsewhere.resolve()} .venv/bin/loopline stack down`"
+    )
