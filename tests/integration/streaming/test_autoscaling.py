@@ -7,7 +7,11 @@ stabilisation window and then goes back to `replicas.min`; every event is scored
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,9 +87,12 @@ def test_a_burst_scales_out_to_the_partitions_and_idle_scales_back_in(deployment
     assert quiet.decision.action == "no_change" and deployment.replica_count() == 1
 
     events = feature_events(spec, BURST, seed=11, prefix="s")
-    produce(broker.bootstrap, streaming.input_topic, as_records(events))
-    burst_at = time.time()
-    surge = monitor_once(deployment, broker.bootstrap, streaming, version, window, now=burst_at)
+    # The replica is paused (SIGSTOP) while the burst lands and the monitor looks: on a quiet
+    # machine it drained all 30,000 events before the monitor measured the lag (seen in CI).
+    with paused(deployment):
+        produce(broker.bootstrap, streaming.input_topic, as_records(events))
+        burst_at = time.time()
+        surge = monitor_once(deployment, broker.bootstrap, streaming, version, window, now=burst_at)
 
     numbers = surge.decision.numbers
     assert numbers["total_lag"] > 3 * streaming.lag_per_replica, numbers  # the burst is seen
@@ -124,3 +131,18 @@ def _wait_for_no_lag(broker, streaming, timeout: float = 60) -> None:
             return
         time.sleep(1)
     raise AssertionError("the group's lag never reached 0")
+
+
+@contextmanager
+def paused(deployment: SlotDeployment) -> Iterator[None]:
+    """Every running replica stopped (SIGSTOP) inside the block, for seconds: well within
+    the heartbeat's staleness limit, so the monitor does not take them for dead."""
+    pids = [beat["pid"] for beat in deployment.heartbeats()]
+    assert pids, "no replica to pause"
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
