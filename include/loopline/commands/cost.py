@@ -36,6 +36,8 @@ def print_cost(args: argparse.Namespace, spec: PipelineSpec, store: ObjectStore)
         f"{summary.first:%Y-%m-%d %H:%M} .. {summary.last:%Y-%m-%d %H:%M} UTC"
     )
     _table("per stage", summary.by_stage.items())
+    if "stream" in summary.by_stage:
+        _per_replica_minute(summary.by_stage["stream"])
     _table("per model version (the version a task trained, judged or scored with)",
            sorted(summary.by_version.items()))  # fmt: skip
     first = summary.first
@@ -50,6 +52,20 @@ def print_cost(args: argparse.Namespace, spec: PipelineSpec, store: ObjectStore)
         "day of the period recorded, counted as one day when shorter)"
     )
     return 0
+
+
+def _per_replica_minute(stream: Totals) -> None:
+    """Replicas run for days: what one of them costs per minute says more than the total."""
+    minutes = stream.wall_seconds / 60
+    if minutes <= 0:
+        return
+    print(
+        f"\nstreaming replicas: {minutes:,.1f} replica-minutes recorded; per replica-minute "
+        f"{stream.cpu_seconds / minutes:.2f} CPU s, {stream.rows_in / minutes:,.0f} events in, "
+        f"{stream.rows_out / minutes:,.0f} predictions out, "
+        f"{(stream.bytes_read + stream.bytes_written) / minutes / 2**20:.2f} MiB moved "
+        f"(peak {stream.peak_rss_mib:.0f} MiB per replica)"
+    )
 
 
 def _table(title: str, rows: Iterable[tuple[str, Totals]], width: int = 20) -> None:

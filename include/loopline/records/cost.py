@@ -78,17 +78,21 @@ def record_task_cost(
     *,
     map_index: int | None = None,
     measured_from: str = "the try's start",
+    subject: str | None = None,
+    model_version: int | None = None,
 ) -> StageRecord:
-    """Write the ``cost`` record of one try of `run`'s task (`used`: `Usage.since`)."""
+    """Write the ``cost`` record of one try of `run`'s task (`used`: `Usage.since`), or of
+    one period of a long-running process (`subject` names the period)."""
     ended = datetime.now(UTC)
     run = replace(run, started_at=ended - timedelta(seconds=used.get("wall_seconds", 0.0)))
     task = run.task_id if map_index is None else f"{run.task_id}[{map_index}]"
     record = run.record(
         RecordStage.COST,
         outcome,
-        subject=f"{task}.try{run.try_number}",
+        subject=subject or f"{task}.try{run.try_number}",
         numbers=used,
-        payload={"measured_from": measured_from, "map_index": map_index},
+        payload={"measured_from": measured_from, "map_index": map_index}
+        | ({"model_version": model_version} if model_version is not None else {}),
     )
     records.write(record)
     return record
@@ -118,13 +122,11 @@ class Totals:
     bytes_read: int = 0
     bytes_written: int = 0
     # Rows per run: the most any one task of the run moved (a run's snapshot task and its
-    # train task both read the same rows: counting both would double them).
+    # train task both read the same rows: counting both would double them). A long-running
+    # process's periods each moved rows of their own: each period is a key of its own.
     run_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    runs: set[str] = field(default_factory=set)
     last: datetime | None = None  # when the latest of its tasks ended
-
-    @property
-    def runs(self) -> set[str]:
-        return set(self.run_rows)
 
     @property
     def rows_in(self) -> int:
@@ -137,8 +139,10 @@ class Totals:
     def add(self, cost: StageRecord, rows: tuple[int, int]) -> None:
         numbers = cost.numbers
         self.tasks += 1
-        seen_in, seen_out = self.run_rows.get(cost.run_id, (0, 0))
-        self.run_rows[cost.run_id] = (max(seen_in, rows[0]), max(seen_out, rows[1]))
+        self.runs.add(cost.run_id)
+        key = f"{cost.run_id}/{cost.subject}" if is_metered(cost) else cost.run_id
+        seen_in, seen_out = self.run_rows.get(key, (0, 0))
+        self.run_rows[key] = (max(seen_in, rows[0]), max(seen_out, rows[1]))
         self.last = max(filter(None, (self.last, cost.ended_at)))
         self.wall_seconds += numbers.get("wall_seconds", 0.0)
         self.cpu_seconds += numbers.get("cpu_seconds", 0.0)
@@ -180,15 +184,24 @@ def summarize(costs: Iterable[StageRecord], stage_records: Iterable[StageRecord]
     summary = CostSummary(defaultdict(Totals), defaultdict(Totals), defaultdict(Totals), None, None)
     for cost in costs:
         records = by_task.get((cost.run_id, cost.task_id), [])
-        rows = _summed(rows_moved(record) for record in records)
+        if is_metered(cost):
+            rows = (int(cost.numbers["rows_in"]), int(cost.numbers.get("rows_out", 0)))
+        else:
+            rows = _summed(rows_moved(record) for record in records)
         stage = (cost.dag_id or "?").rsplit(".", 1)[-1]
         summary.by_run[(cost.dag_id or "?", cost.run_id)].add(cost, rows)
         summary.by_stage[stage].add(cost, rows)
-        if version := _model_version(records):
+        if version := _model_version([cost, *records]):
             summary.by_version[version].add(cost, rows)
         summary.first = min(filter(None, (summary.first, cost.started_at)))
         summary.last = max(filter(None, (summary.last, cost.ended_at)))
     return summary
+
+
+def is_metered(cost: StageRecord) -> bool:
+    """A period of a long-running process (a streaming replica), which counts its own rows,
+    not one try of a task, whose rows its stage records say."""
+    return "rows_in" in cost.numbers
 
 
 def _summed(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
@@ -214,6 +227,7 @@ __all__ = [
     "CostSummary",
     "Totals",
     "Usage",
+    "is_metered",
     "note_gpu_seconds",
     "record_task_cost",
     "rows_moved",

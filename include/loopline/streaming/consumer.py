@@ -45,6 +45,7 @@ import pyarrow as pa
 
 from loopline.runtime.files import write_atomically
 from loopline.spec.sections import PipelineSpec
+from loopline.streaming.cost_meter import Moved
 from loopline.streaming.crashes import CrashGuard
 from loopline.streaming.dead_letters import kept_value, preview
 from loopline.streaming.events import Event, Poison, features_table, parse_event, probe_event
@@ -153,6 +154,7 @@ class ScoringConsumer:
         self.model = spec.model
         self.crashes = CrashGuard(replica.state_dir / spec.name, replica.slot)
         self.stats = Stats()
+        self.moved = Moved()  # what a CostMeter records, minute by minute
         self.metrics = ReplicaMetrics(spec.name, replica.slot, replica.model_version)
         self.metrics_url: str | None = None  # set by serve_metrics
         self.model_version = replica.model_version  # a switch changes it between two batches
@@ -288,6 +290,9 @@ class ScoringConsumer:
         acked_ms = time.time() * 1000
         latencies = [acked_ms - scoring.event.created_ms for scoring in scored]
         self.stats.add_batch(len(scored), len(poison), latencies)
+        self.moved.events += len(records)
+        self.moved.predictions += len(scored)
+        self.moved.kafka_bytes_read += sum(len(record.value or b"") for record in records)
         self.metrics.batch(len(scored), [why.kind for _, why in poison], latencies)
 
     def _read_and_score(self, records: list[Any]) -> tuple[list[Scored], list[Rejected]]:
@@ -390,6 +395,7 @@ class ScoringConsumer:
                           "offset": record.offset, "timestamp_ms": event.created_ms},
             }  # fmt: skip
             value = json.dumps(prediction, allow_nan=False).encode()
+            self.moved.kafka_bytes_written += len(value)
             futures.append(self.producer.send(topic, key=event.event_id.encode(), value=value))
         return futures
 
@@ -404,10 +410,12 @@ class ScoringConsumer:
             # the exact bytes too, bounded: what a replay sends again (see .dead_letters)
             **kept_value(record.value, self.streaming.max_event_bytes),
         }
+        value = json.dumps(letter).encode()
+        self.moved.kafka_bytes_written += len(value)
         return self.producer.send(
             self.streaming.dead_letters,
             key=record.key,
-            value=json.dumps(letter).encode(),
+            value=value,
             headers=[(REASON_HEADER, poison.reason.encode()[:1000])],
         )
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 # Event-to-prediction latency buckets (seconds): the floor's p50 is ~20 ms, its p99 ~100 ms.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -22,6 +29,8 @@ STATES = ("joining", "running", "draining", "stopped")
 class ReplicaMetrics:
     def __init__(self, pipeline: str, slot: int, model_version: int) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # The process's CPU seconds and memory: a replica's cost, as a scraper reads it.
+        ProcessCollector(registry=self.registry)
         labels = {"pipeline": pipeline, "slot": str(slot)}
         names = list(labels)
 

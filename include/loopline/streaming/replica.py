@@ -24,6 +24,7 @@ import pyarrow as pa
 from loopline.spec import load_spec
 from loopline.spec.sections import ModelSpec, PipelineSpec
 from loopline.streaming.consumer import Replica, Scorer, ScoringConsumer
+from loopline.streaming.cost_meter import COST_EVERY_SECONDS, CostMeter
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,24 @@ def wanted_version(path: Path | None) -> int | None:
         return None  # being replaced: read it again next time
 
 
+def cost_meter(spec: PipelineSpec, consumer: ScoringConsumer, every: float) -> CostMeter:
+    """The replica's minute-by-minute ``cost`` records, in the pipeline's record store."""
+    from loopline.records import RecordStore
+    from loopline.storage.objects import ObjectStore
+    from loopline.storage.settings import S3Settings
+
+    settings = S3Settings.from_json(os.environ["LOOPLINE_S3"])
+    records = RecordStore(ObjectStore(settings.boto3_client()), spec.data.bucket)
+    return CostMeter(
+        records,
+        spec.name,
+        consumer.member_id,
+        consumer.moved,
+        lambda: consumer.model_version,
+        every=every,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One streaming scoring replica.")
     parser.add_argument("--spec", type=Path, required=True)
@@ -135,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--session-timeout-ms", type=int, help="over the spec's (a property of the brokers)"
     )
+    parser.add_argument(
+        "--cost-every",
+        type=float,
+        default=COST_EVERY_SECONDS,
+        help="seconds between two cost records of this replica (default: a minute)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = load_spec(args.spec)
@@ -155,10 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("metrics on %s", consumer.serve_metrics(args.metrics_port, args.metrics_host))
     if args.version_file is not None:
         VersionFollower(args.version_file, spec, consumer, stop).start()
+    meter = cost_meter(spec, consumer, args.cost_every)
+    meter.start()
     try:
         stats = consumer.run(stop)
     finally:
         consumer.close(retire=args.retire_on_stop)
+        meter.close()
     log.info("stopped after %d events (%d dead-lettered)", stats.events, stats.dead_lettered)
     return 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from loopline.records import RecordStage, RecordStore
 from loopline.registry import ModelRegistry
 from loopline.serving.artifacts import compiled, load_model
 from loopline.serving.inputs import served_scores
@@ -26,7 +27,7 @@ from loopline.storage.settings import S3Settings
 from loopline.streaming.consumer import heartbeat_path
 from loopline.streaming.lag import group_lag
 from support.batch_world import crown_champion, land_validated
-from support.paths import PIPELINES
+from support.paths import PIPELINES, PROJECT_ROOT
 from support.servers import KafkaBroker
 from support.streams import as_records, feature_events, produce, read_topic
 from support.validated_data import DEMO
@@ -43,7 +44,13 @@ def broker():
 
 
 def start_replica(
-    broker, s3, version: int, state: Path, slot: int = 0, version_file: Path | None = None
+    broker,
+    s3,
+    version: int,
+    state: Path,
+    slot: int = 0,
+    version_file: Path | None = None,
+    cost_every: float = 60,
 ) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -52,6 +59,7 @@ def start_replica(
     spec = str(PIPELINES / "card_fraud.yaml")
     argv = ["--spec", spec, "--slot", str(slot), "--version", str(version)]
     argv += ["--bootstrap", broker.bootstrap, "--state-dir", str(state), "--metrics-port", "0"]
+    argv += ["--cost-every", str(cost_every)]
     if version_file is not None:
         argv += ["--version-file", str(version_file)]
     return subprocess.Popen(
@@ -75,7 +83,9 @@ def wait_running(state: Path, process: subprocess.Popen, timeout: float = 120) -
     raise AssertionError("the replica never reported running")
 
 
-def test_kill_9_mid_stream_loses_nothing_and_scores_are_the_models(broker, s3, tmp_path) -> None:
+def test_kill_9_mid_stream_loses_nothing_and_scores_are_the_models(
+    broker, s3, tmp_path, monkeypatch, capsys
+) -> None:
     store = ObjectStore(s3.client())
     land_validated(store, objects=1, rows=3000)
     version = crown_champion(store)
@@ -96,7 +106,7 @@ def test_kill_9_mid_stream_loses_nothing_and_scores_are_the_models(broker, s3, t
     time.sleep(1.5)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    second = start_replica(broker, s3, version, tmp_path)
+    second = start_replica(broker, s3, version, tmp_path, cost_every=1)
     try:
         wait_running(tmp_path, second)
         feeder.join()
@@ -121,11 +131,36 @@ def test_kill_9_mid_stream_loses_nothing_and_scores_are_the_models(broker, s3, t
         assert metrics[f"loopline_stream_predictions_total{labels}"] == beat["predictions"] > 0
         assert metrics[f"loopline_stream_model_version{labels}"] == version
         assert metrics[f"loopline_stream_latency_seconds_count{labels}"] == beat["predictions"]
+        assert metrics["process_cpu_seconds_total"] > 0  # what the replica costs, scraped
     finally:
         second.send_signal(signal.SIGTERM)  # drains: produce, commit, close
         assert second.wait(timeout=60) == 0
     beat = json.loads(heartbeat_path(tmp_path, DEMO.name, 0).read_text())
     assert beat["state"] == "stopped"
+    # Its cost, period by period (a second each here), adds up to what it consumed.
+    minutes = [
+        record
+        for record in RecordStore(store, DEMO.data.bucket).records(DEMO.name, RecordStage.COST)
+        if record.dag_id == f"{DEMO.name}.stream" and record.payload["model_version"] == version
+    ]
+    assert len(minutes) >= 2 and len({record.run_id for record in minutes}) == 1
+    assert sum(record.numbers["rows_in"] for record in minutes) == beat["events"]
+    assert sum(record.numbers["rows_out"] for record in minutes) == beat["predictions"]
+    assert sum(record.numbers["cpu_seconds"] for record in minutes) > 0
+    assert sum(record.numbers["kafka_bytes_read"] for record in minutes) > 0
+    # ...and `loopline cost` shows what a replica costs per minute.
+    for name, value in s3.cli_environment().items():
+        monkeypatch.setenv(name, value)
+    from loopline.cli import main
+
+    capsys.readouterr()
+    assert main(["--project", str(PROJECT_ROOT), "cost", DEMO.name]) == 0
+    out = capsys.readouterr().out
+    assert "streaming replicas:" in out and "per replica-minute" in out
+    per_stage = out.split("per stage\n", 1)[1].split("\n\n", 1)[0]
+    [stream] = [line for line in per_stage.splitlines() if line.startswith("stream ")]
+    # Rows in: every event it consumed (other tests' replicas may share this S3 server).
+    assert int(stream.split()[-3].replace(",", "")) >= beat["events"]
     assert group_lag(broker.bootstrap, streaming.consumer_group, streaming.input_topic).total == 0
     assert np.isfinite(beat["latency_ms"]["p99"])
 

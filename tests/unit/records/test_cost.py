@@ -90,3 +90,21 @@ def test_a_run_s_rows_are_counted_once_though_two_of_its_tasks_read_them() -> No
     ]
     train = summarize(costs, stages).by_stage["train"]
     assert (train.tasks, train.rows_in, train.cpu_seconds) == (2, 7_894, 10.0)
+
+
+def minute(n: int, cpu: float, events: int, version: int):
+    made = cost("stream:replica-0", "stream", "card_fraud-0", cpu=cpu, wall=60.0,
+                at=T0 + timedelta(minutes=n), rows_in=events, rows_out=events - 1)  # fmt: skip
+    payload = {**made.payload, "model_version": version}
+    return made.model_copy(update={"subject": f"card_fraud-0.minute{n:06d}", "payload": payload})
+
+
+def test_a_replicas_minutes_add_their_own_rows_up_under_one_run() -> None:
+    # A replica's minutes carry their own rows (no stage record names them), each minute's
+    # new rows: summed, where a task's stage records' rows are not (the max per run).
+    summary = summarize([minute(1, 3.0, 600, 7), minute(2, 4.5, 900, 7), minute(3, 1.0, 50, 8)], [])
+    stream = summary.by_stage["stream"]
+    assert (stream.tasks, len(stream.runs), stream.rows_in, stream.rows_out) == (3, 1, 1550, 1547)
+    assert stream.cpu_seconds == pytest.approx(8.5)
+    assert stream.rows_per_second == pytest.approx(1550 / 180)
+    assert (summary.by_version["v7"].rows_in, summary.by_version["v8"].rows_in) == (1500, 50)
