@@ -69,6 +69,10 @@ bench: install bytecode     ## benchmarks, as ratios against in-run baselines
 lock:                       ## re-resolve requirements.lock from pyproject.toml
 	@$(UV) pip compile pyproject.toml --extra local --extra test --python-version 3.11 \
 		--generate-hashes --quiet -o requirements.lock
+	@# The GPU image's lock: requirements.lock plus TensorFlow's CUDA wheels, nothing else moved.
+	@$(UV) pip compile pyproject.toml --extra local --extra test --extra gpu --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -c requirements.lock --generate-hashes --quiet \
+		-o requirements-gpu.lock
 
 clean: stop
 	rm -rf .loopline
