@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from loopline.data.reading import UnreadableFile, conform, read_batch
-from loopline.data.validated import in_window
+from loopline.data.validated import ObjectRead, in_window
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.records.lineage import code_version
 from loopline.records.store import RecordError
@@ -67,19 +67,12 @@ class SnapshotObjectChanged(ReproductionRefused):
 
 
 @dataclass(frozen=True)
-class RecordedObject:
-    key: str
-    sha256: str
-    rows: int  # rows of the object inside the window
-
-
-@dataclass(frozen=True)
 class Recipe:
     """Everything a version recorded about how it was trained, as the trainer takes it."""
 
     version: int
     snapshot: SnapshotRecord
-    objects: tuple[RecordedObject, ...]
+    objects: tuple[ObjectRead, ...]
     spec: PipelineSpec  # the current spec with the recorded model and training settings
     max_epochs: int
     device: str
@@ -243,9 +236,7 @@ def recipe_of(version: ModelVersion, spec: PipelineSpec) -> Recipe:
     return Recipe(
         version=version.version,
         snapshot=snapshot,
-        objects=tuple(
-            RecordedObject(o["key"], o["sha256"], int(o["rows"])) for o in snapshot.objects
-        ),
+        objects=tuple(ObjectRead(o["key"], o["sha256"], int(o["rows"])) for o in snapshot.objects),
         spec=spec.model_copy(update={"model": model, "training": training}),
         max_epochs=max_epochs,
         device=device,
@@ -317,7 +308,7 @@ def context_warnings(store: ObjectStore, recipe: Recipe, run: RunContext) -> lis
 
 
 def read_recorded_objects(
-    store: ObjectStore, bucket: str, objects: tuple[RecordedObject, ...], *, what: str
+    store: ObjectStore, bucket: str, objects: tuple[ObjectRead, ...], *, what: str
 ) -> list[bytes]:
     """The bytes of every recorded object, each checked against its recorded sha256."""
     bodies = []

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from loopline.commands.reproduce import describe
+from loopline.data.validated import ObjectRead
 from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import generate
 from loopline.registry import ModelVersion
@@ -18,7 +19,6 @@ from loopline.storage.formats import encode
 from loopline.storage.objects import sha256_hex
 from loopline.training.reproduce import (
     MetricDifference,
-    RecordedObject,
     Reproduction,
     ReproductionRefused,
     SnapshotObjectChanged,
@@ -104,9 +104,9 @@ def test_the_report_shows_each_metric_and_the_verdict() -> None:
 # -- the recorded objects, checked ----------------------------------------------------------
 
 
-def recorded(store: DictStore, key: str, body: bytes) -> RecordedObject:
+def recorded(store: DictStore, key: str, body: bytes) -> ObjectRead:
     store.objects[key] = body
-    return RecordedObject(key, sha256_hex(body), rows=1)
+    return ObjectRead(key, sha256_hex(body), rows=1)
 
 
 def test_the_recorded_objects_are_read_in_their_order() -> None:
@@ -190,7 +190,7 @@ def test_the_recipe_takes_the_recorded_settings_over_the_spec() -> None:
     assert training.holdout_fraction == 0.25
     assert [m.value for m in training.metrics] == ["auc", "logloss"]
     assert training.use_gpu_if_available is False  # a CPU version is reproduced on the CPU
-    assert recipe.objects == (RecordedObject("v/a", "ab" * 32, 10),)
+    assert recipe.objects == (ObjectRead("v/a", "ab" * 32, 10),)
     assert recipe.warnings == ()
 
 
