@@ -134,6 +134,24 @@ def _main(argv: list[str] | None) -> int:
     trace.add_argument("--bootstrap", help="the broker (default: the local stack's)")
     trace.add_argument("--json", action="store_true", help="the trace as JSON")
 
+    explain = commands.add_parser(
+        "explain",
+        help="why one prediction scored what it did: per-feature attributions (SHAP) from the "
+        "version that made it, adding up to the score",
+    )
+    explain.add_argument("pipeline", help="pipeline name")
+    explain.add_argument("id", help="the row's key (data.key) or the event id")
+    explain.add_argument("--source", choices=["any", "batch", "stream"], default="any")
+    explain.add_argument("--days", type=int, default=30, help="batch output searched (days)")
+    explain.add_argument(
+        "--max-records", type=int, default=1_000_000, help="stream output records read at most"
+    )
+    explain.add_argument(
+        "--background", type=int, default=100, help="holdout rows the base value averages"
+    )
+    explain.add_argument("--bootstrap", help="the broker (default: the local stack's)")
+    explain.add_argument("--json", action="store_true", help="the explanation as JSON")
+
     cost = commands.add_parser(
         "cost",
         help="what the pipeline's tasks cost: per stage, model version and run; rows/s; "
@@ -235,6 +253,14 @@ def _main(argv: list[str] | None) -> int:
             parser.error("trace --days and --max-records must be 1 or more")
         bootstrap = args.bootstrap or _optional_bootstrap(args.project)
         return print_trace(args, spec, object_store_for_cli(args.project), bootstrap)
+    if args.command == "explain":
+        from loopline.commands.explain import print_explanation
+
+        spec = _load_pipeline(args.project, args.pipeline)
+        if min(args.days, args.max_records, args.background) < 1:
+            parser.error("explain --days, --max-records and --background must be 1 or more")
+        bootstrap = args.bootstrap or _optional_bootstrap(args.project)
+        return print_explanation(args, spec, object_store_for_cli(args.project), bootstrap)
     if args.command == "reproduce":
         from loopline.commands.reproduce import run_reproduce_command
 

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from loopline.promotion.manual import cli_actor, promote_manually
 from loopline.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from loopline.registry.importance import NOT_COMPUTED
 
 if TYPE_CHECKING:
+    from loopline.registry import ModelVersion
     from loopline.spec import PipelineSpec
     from loopline.storage.objects import ObjectStore
 
@@ -55,13 +57,30 @@ def _list(registry: ModelRegistry, name: str) -> None:
 def _show(registry: ModelRegistry, name: str, which: str) -> None:
     version = registry.resolve(name, which)
     record = registry.get(name, version)
-    print(record.model_dump_json(indent=2))
+    print(record.model_dump_json(indent=2, exclude={"importance"}))
+    print("\n".join(importance_lines(record)))
     for alias in (CHAMPION, CHALLENGER):
         for move in registry.history(name, alias):
             print(
                 f"{alias}#{move.sequence}: {move.previous} -> {move.version} "
                 f"{move.action} at {move.at:%Y-%m-%d %H:%M:%S} by {move.by}: {move.reason}"
             )
+
+
+def importance_lines(record: ModelVersion) -> list[str]:
+    """The version's global feature importance, most important first, with each feature's
+    share of the total and how it was computed."""
+    importance = record.importance
+    if importance is None:
+        return [f"feature importance: {NOT_COMPUTED}"]
+    shares = importance.shares()
+    width = max(len(name) for name in importance.values)
+    lines = [f"feature importance (v{record.version}): {importance.describe()}"]
+    lines += [
+        f"  {rank:>3}. {name:{width}}  {value:.5f}  {shares[name]:6.1%}"
+        for rank, (name, value) in enumerate(importance.ranked(), start=1)
+    ]
+    return lines
 
 
 def _promote(

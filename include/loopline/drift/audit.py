@@ -48,6 +48,7 @@ from loopline.drift.scores import ColumnDrift, SmallReference, column_drift, sam
 from loopline.drift.verdict import QualityCheck, Verdict
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import ModelRegistry
+from loopline.registry.importance import DriftedImportance, drifted_importance
 from loopline.spec.sections import FileFormat, PipelineSpec
 from loopline.storage.formats import CONTENT_TYPES, decode
 from loopline.storage.objects import ObjectStore
@@ -140,11 +141,13 @@ def _audit(
             datetime.now(UTC),
         )
     report = ReportPlace.of(spec, run.run_id)
+    relied_on = _drifted_importance(registry, spec, verdict)
+    matters = [relied_on.describe()] if relied_on and verdict.drifted_features else []
     record = run.record(
         RecordStage.DRIFT,
         decision.verdict,
         inputs=[ObjectRef(uri=f"s3://{spec.data.bucket}/{key}") for key in keys],
-        reasons=[*decision.reasons, *verdict.notes],
+        reasons=[*decision.reasons, *matters, *verdict.notes],
         numbers={**verdict.numbers(), "retrain": float(decision.retrain), **clock.numbers()},
         payload={
             "verdict": verdict.to_dict(),
@@ -158,11 +161,25 @@ def _audit(
                 "current": [sample_key(key) for key in keys],
             },
             "champion": reference.version,
+            # How much the drifted features matter to the champion (its stored importance).
+            "drifted_importance": relied_on.model_dump(mode="json") if relied_on else None,
         },
     )
     with clock("record"):
         RecordStore(store, spec.data.bucket).write(record)
     return AuditOutcome(verdict, decision, report.html_uri, record, dict(clock.seconds))
+
+
+def _drifted_importance(
+    registry: ModelRegistry, spec: PipelineSpec, verdict: Verdict
+) -> DriftedImportance | None:
+    """The drifted features' importance to the champion, read from its metadata. None with a
+    "window" reference: that audit compares data with data and needs no registry."""
+    champion = verdict.reference_version
+    if champion is None:
+        return None
+    importance = registry.get(spec.name, champion).importance
+    return drifted_importance(importance, verdict.drifted_features, champion)
 
 
 class _Clock:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from loopline.promotion.gates import Decision, Measurement, decide
 from loopline.records import RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import CHALLENGER, CHAMPION, AliasMove, ModelRegistry
+from loopline.registry.importance import ImportanceShift, importance_shift
 from loopline.serving.artifacts import MODEL_FILE, load_model
 from loopline.serving.evaluate import evaluate, size_mb
 from loopline.spec.sections import PipelineSpec
@@ -32,6 +33,9 @@ class Judgement(BaseModel):
     version: int
     champion: int | None  # the champion it was judged against
     decision: Decision
+    # Which features moved the model: the candidate's stored importance against the
+    # champion's (None: no champion to compare with). Read from the registry, never computed.
+    importance_shift: ImportanceShift | None = None
 
     @property
     def alias(self) -> str:
@@ -57,11 +61,30 @@ def judge(
     if champion is not None and champion != version:
         incumbent = measure(registry, spec, champion, holdout)
     decision = decide(candidate, incumbent, spec.promotion)
-    log.info("%s v%d against champion %s:\n%s", spec.name, version, champion, decision.summary())
-    judgement = Judgement(version=version, champion=champion, decision=decision)
+    shift = None
+    if incumbent is not None and champion is not None:
+        shift = _shift(registry, spec.name, version, champion)
+    log.info(
+        "%s v%d against champion %s:\n%s\n%s",
+        spec.name,
+        version,
+        champion,
+        decision.summary(),
+        shift.describe() if shift else "no champion: no importance shift",
+    )
+    judgement = Judgement(
+        version=version, champion=champion, decision=decision, importance_shift=shift
+    )
     if run is not None:
         record_judgement(registry, judgement, candidate, incumbent, run)
     return judgement
+
+
+def _shift(registry: ModelRegistry, name: str, version: int, champion: int) -> ImportanceShift:
+    """Which features moved the model, from the importances stored with both versions."""
+    return importance_shift(
+        registry.get(name, version).importance, registry.get(name, champion).importance
+    )
 
 
 def record_judgement(
@@ -99,10 +122,11 @@ def apply_judgement(
     move = registry.last_move_by(spec.name, judgement.alias, run.by)
     if move is None:
         move = _move(registry, spec, judgement, by=run.by)
+    shift = judgement.importance_shift
     record = run.record(
         RecordStage.PROMOTION,
         judgement.alias,
-        reasons=[move.reason],
+        reasons=[move.reason, *([shift.describe()] if shift else [])],
         numbers={"version": move.version, "previous": move.previous or 0},
         payload={"move": move.model_dump(mode="json"), **judgement.model_dump(mode="json")},
     )

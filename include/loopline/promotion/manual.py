@@ -28,6 +28,7 @@ import socket
 from loopline.promotion.gates import Check
 from loopline.records import RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import CHAMPION, AliasMove, ModelRegistry, RegistryError
+from loopline.registry.importance import importance_shift
 from loopline.registry.judgements import latest_judgement, passed
 from loopline.spec.sections import PipelineSpec
 
@@ -134,11 +135,21 @@ def _record(
     failed: list[Check],
 ) -> StageRecord:
     run = RunContext(spec.name, f"cli__{move.at:%Y-%m-%dT%H:%M:%S.%f}", started_at=move.at)
+    shift = None
+    if move.previous is not None:  # which features moved the model, as the DAG records it
+        shift = importance_shift(
+            registry.get(spec.name, move.version).importance,
+            registry.get(spec.name, move.previous).importance,
+        )
     record = run.record(
         RecordStage.PROMOTION,
         "forced" if failed else CHAMPION,
         subject=f"v{move.version}",
-        reasons=[move.reason, *(f"{c.name}: {c.detail}" for c in failed)],
+        reasons=[
+            move.reason,
+            *(f"{c.name}: {c.detail}" for c in failed),
+            *([shift.describe()] if shift else []),
+        ],
         numbers={"version": move.version, "previous": move.previous or 0},
         payload={
             "by": actor,
@@ -146,6 +157,7 @@ def _record(
             "reason": reason,
             "failed_checks": [c.model_dump() for c in failed],
             "move": move.model_dump(mode="json"),
+            "importance_shift": shift.model_dump(mode="json") if shift else None,
         },
     )
     RecordStore(registry.store, registry.bucket).write(record)

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopline.registry import layout
 from loopline.registry.artifacts import artifact_problem, target_problem
+from loopline.registry.importance import FeatureImportance
 from loopline.registry.layout import CHALLENGER as CHALLENGER  # re-exported
 from loopline.registry.layout import CHAMPION, MODELS_PREFIX
 from loopline.storage.objects import (
@@ -85,6 +86,8 @@ class ModelVersion(BaseModel):
     artifacts: dict[str, str]  # path relative to the version -> sha256
     size_bytes: int = Field(ge=0)
     training: dict[str, Any] = Field(default_factory=dict)  # device, samples/s, epochs...
+    # Global feature importance on its holdout; None: registered before it was computed.
+    importance: FeatureImportance | None = None
 
 
 class AliasMove(BaseModel):

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from loopline.records import ObjectRef, RecordStage, RecordStore, RunContext, StageRecord
 from loopline.records.lineage import code_version
 from loopline.registry import CHAMPION, ModelRegistry, ModelVersion
-from loopline.serving.artifacts import save_artifacts
+from loopline.serving.artifacts import compiled, save_artifacts
 from loopline.serving.evaluate import evaluate
+from loopline.serving.explain import global_importance
 from loopline.spec.sections import PipelineSpec
 from loopline.training.snapshot import Snapshot, load_saved_snapshot
 from loopline.training.trainer import TrainingOutcome, train_model
@@ -32,14 +33,18 @@ def register_candidate(
     snapshot: Snapshot,
     lineage: dict[str, str],
 ) -> ModelVersion:
-    """Save the trained model and register it with its holdout metrics and lineage."""
+    """Save the trained model and register it with its holdout metrics, its global feature
+    importance on the same holdout, and its lineage."""
     evaluation = evaluate(outcome.model, snapshot.holdout, spec.model, spec.training.metrics)
+    # Through the compiled function serving uses, so importance explains what is served.
+    importance = global_importance(compiled(outcome.model), spec.model, snapshot.holdout)
     with tempfile.TemporaryDirectory(prefix="loopline-model-") as folder:
         save_artifacts(outcome.model, folder)
         return registry.register(
             spec.name,
             Path(folder),
             metrics=evaluation.metrics,
+            importance=importance,
             input_schema=input_schema(spec),
             hyperparameters=spec.model.hyperparameters.model_dump(),
             snapshot=snapshot.record.to_dict(),
