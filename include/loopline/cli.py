@@ -47,6 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _prediction_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """How `trace` and `explain` find one prediction: by key or event id, in the batch output
+    of the last days or the output topic."""
+    parser.add_argument("pipeline", help="pipeline name")
+    parser.add_argument("id", help="the row's key (data.key) or the event id")
+    parser.add_argument("--source", choices=["any", "batch", "stream"], default="any")
+    parser.add_argument("--days", type=int, default=30, help="batch output searched (days)")
+    parser.add_argument(
+        "--max-records", type=int, default=1_000_000, help="stream output records read at most"
+    )
+    parser.add_argument("--bootstrap", help="the broker (default: the local stack's)")
+    parser.add_argument("--json", action="store_true", help=f"{what} as JSON")
+
+
 def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="loopline", description=__doc__)
     parser.add_argument(
@@ -124,33 +138,17 @@ def _main(argv: list[str] | None) -> int:
         help="where one prediction came from: model version, training run and snapshot, landed "
         "file and validation (batch) or topic/partition/offset (stream), drift audits",
     )
-    trace.add_argument("pipeline", help="pipeline name")
-    trace.add_argument("id", help="the row's key (data.key) or the event id")
-    trace.add_argument("--source", choices=["any", "batch", "stream"], default="any")
-    trace.add_argument("--days", type=int, default=30, help="batch output searched (days)")
-    trace.add_argument(
-        "--max-records", type=int, default=1_000_000, help="stream output records read at most"
-    )
-    trace.add_argument("--bootstrap", help="the broker (default: the local stack's)")
-    trace.add_argument("--json", action="store_true", help="the trace as JSON")
+    _prediction_arguments(trace, "the trace")
 
     explain = commands.add_parser(
         "explain",
         help="why one prediction scored what it did: per-feature attributions (SHAP) from the "
         "version that made it, adding up to the score",
     )
-    explain.add_argument("pipeline", help="pipeline name")
-    explain.add_argument("id", help="the row's key (data.key) or the event id")
-    explain.add_argument("--source", choices=["any", "batch", "stream"], default="any")
-    explain.add_argument("--days", type=int, default=30, help="batch output searched (days)")
-    explain.add_argument(
-        "--max-records", type=int, default=1_000_000, help="stream output records read at most"
-    )
+    _prediction_arguments(explain, "the explanation")
     explain.add_argument(
         "--background", type=int, default=100, help="holdout rows the base value averages"
     )
-    explain.add_argument("--bootstrap", help="the broker (default: the local stack's)")
-    explain.add_argument("--json", action="store_true", help="the explanation as JSON")
 
     cost = commands.add_parser(
         "cost",
