@@ -1,8 +1,10 @@
 """Task callbacks: what every try of a Loopline task costs, and a debug bundle when it fails.
 
 `task_callbacks` gives every task of the generated DAGs (and any `PipelineOperator` in a
-hand-written DAG) two kinds of callback:
+hand-written DAG) three kinds of callback:
 
+- `BindLogContext`: at the start of each try, puts the pipeline, the stage (the task's kind)
+  and the run on every later line of the task's log (``loopline.airflow.log_context``);
 - `RecordTaskCost`: measures the try (``loopline.records.cost.Usage``, from its start to its
   end) and writes a ``cost`` record, whatever the try's outcome;
 - `DebugBundleOnFailure`: reads what a failed try leaves in its context (the error, the
@@ -106,6 +108,41 @@ class DebugBundleOnFailure:
         )
 
 
+@dataclass(frozen=True)
+class BindLogContext:
+    """At the start of a try: pipeline, stage and run on every later line of its log."""
+
+    spec_path: str
+
+    def __call__(self, context: Context) -> None:
+        try:
+            bind_log_context(context["task"], context["run_id"], self.spec_path)
+        except Exception:  # the lines lose their keys; the task goes on
+            log.exception("pipeline, stage and run are not on this task's log lines")
+
+
+def bind_log_context(task: Any, run_id: str, spec_path: str) -> None:
+    """Bind the task's pipeline (its spec's name), stage and run (`log_context.bind_task`)."""
+    from loopline.airflow.log_context import bind_task
+    from loopline.spec.loader import load_spec_version
+
+    spec = getattr(task, "spec", None)  # a PipelineOperator has read it already
+    name = spec.name if spec is not None else load_spec_version(spec_path)[0].name
+    bind_task(name, stage_of(task), run_id)
+
+
+def stage_of(task: Any) -> str:
+    """The task's Loopline stage: the kind of task the plans name its operator by
+    (``validate_files``, ``train_model``...), else its operator's class name."""
+    from loopline.airflow.factory import OPERATORS
+
+    kinds = {operator: kind for kind, operator in OPERATORS.items()}
+    for cls in type(task).__mro__:  # a subclass of a Loopline operator is of its kind
+        if cls in kinds:
+            return str(kinds[cls].value)
+    return str(task.task_type)
+
+
 _STARTED: dict[str, Usage] = {}  # each try's usage at its start, by `_try_key`
 
 
@@ -165,7 +202,7 @@ def task_callbacks(spec_path: str, aws_conn_id: str = "aws_default") -> dict[str
         return DebugBundleOnFailure(spec_path, aws_conn_id, state)
 
     return {
-        "on_execute_callback": [cost("start")],
+        "on_execute_callback": [BindLogContext(spec_path), cost("start")],
         "on_success_callback": [cost("success")],
         "on_failure_callback": [cost("failed"), bundle("failed")],
         "on_retry_callback": [cost("up_for_retry"), bundle("up_for_retry")],
@@ -177,7 +214,7 @@ def with_task_callbacks(kwargs: dict[str, Any], spec_path: str, aws_conn_id: str
     for kind, callbacks in task_callbacks(spec_path, aws_conn_id).items():
         given = kwargs.get(kind)
         listed = [] if given is None else list(given) if isinstance(given, list) else [given]
-        ours = (RecordTaskCost, DebugBundleOnFailure)
+        ours = (BindLogContext, RecordTaskCost, DebugBundleOnFailure)
         if not any(isinstance(callback, ours) for callback in listed):
             kwargs[kind] = [*listed, *callbacks]
 
@@ -254,4 +291,12 @@ def _log_file(ti: Any) -> str | None:
     )
 
 
-__all__ = ["DebugBundleOnFailure", "RecordTaskCost", "task_callbacks", "with_task_callbacks"]
+__all__ = [
+    "BindLogContext",
+    "DebugBundleOnFailure",
+    "RecordTaskCost",
+    "bind_log_context",
+    "stage_of",
+    "task_callbacks",
+    "with_task_callbacks",
+]

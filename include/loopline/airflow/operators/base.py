@@ -4,6 +4,8 @@ spec (the version its DAG was planned from), registry and records, each built on
 Two levels only: ``ObjectStoreOperator`` (S3 through ``aws_conn_id``) and ``PipelineOperator``
 (one pipeline's spec and what hangs off it). Everything else is composition: hooks and the
 stage libraries are attributes and calls, so an operator's ``execute`` reads as what it does.
+Both report what their tasks read and wrote to OpenLineage (`ReportsLineage`: each operator's
+``lineage``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from loopline.airflow.hooks import ObjectStoreHook
+from loopline.airflow.lineage import ReportsLineage
 
 if TYPE_CHECKING:
     from loopline.records import RecordStore, RunContext
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from loopline.storage.objects import ObjectStore
 
 
-class ObjectStoreOperator(BaseOperator):
+class ObjectStoreOperator(ReportsLineage, BaseOperator):
     """An operator that reads or writes S3 through ``aws_conn_id``."""
 
     def __init__(self, *, aws_conn_id: str = "aws_default", **kwargs: Any) -> None:
@@ -61,7 +64,12 @@ class PipelineOperator(ObjectStoreOperator):
     def pre_execute(self, context: Context) -> None:
         """Hold the run to one version of the spec: Airflow parses the DAG file again for
         each task, so the planned sha256 is this task's parse; the run's first task pins
-        its version on S3 and a later task that reads another one fails here."""
+        its version on S3 and a later task that reads another one fails here. First, the
+        pipeline, stage and run go on every line of the task's log (its callback binds them
+        too, after this)."""
+        from loopline.airflow.callbacks import bind_log_context
+
+        bind_log_context(self, context["run_id"], self.spec_path)
         pin_run_spec(self.store, self.spec, self._spec_version[1], context)
 
     @property

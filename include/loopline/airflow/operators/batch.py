@@ -11,13 +11,15 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from loopline.airflow.hooks import ObjectStoreHook
+from loopline.airflow.lineage import NOTHING, ReportsLineage, TaskLineage, model_version, of_record
+from loopline.airflow.log_context import bind_model_version
 from loopline.airflow.operators.arguments import typed
 from loopline.airflow.operators.base import announce, pin_run_spec
 from loopline.plan.batch import ScoreParams
 from loopline.runtime.environment import child_environment
 
 
-class BatchScoreOperator(SparkSubmitOperator):
+class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
     """Submit ``loopline/batch/job.py`` to the ``spark_conn_id`` connection's master, then
     read back the run's record and put its summary on the predictions asset event. A window
     without validated data fails a run someone asked for (naming the dates the data has) and
@@ -84,9 +86,12 @@ class BatchScoreOperator(SparkSubmitOperator):
         self.application_args = self._job_arguments(context)
         super().execute(context)
         records = RecordStore(hook.store, spec.data.bucket)
-        summary = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"]).payload
+        record = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"])
+        self.keep_outcome((spec.data.bucket, record))
+        summary = record.payload
         if summary.get("skipped"):
             raise AirflowSkipException(summary["skipped"])
+        bind_model_version(summary["model_version"])
         if not summary["rows"]:
             return self._nothing_scored(context, summary)
         self.log.info(
@@ -100,11 +105,22 @@ class BatchScoreOperator(SparkSubmitOperator):
         announce(context, self.outlets, summary)
         return summary
 
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The validated objects scored, the version that scored them and the prediction
+        partitions written (the job's record, which the task reads back)."""
+        if outcome is None:
+            return NOTHING
+        bucket, record = outcome  # the spec's bucket, and the run's record
+        version = record.payload.get("model_version")
+        scored_by = [model_version(bucket, record.pipeline, int(version))] if version else []
+        return TaskLineage.of(inputs=scored_by) + of_record(record)
+
     def _job_arguments(self, context: Context) -> list[str]:
         """The job's command line: the typed run arguments, the window resolved here."""
         from loopline.data.window import RunWindow
 
         args = typed(self, ScoreParams)
+        bind_model_version(args.model_version)  # an alias until the job resolves it
         window = RunWindow.ending(args.window_end, context["dag_run"].run_after, args.window_days)
         ti = context["ti"]
         return [

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
+from loopline.airflow.lineage import NOTHING, TaskLineage, s3_object
 from loopline.airflow.operators.base import ObjectStoreOperator, announce
 
 
@@ -57,3 +58,9 @@ class LandDemoBatchOperator(ObjectStoreOperator):
             context, self.outlets, {"key": landed.key, "rows": landed.rows, "sha256": landed.sha256}
         )
         return asdict(landed)
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The landed object (its key is known once landed)."""
+        if outcome is None:
+            return NOTHING
+        return TaskLineage.of(outputs=[s3_object(self.bucket, outcome["key"])])

@@ -17,6 +17,8 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import BaseModel
 
+from loopline.airflow.lineage import NOTHING, TaskLineage, model_version, of_record
+from loopline.airflow.log_context import bind_model_version
 from loopline.airflow.operators.arguments import typed
 from loopline.airflow.operators.base import PipelineOperator
 from loopline.plan.drift import AuditParams
@@ -59,6 +61,9 @@ class DriftAuditOperator(PipelineOperator):
             )
         except (EmptyWindow, NoReference) as exc:  # nothing to compare: recorded, not failed
             raise AirflowSkipException(str(exc)) from exc
+        self.keep_outcome(outcome.record)
+        if (champion := outcome.record.payload.get("champion")) is not None:
+            bind_model_version(champion)
         self._log_outcome(outcome)
         return RetrainRequest(
             retrain=outcome.decision.retrain,
@@ -66,6 +71,16 @@ class DriftAuditOperator(PipelineOperator):
             train_run_id=retrain_run_id(context["run_id"]),
             report=outcome.report_uri,
         ).model_dump()
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The window's validated objects, and the champion whose reference and scores they
+        were compared with (the audit's record)."""
+        if outcome is None:
+            return NOTHING
+        champion = outcome.payload.get("champion")
+        bucket, name = self.spec.data.bucket, self.spec.name
+        compared = [model_version(bucket, name, int(champion))] if champion is not None else []
+        return of_record(outcome) + TaskLineage.of(inputs=compared)
 
     def _log_outcome(self, outcome: Any) -> None:
         verdict, decision = outcome.verdict, outcome.decision
@@ -91,6 +106,7 @@ class DriftReportOperator(PipelineOperator):
         from loopline.drift.report import report_audit
 
         outcome = report_audit(self.store, self.spec, self.run_context(context))
+        self.keep_outcome(outcome.record)
         # The URI only, no presigned link: the report embeds raw rows of both samples, task
         # logs are kept long and read by anyone with log access, and a link cannot be revoked.
         # Whoever may see the data opens it with their own S3 credentials.
@@ -102,6 +118,10 @@ class DriftReportOperator(PipelineOperator):
             _phases(outcome.seconds),
         )
         return outcome.uri
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The samples the audit drew, and the report's HTML and JSON (its record)."""
+        return NOTHING if outcome is None else of_record(outcome)
 
 
 def _phases(seconds: dict[str, float]) -> str:

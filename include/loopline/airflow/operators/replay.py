@@ -17,6 +17,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from loopline.airflow.hooks import KafkaBootstrapHook
+from loopline.airflow.lineage import NOTHING, TaskLineage, kafka_topic, s3_object
 from loopline.airflow.operators.arguments import typed
 from loopline.airflow.operators.base import PipelineOperator, announce
 from loopline.plan.replay import DeadLetterArguments, QuarantineArguments, ReplayChoice
@@ -72,6 +73,7 @@ class ReplayQuarantinedOperator(PipelineOperator):
                 f"{self.spec.data.quarantine_prefix}dt=2026-11-23/"
             )
         replay = replay_quarantined(self.store, self.spec, objects, self.run_context(context))
+        self.keep_outcome(replay)
         for refused in replay.refused:
             self.log.warning("%s", refused.summary())
         if not replay.requeued:
@@ -83,6 +85,16 @@ class ReplayQuarantinedOperator(PipelineOperator):
         summary = replay.to_dict()
         announce(context, self.outlets, {"keys": summary["requeued"], "replayed": True})
         return summary
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """Each quarantined file requeued, and its landing key (``QuarantineReplay``)."""
+        if outcome is None:
+            return NOTHING
+        bucket, requeued = self.spec.data.bucket, outcome.requeued
+        return TaskLineage.of(
+            [s3_object(bucket, f.source) for f in requeued],
+            [s3_object(bucket, f.landing_key) for f in requeued if f.landing_key],
+        )
 
 
 class ReplayDeadLettersOperator(PipelineOperator):
@@ -129,3 +141,14 @@ class ReplayDeadLettersOperator(PipelineOperator):
         for reason in replay.reasons():
             self.log.warning("%s", reason)
         return {**replay.numbers, "next_offsets": replay.to_dict()["next_offsets"]}
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The dead-letter topic read, the input topic written again."""
+        streaming = self.spec.streaming
+        if streaming is None:
+            return NOTHING
+        bootstrap = KafkaBootstrapHook(self.kafka_conn_id).bootstrap
+        return TaskLineage.of(
+            [kafka_topic(bootstrap, streaming.dead_letters)],
+            [kafka_topic(bootstrap, streaming.input_topic)] if outcome is not None else [],
+        )

@@ -29,6 +29,9 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from loopline.airflow.hooks import KafkaBootstrapHook, KubernetesApiHook
+from loopline.airflow.lineage import NOTHING, TaskLineage, kafka_topic, model_version
+from loopline.airflow.lineage import consumers as consumers_lineage
+from loopline.airflow.log_context import bind_model_version
 from loopline.airflow.operators.arguments import typed
 from loopline.airflow.operators.base import PipelineOperator
 from loopline.plan.streaming import ActionArguments, SizeArguments, VersionArguments
@@ -83,6 +86,20 @@ class ConsumersOperator(PipelineOperator):
             state,
         )
 
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The consumers' topics, and the versions its replicas serve after the action."""
+        streaming, bucket = self.spec.streaming, self.spec.data.bucket
+        if streaming is None:
+            return NOTHING
+        served = sorted({int(v) for v in (outcome or {}).get("replicas", {}).values() if v})
+        models = [model_version(bucket, self.spec.name, v) for v in served]
+        return consumers_lineage(self._bootstrap(), streaming, models)
+
+    def _bootstrap(self) -> str:
+        if "consumers" in self.__dict__:  # opened by the action: no second connection lookup
+            return self.consumers.bootstrap
+        return KafkaBootstrapHook(self.kafka_conn_id).bootstrap
+
 
 class DeployConsumersOperator(ConsumersOperator):
     """Start a pipeline's consumers on a model version, or roll the running ones to it one
@@ -119,6 +136,7 @@ class DeployConsumersOperator(ConsumersOperator):
         from loopline.streaming.actions import deploy_consumers
 
         args, run = typed(self, SizeArguments), self.run_context(context)
+        bind_model_version(args.model_version)
         outcome = deploy_consumers(self.consumers, run, args.model_version, args.replicas)
         return _finish(self, outcome)
 
@@ -151,6 +169,7 @@ class RollConsumersOperator(ConsumersOperator):
         from loopline.streaming.actions import roll_consumers
 
         args, run = typed(self, VersionArguments), self.run_context(context)
+        bind_model_version(args.model_version)
         outcome = roll_consumers(self.consumers, run, args.model_version)
         return _finish(self, outcome)
 
@@ -188,6 +207,7 @@ class ScaleConsumersOperator(ConsumersOperator):
         from loopline.streaming.actions import scale_consumers
 
         args, run = typed(self, SizeArguments), self.run_context(context)
+        bind_model_version(args.model_version)
         outcome = scale_consumers(self.consumers, run, args.replicas, args.model_version)
         return _finish(self, outcome)
 
@@ -208,6 +228,10 @@ class StopConsumersOperator(ConsumersOperator):
         from loopline.streaming.actions import stop_consumers
 
         return _finish(self, stop_consumers(self.consumers, self.run_context(context)))
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """Stopping reads and writes nothing."""
+        return NOTHING
 
 
 class MonitorConsumersOperator(ConsumersOperator):
@@ -244,6 +268,13 @@ class MonitorConsumersOperator(ConsumersOperator):
             "scaling: %s -> %s: %s", decision.current, decision.desired, "; ".join(decision.reasons)
         )
         return decision.to_dict()
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The input topic, whose lag it reads."""
+        streaming = self.spec.streaming
+        if streaming is None:
+            return NOTHING
+        return TaskLineage.of(inputs=[kafka_topic(self._bootstrap(), streaming.input_topic)])
 
 
 class ChooseConsumerActionOperator(BaseBranchOperator):

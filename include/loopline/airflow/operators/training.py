@@ -17,10 +17,20 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from pydantic import BaseModel
 
+from loopline.airflow.lineage import (
+    NOTHING,
+    TaskLineage,
+    model_alias,
+    model_version,
+    of_record,
+    snapshot_table,
+)
+from loopline.airflow.log_context import bind_model_version
 from loopline.airflow.operators.arguments import typed
 from loopline.airflow.operators.base import PipelineOperator, announce
 from loopline.plan.rollback import RollbackParams
 from loopline.plan.training import SnapshotArguments, TrainArguments
+from loopline.registry.layout import CHAMPION
 
 if TYPE_CHECKING:
     from loopline.promotion.judge import Judgement
@@ -58,6 +68,7 @@ class TrainingSnapshotOperator(PipelineOperator):
                 raise AirflowSkipException(f"nothing to train on: {exc}") from exc
             raise AirflowFailException(str(exc)) from exc
         record = save_snapshot(self.store, self.spec, snapshot, self.run_context(context))
+        self.keep_outcome(record)
         self.log.info(
             "snapshot: %d objects, %d train rows, %d holdout rows, window %s",
             len(record.inputs),
@@ -66,6 +77,11 @@ class TrainingSnapshotOperator(PipelineOperator):
             window.describe(),
         )
         return {"train_rows": snapshot.record.train_rows, "objects": len(record.inputs)}
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The validated objects of the window, and the train and holdout tables (its
+        record's inputs and outputs)."""
+        return NOTHING if outcome is None else of_record(outcome)
 
 
 class TrainModelOperator(PipelineOperator):
@@ -98,6 +114,7 @@ class TrainModelOperator(PipelineOperator):
             reason=args.reason,
             progress=LogProgress(self.log),
         )
+        bind_model_version(version.version)
         if outcome.device.startswith("GPU"):  # the GPU-seconds of this task's cost record
             note_gpu_seconds(outcome.seconds)
         self.log.info(
@@ -110,6 +127,13 @@ class TrainModelOperator(PipelineOperator):
             version.metrics,
         )
         return version.version
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The run's train table; at the end, the version it registered."""
+        bucket, name = self.spec.data.bucket, self.spec.name
+        read = [snapshot_table(bucket, name, run_id, "train")] if run_id else []
+        wrote = [model_version(bucket, name, int(outcome))] if outcome is not None else []
+        return TaskLineage.of(read, wrote)
 
 
 class CandidateVersion(BaseModel):
@@ -134,11 +158,22 @@ class JudgeCandidateOperator(PipelineOperator):
         from loopline.training.snapshot import load_saved_snapshot
 
         version = typed(self, CandidateVersion).version
+        bind_model_version(version)
         holdout = load_saved_snapshot(self.store, self.spec, context["run_id"]).holdout
         judgement = judge(self.registry, self.spec, version, holdout, self.run_context(context))
         self.log.info("%s", judgement.summary())
         context["ti"].xcom_push(key=SUMMARY_KEY, value=judgement.summary())
         return judgement.model_dump(mode="json")
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The candidate, the champion it was judged against, and the run's holdout."""
+        bucket, name = self.spec.data.bucket, self.spec.name
+        candidate = typed(self, CandidateVersion).version
+        champion = outcome.get("champion") if outcome else None
+        versions = [v for v in (candidate, champion) if v is not None]
+        read = [model_version(bucket, name, v) for v in versions]
+        holdout = [snapshot_table(bucket, name, run_id, "holdout")] if run_id else []
+        return TaskLineage.of([*read, *holdout])
 
 
 def _judgement(payload: Any) -> Judgement:
@@ -166,13 +201,22 @@ class PromoteOperator(PipelineOperator):
         from loopline.promotion.judge import apply_judgement
 
         judgement = _judgement(self.judgement)
+        bind_model_version(judgement.version)
         move = apply_judgement(self.registry, self.spec, judgement, self.run_context(context))
+        self.keep_outcome({"version": judgement.version, "alias": judgement.alias})
         if not judgement.decision.promote:
             raise AirflowSkipException(
                 f"version {judgement.version} not promoted (now challenger): "
                 + "; ".join(judgement.decision.reasons)
             )
         return _announce_move(self, context, move)
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The judged version, and the alias it went to: champion, or challenger (then this
+        task is skipped)."""
+        if outcome is None:
+            return NOTHING
+        return _alias_moved(self, outcome["version"], outcome["alias"])
 
 
 class RollbackChampionOperator(PipelineOperator):
@@ -192,7 +236,20 @@ class RollbackChampionOperator(PipelineOperator):
 
         reason = typed(self, RollbackParams).reason or "rollback"
         move = roll_back_champion(self.registry, self.spec, reason, self.run_context(context))
+        bind_model_version(move.version)
         return _announce_move(self, context, move)
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The version restored (`_announce_move`'s summary), and the champion alias."""
+        return NOTHING if outcome is None else _alias_moved(self, outcome["version"], CHAMPION)
+
+
+def _alias_moved(operator: PipelineOperator, version: Any, alias: str) -> TaskLineage:
+    """A version read, an alias (its log of moves) written."""
+    bucket, name = operator.spec.data.bucket, operator.spec.name
+    return TaskLineage.of(
+        [model_version(bucket, name, int(version))], [model_alias(bucket, name, alias)]
+    )
 
 
 def _announce_move(operator: PipelineOperator, context: Context, move: AliasMove) -> dict[str, Any]:

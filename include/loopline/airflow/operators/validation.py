@@ -12,10 +12,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 if TYPE_CHECKING:
     from loopline.validation.gate import GateResult
 
+from loopline.airflow.lineage import ReportsLineage, TaskLineage, routed_files, s3_object, s3_uri
 from loopline.airflow.operators.base import ObjectStoreOperator, PipelineOperator, announce
 
 
-class WaitForLandedFilesSensor(S3KeySensor):
+class WaitForLandedFilesSensor(ReportsLineage, S3KeySensor):
     """Wait, deferred in the triggerer (no worker slot, no busy poll), for a file under
     `prefix`; when none comes within `timeout_minutes` the run is skipped, not failed."""
 
@@ -41,6 +42,11 @@ class WaitForLandedFilesSensor(S3KeySensor):
             **kwargs,
         )
         self.waited = f"s3://{bucket}/{prefix} for {timeout_minutes} min (validation.wait_minutes)"
+        self.watched = s3_object(bucket, prefix)
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The landing prefix it watches."""
+        return TaskLineage.of(inputs=[self.watched])
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
@@ -100,6 +106,10 @@ class GroupLandedOperator(ObjectStoreOperator):
             len(groups),
         )
         return groups
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The landing prefix it lists."""
+        return TaskLineage.of(inputs=[s3_object(self.bucket, self.prefix)])
 
 
 class ValidateFilesOperator(PipelineOperator):
@@ -161,11 +171,18 @@ class ValidateFilesOperator(PipelineOperator):
             results.append(result.to_dict())
         if errors:  # what was routed stays reported: downstream runs on ALL_DONE
             context["ti"].xcom_push(key="return_value", value=results)
+            self.keep_outcome(results)
             raise AirflowException(
                 f"{len(errors)} of {len(self.keys)} file(s) could not be validated:\n"
                 + "\n".join(errors)
             )
         return results
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The landed files it was given; at the end, where each went (`routed_files`)."""
+        bucket = self.spec.data.bucket
+        given = TaskLineage.of(inputs=[s3_object(bucket, key) for key in self.keys])
+        return given + routed_files(bucket, outcome or [])
 
 
 def _results(groups: Any) -> list[GateResult]:
@@ -176,7 +193,7 @@ def _results(groups: Any) -> list[GateResult]:
     return [GateResult(**item) for group in groups or () if group for item in group]
 
 
-class PublishValidatedOperator(BaseOperator):
+class PublishValidatedOperator(ReportsLineage, BaseOperator):
     """Emit one event of the validated asset listing the files of this run that passed.
 
     :param results: the validate task's output (templated): a list of results per map index.
@@ -199,6 +216,12 @@ class PublishValidatedOperator(BaseOperator):
         announce(context, self.outlets, extra)
         self.log.info("published %d validated file(s), %d rows", len(passed), extra["rows"])
         return extra
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The validated asset it emits an event of (the files are the validate task's)."""
+        if outcome is None:
+            return TaskLineage()
+        return TaskLineage.of(outputs=[s3_uri(outlet.uri) for outlet in self.outlets])
 
 
 class ValidationVerdictOperator(PipelineOperator):
@@ -244,6 +267,11 @@ class ValidationVerdictOperator(PipelineOperator):
         for result in verdict.split:
             self.log.warning("split: %s", result.summary())
         return verdict.counts
+
+    def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
+        """The objects the validate tasks routed, which it judges."""
+        results = [result.to_dict() for result in _results(self.results)]
+        return TaskLineage.of(inputs=routed_files(self.spec.data.bucket, results).outputs)
 
     def _listing_skipped(self, context: Context, listing: str) -> bool:
         ti = context["ti"]
