@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(PYTHON) -m uv
 STAMP  := $(VENV)/.loopline-installed
 
-.PHONY: install bytecode run stop status test test-fast lint audit bench lock clean
+.PHONY: install bytecode prometheus run stop status test test-fast lint audit bench lock clean
 
 install: $(STAMP)
 
@@ -24,7 +24,19 @@ $(STAMP): requirements.lock pyproject.toml
 bytecode: install
 	@$(BIN)/python -m compileall -q include dags
 
-run: install bytecode       ## start S3, Kafka broker and Airflow; seed demo data
+# Prometheus for the stack and its test: Debian's package unpacked into the project (no root,
+# no install). Soft: where it cannot be fetched the stack runs without it and says so (CI's
+# LOOPLINE_TEST_REQUIRE_PROMETHEUS makes the Prometheus test fail instead of skipping).
+PROMETHEUS_DIR := .loopline/tools/prometheus
+prometheus:
+	@test -x $(PROMETHEUS_DIR)/usr/bin/prometheus || command -v prometheus >/dev/null 2>&1 || { \
+		echo "==> Fetching Prometheus (Debian's package) into $(PROMETHEUS_DIR)"; \
+		tmp=$$(mktemp -d) && (cd $$tmp && apt-get download -qq prometheus) \
+		&& mkdir -p $(PROMETHEUS_DIR) && dpkg-deb -x $$tmp/prometheus_*.deb $(PROMETHEUS_DIR) \
+		|| echo "!!  could not fetch Prometheus (apt-get download prometheus); the stack runs without it: install one on PATH"; \
+		rm -rf $$tmp; }
+
+run: install bytecode prometheus ## start S3, Kafka broker, Airflow and Prometheus; seed demo data
 	@$(BIN)/loopline stack up
 
 stop:                       ## stop everything (S3 objects are saved under .loopline/)
@@ -41,7 +53,7 @@ status:
 # (--dist loadgroup would be finer, but pytest-xdist 3.8 cannot rename pytest 9's node ids:
 # its groups are ignored.)
 TEST_WORKERS ?= auto
-test: install bytecode      ## every test, the real servers included
+test: install bytecode prometheus ## every test, the real servers included
 	@$(BIN)/pytest tests/unit
 	@$(BIN)/pytest --ignore=tests/unit -n $(TEST_WORKERS) --dist loadscope
 

@@ -444,6 +444,8 @@ def _stack(args: argparse.Namespace) -> int:
     else:
         for name, pid in local.status().items():
             print(f"{name:24} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+        for name, address in local.addresses().items():
+            print(f"{name + ' at':24} {address}")
     return 0
 
 

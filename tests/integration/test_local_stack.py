@@ -195,6 +195,54 @@ def test_up_ends_with_a_champion_in_the_registry(stack) -> None:
     assert {"model.keras", "saved_model/saved_model.pb"} <= set(record.artifacts)
 
 
+def test_up_leaves_lineage_events_and_json_task_logs_naming_the_model(stack) -> None:
+    """The OpenLineage provider, on in every Airflow process of the stack, wrote each task's
+    datasets for `up`'s first training; its train task's log lines carry pipeline, stage,
+    run and model version."""
+    from loopline.stack.airflow_env import LINEAGE_NAMESPACE, lineage_events
+
+    local, _ = stack
+    lines = lineage_events(local.config.state_dir).read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert {e["job"]["namespace"] for e in events} == {LINEAGE_NAMESPACE}
+
+    def names(job: str, side: str) -> list[str]:
+        """The S3 datasets of every COMPLETE event of `job` (a skipped run's has none)."""
+        done = [e for e in events if e["job"]["name"] == job and e["eventType"] == "COMPLETE"]
+        return [d["name"] for e in done for d in e[side] if d["namespace"] == "s3://loopline"]
+
+    assert any(
+        n.startswith("card_fraud/landing/")
+        for n in names("card_fraud.demo_feed.land_batch", "outputs")
+    )
+    assert any(
+        n.startswith("card_fraud/validated/")
+        for n in names("card_fraud.validate.validate", "outputs")
+    )
+    assert any(
+        n.startswith("card_fraud/validated/") for n in names("card_fraud.train.snapshot", "inputs")
+    )
+    assert names("card_fraud.train.train", "outputs") == ["models/card_fraud/versions/000001"]
+    assert names("card_fraud.train.promote", "outputs") == ["models/card_fraud/aliases/champion"]
+    # The JSON task log of the try that registered version 1 (a scheduled run may have tried).
+    logs = (local.config.airflow_home / "logs" / "dag_id=card_fraud.train").glob(
+        "run_id=*/task_id=train/attempt=*.log"
+    )
+    tries = {path: [json.loads(line) for line in path.read_text().splitlines()] for path in logs}
+    [(train_log, trained)] = [
+        (path, line)
+        for path, lines in tries.items()
+        for line in lines
+        if "registered card_fraud version 1:" in line["event"]
+    ]
+    run_id = train_log.parent.parent.name.removeprefix("run_id=")
+    assert trained["pipeline"] == "card_fraud" and trained["stage"] == "train_model"
+    assert trained["run_id"] == run_id and trained["model_version"] == "1"
+    log_lines = tries[train_log]
+    ours = [line for line in log_lines if "loopline" in str(line.get("logger"))]
+    assert ours and all(line.get("pipeline") == "card_fraud" for line in ours)
+
+
 def test_batch_scoring_triggered_over_rest_without_a_logical_date(stack) -> None:
     """As the README shows it: POST dagRuns with "logical_date": null (no data interval)."""
     local, _ = stack
@@ -392,3 +440,37 @@ def verdict_log(api, run_id: str) -> str:
     )
     # Structured lines: the failure's message sits in the exception details, not the event.
     return "\n".join(json.dumps(line) for line in logs.get("content") or [])
+
+
+def test_prometheus_answers_for_every_metric_of_the_dashboard(stack) -> None:
+    """The stack's Prometheus scrapes the exporter (records as metrics, Airflow's own metrics
+    sent over OTLP) and the replicas: it answers for each metric the Grafana dashboard reads.
+    Last in the module, so every stage has left records (the replicas stopped with the
+    restart above: their samples are looked for over the last two hours)."""
+    import httpx
+    from loopline.telemetry.dashboard import metric_names
+    from loopline.telemetry.prometheus import HOW_TO_GET, prometheus_binary
+
+    local, output = stack
+    if prometheus_binary(PROJECT_ROOT) is None:
+        if os.environ.get("LOOPLINE_TEST_REQUIRE_PROMETHEUS"):  # CI fetched it: never skip
+            pytest.fail(f"no Prometheus binary: {HOW_TO_GET}")
+        pytest.skip(f"no Prometheus binary: {HOW_TO_GET}")
+    assert f"Prometheus {local.config.prometheus_url}" in output
+    status = stack_command(local.config.state_dir, "status").stdout
+    assert f"{local.config.prometheus_url}" in status and "telemetry" in status
+
+    def answers(name: str) -> bool:
+        url = f"{local.config.prometheus_url}/api/v1/query"
+        reply = httpx.get(url, params={"query": f"last_over_time({name}[2h])"}, timeout=10)
+        return bool(reply.json()["data"]["result"])
+
+    def missing() -> list[str]:
+        return [name for name in sorted(metric_names()) if not answers(name)]
+
+    started = time.monotonic()
+    deadline = started + 120
+    while (absent := missing()) and time.monotonic() < deadline:
+        time.sleep(5)
+    assert absent == [], f"Prometheus has no samples of {absent}"
+    print(f"{len(metric_names())} metrics answered after {time.monotonic() - started:.1f} s")

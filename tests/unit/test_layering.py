@@ -18,7 +18,9 @@ STAGES = {
 }
 # May import anything below them: the Airflow glue and the dev tools (the doctor checks what
 # every stage needs, with each one's own settings).
-TOP = {"airflow", "stack", "cli", "commands", "doctor"}
+# telemetry: the stack's exporter, which reads records, the registry and the replicas'
+# heartbeats (a stage's files) to serve them as metrics.
+TOP = {"airflow", "stack", "cli", "commands", "doctor", "telemetry"}
 
 
 def imports_of(path: Path) -> set[str]:

@@ -49,10 +49,42 @@ def airflow_environment(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
         # New spec files show up within half a minute instead of five.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        # Airflow's metrics over OTLP/HTTP to the stack's exporter (loopline.telemetry),
+        # which re-exposes them for Prometheus; new names only (the legacy ones put dag and
+        # task ids into the metric name).
+        "AIRFLOW__METRICS__OTEL_ON": "True",
+        "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"{c.telemetry_url}/v1/metrics",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf",
+        "OTEL_METRIC_EXPORT_INTERVAL": "15000",
+        # Lineage: each task's OpenLineage events (loopline.airflow.lineage), one JSON line
+        # each, in the state dir; AIRFLOW__OPENLINEAGE__TRANSPORT set outside sends them
+        # elsewhere (an http transport to Marquez). Emitted from a thread of the task: the
+        # default forks the task process for each event.
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": os.environ.get(
+            "AIRFLOW__OPENLINEAGE__TRANSPORT", lineage_file_transport(lineage_events(c.state_dir))
+        ),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": os.environ.get(
+            "AIRFLOW__OPENLINEAGE__NAMESPACE", LINEAGE_NAMESPACE
+        ),
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
         "PYSPARK_PYTHON": str(c.venv_bin / "python"),
         "SPARK_LOCAL_IP": HOST,
         "LOOPLINE_STATE_DIR": str(c.state_dir),
     }
+
+
+LINEAGE_NAMESPACE = "loopline"  # OpenLineage's namespace of the stack's jobs
+
+
+def lineage_events(state_dir: Path) -> Path:
+    """Where the stack's OpenLineage events go: a file the state dir holds (no folder to make)."""
+    return state_dir / "lineage.jsonl"
+
+
+def lineage_file_transport(path: Path) -> str:
+    """``[openlineage] transport``: append every event to `path` as one JSON line."""
+    return json.dumps({"type": "file", "log_file_path": str(path), "append": True})
 
 
 def migrate_metadata_db(config: StackConfig, log: Path) -> None:

@@ -25,6 +25,10 @@ DEFAULT_PORTS = {
     "kafka": 9092,
     "worker_logs": 8793,
     "triggerer_logs": 8794,
+    # Loopline's own metrics and the OTLP receiver of Airflow's (loopline.telemetry), and
+    # the Prometheus that scrapes them with the replicas.
+    "telemetry": 9469,
+    "prometheus": 9090,
 }
 PORT_ENV = {name: f"LOOPLINE_{name.upper()}_PORT" for name in DEFAULT_PORTS}
 HOST = "127.0.0.1"
@@ -89,6 +93,19 @@ class StackConfig:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{HOST}:{self.state.ports['kafka']}"
+
+    @property
+    def telemetry_url(self) -> str:
+        """The exporter: /metrics for Prometheus, /v1/metrics for Airflow's OTLP metrics."""
+        return f"http://{HOST}:{self.state.ports['telemetry']}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{HOST}:{self.state.ports['prometheus']}"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.state_dir / "prometheus"
 
     @property
     def sql_alchemy_conn(self) -> str:

@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,10 @@ class LocalStack:
             self._start_broker()
         with step("Buckets and topics of the pipeline specs"):
             self._create_buckets_and_topics(specs)
+        # Before Airflow, which sends its metrics to the exporter from its first heartbeat.
+        with step(f"Telemetry exporter on {self.config.telemetry_url}"):
+            self._start_telemetry()
+        self._start_prometheus()
         with step("Airflow metadata database"):
             migrate_metadata_db(self.config, self.processes.log_file("airflow-db-migrate"))
         with step(f"Airflow 3 ({', '.join(AIRFLOW_COMPONENTS)}) on {self.config.airflow_url}"):
@@ -171,6 +176,46 @@ class LocalStack:
         for topic in ensure_topics(bootstrap, streaming, client_id="loopline-stack"):
             echo(f"    topic {topic} created ({partitions[topic]} partitions)")
 
+    def _start_telemetry(self) -> None:
+        from loopline.storage.settings import S3Settings
+
+        port = self.config.state.ports["telemetry"]
+        argv = [
+            *(sys.executable, "-m", "loopline.telemetry.exporter", "--host", HOST),
+            *("--port", str(port), "--state-dir", str(self.config.state_dir)),
+            *("--pipelines-dir", str(self._pipelines_dir())),
+        ]
+        s3 = S3Settings(self.config.s3_endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json()
+        self._start("telemetry", argv, env=child_environment({"LOOPLINE_S3": s3}))
+        self._wait("telemetry", lambda: _port_open(port), "the exporter to listen")
+
+    def _start_prometheus(self) -> None:
+        """Prometheus where its binary is found (`make prometheus` fetches it); without it
+        the stack says how to get it and goes on."""
+        from loopline.telemetry.prometheus import (
+            HOW_TO_GET,
+            prometheus_argv,
+            prometheus_binary,
+            scrape_seconds,
+            write_config,
+        )
+
+        binary = prometheus_binary(self.config.project_root)
+        if binary is None:
+            echo(f"!!  Prometheus not found, so not started: {HOW_TO_GET}")
+            return
+        c = self.config
+        with step(f"Prometheus ({binary}) on {c.prometheus_url}"):
+            exporter = f"{HOST}:{c.state.ports['telemetry']}"
+            config = write_config(c.prometheus_dir, exporter, scrape_seconds())
+            address = f"{HOST}:{c.state.ports['prometheus']}"
+            data = c.prometheus_dir / "data"
+            self._start("prometheus", prometheus_argv(binary, config, data, address))
+            self._wait("prometheus", partial(_prometheus_ready, c.prometheus_url), "it to be ready")
+
+    def _pipelines_dir(self) -> Path:
+        return pipelines_folder(self.config.project_root / "include" / "pipelines")
+
     def _start_airflow(self) -> None:
         write_admin_login(self.config)
         for component in AIRFLOW_COMPONENTS:
@@ -232,9 +277,15 @@ class LocalStack:
         echo(f"  log in as {ADMIN_USER} / {c.state.admin_password}")
         echo(f"  S3 endpoint {c.s3_endpoint} (key {S3_ACCESS_KEY}, secret {S3_SECRET_KEY})")
         echo(f"  Kafka bootstrap {c.kafka_bootstrap}")
+        echo(f"  metrics: {c.telemetry_url}/metrics; {self._prometheus_line()}")
         echo("  watch real-time scores: .venv/bin/loopline stream tail <pipeline>")
         echo("  drift audits so far:    .venv/bin/loopline drift history <pipeline>")
         echo(f"  state and logs in {c.state_dir}; stop with {stop_command(c)}")
+
+    def _prometheus_line(self) -> str:
+        if self.processes.pid("prometheus"):
+            return f"Prometheus {self.config.prometheus_url}"
+        return "Prometheus not running (`make prometheus` fetches it)"
 
     # ---------------------------------------------------------------- down / status
     def down(self) -> None:
@@ -242,6 +293,11 @@ class LocalStack:
             if self.processes.stop(f"airflow-{component}"):
                 echo(f"stopped airflow {component}")
         self._stop_replicas()
+        # After Airflow and the replicas: their last metrics and records are in.
+        if self.processes.stop("prometheus"):
+            echo("stopped Prometheus")
+        if self.processes.stop("telemetry"):
+            echo("stopped the telemetry exporter")
         if self.processes.stop("kafka"):
             echo("stopped the Kafka broker")
         if self.processes.stop("s3-snapshot"):  # it syncs once more on the way out
@@ -281,7 +337,19 @@ class LocalStack:
 
     def status(self) -> dict[str, int | None]:
         names = ["s3", "s3-snapshot", "kafka", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS)]
+        names += ["telemetry", "prometheus"]
         return {name: self.processes.pid(name) for name in names}
+
+    def addresses(self) -> dict[str, str]:
+        """Where each service answers, for `stack status`."""
+        c = self.config
+        return {
+            "airflow": c.airflow_url,
+            "s3": c.s3_endpoint,
+            "kafka": c.kafka_bootstrap,
+            "telemetry": f"{c.telemetry_url}/metrics",
+            "prometheus": c.prometheus_url,
+        }
 
     # ---------------------------------------------------------------- helpers
     def _store(self) -> ObjectStore:
@@ -362,6 +430,15 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((HOST, port)) == 0
+
+
+def _prometheus_ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _s3_answers(client: BaseClient) -> bool:
