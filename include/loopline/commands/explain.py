@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from loopline.commands.trace import searched_places
+
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: these load on use
     from loopline.registry import ModelRegistry, ModelVersion
     from loopline.serving.explain import Explanation
@@ -81,7 +83,8 @@ def print_explanation(
 
     prediction = _find(args, spec, store, bootstrap)
     if prediction is None:
-        print(f"error: {spec.name}: no prediction of {args.id!r} found ({_where(args, spec)})")
+        where = searched_places(args, spec)
+        print(f"error: {spec.name}: no prediction of {args.id!r} found ({where})")
         return 1
     try:
         row = input_row(store, spec, prediction, bootstrap)
@@ -307,15 +310,6 @@ def describe(explained: ExplainedPrediction) -> str:
 
 def _value(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def _where(args: argparse.Namespace, spec: PipelineSpec) -> str:
-    places = []
-    if args.source in ("any", "batch") and spec.batch_inference is not None:
-        places.append(f"batch output of the last {args.days} days")
-    if args.source in ("any", "stream") and spec.streaming is not None:
-        places.append(f"topic {spec.streaming.output_topic}")
-    return "searched " + (" and ".join(places) or "nothing: the pipeline has no such output")
 
 
 __all__ = ["describe", "explain_prediction", "input_row", "print_explanation", "version_holdout"]

@@ -36,7 +36,7 @@ def print_trace(
         else:
             prediction = find_stream_prediction(spec, bootstrap, args.id, args.max_records)
     if prediction is None:
-        print(f"{spec.name}: no prediction of {args.id!r} found ({_where(args, spec)})")
+        print(f"{spec.name}: no prediction of {args.id!r} found ({searched_places(args, spec)})")
         return 1
     trace = trace_prediction(store, spec, prediction)
     if args.json:
@@ -161,7 +161,8 @@ def _validation_lines(record: dict[str, Any]) -> list[str]:
     ]
 
 
-def _where(args: argparse.Namespace, spec: PipelineSpec) -> str:
+def searched_places(args: argparse.Namespace, spec: PipelineSpec) -> str:
+    """Where a prediction was looked for (`trace` and `explain` look in the same places)."""
     places = []
     if args.source in ("any", "batch") and spec.batch_inference is not None:
         places.append(f"batch output of the last {args.days} days")
@@ -170,4 +171,4 @@ def _where(args: argparse.Namespace, spec: PipelineSpec) -> str:
     return "searched " + (" and ".join(places) or "nothing: the pipeline has no such output")
 
 
-__all__ = ["describe", "find_stream_prediction", "print_trace"]
+__all__ = ["describe", "find_stream_prediction", "print_trace", "searched_places"]

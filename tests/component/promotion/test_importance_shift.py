@@ -13,21 +13,8 @@ from loopline.promotion.manual import promote_manually
 from loopline.records import RecordStage, RecordStore, RunContext
 from loopline.registry import CHAMPION, ModelRegistry
 from loopline.registry.importance import NOT_COMPUTED, FeatureImportance
+from support.importances import stored_importance
 from support.judged_versions import SCHEMA, SPEC, crown, empty_registry, judge_as, measured
-
-
-def importance(**values: float) -> FeatureImportance:
-    return FeatureImportance(
-        values=values,
-        method="shap.Permutation",
-        library="shap 0.51.0",
-        rows=64,
-        background_rows=32,
-        seed=0,
-        max_evals=130,
-        max_additivity_gap=0.0,
-        seconds=1.0,
-    )
 
 
 def register(registry: ModelRegistry, tmp_path: Path, stored: FeatureImportance | None) -> int:
@@ -44,7 +31,7 @@ def register(registry: ModelRegistry, tmp_path: Path, stored: FeatureImportance 
 def registry(s3, tmp_path):
     """Champion v1, which relies on amount most."""
     registry = empty_registry(s3)
-    v1 = register(registry, tmp_path, importance(amount=0.6, v1=0.3, v2=0.1))
+    v1 = register(registry, tmp_path, stored_importance(amount=0.6, v1=0.3, v2=0.1))
     judge_as(registry, v1, auc=0.90, run_id="r1")
     crown(registry, v1)
     return registry
@@ -53,7 +40,7 @@ def registry(s3, tmp_path):
 def test_the_judge_and_promote_records_name_the_features_that_moved(
     registry, tmp_path, monkeypatch
 ) -> None:
-    v2 = register(registry, tmp_path, importance(amount=0.2, v1=0.3, v2=0.5))
+    v2 = register(registry, tmp_path, stored_importance(amount=0.2, v1=0.3, v2=0.5))
     aucs = {1: 0.90, v2: 0.95}
     monkeypatch.setattr(judging, "measure", lambda _r, _s, version, _h: measured(aucs[version]))
     run = RunContext(SPEC.name, "r2", dag_id=f"{SPEC.name}.train")

@@ -10,24 +10,10 @@ from loopline.commands.models import importance_lines
 from loopline.registry import ModelVersion
 from loopline.registry.importance import (
     NOT_COMPUTED,
-    FeatureImportance,
     drifted_importance,
     importance_shift,
 )
-
-
-def importance(**values: float) -> FeatureImportance:
-    return FeatureImportance(
-        values=values,
-        method="shap.Permutation",
-        library="shap 0.51.0",
-        rows=64,
-        background_rows=32,
-        seed=0,
-        max_evals=130,
-        max_additivity_gap=1e-9,
-        seconds=1.2,
-    )
+from support.importances import stored_importance
 
 
 def version(**extra: object) -> ModelVersion:
@@ -46,7 +32,7 @@ def version(**extra: object) -> ModelVersion:
 
 
 def test_features_rank_by_importance_with_their_share_of_the_total() -> None:
-    stored = importance(amount=0.3, v1=0.1, channel=0.1)
+    stored = stored_importance(amount=0.3, v1=0.1, channel=0.1)
     assert stored.ranked() == [("amount", 0.3), ("channel", 0.1), ("v1", 0.1)]
     assert stored.shares() == pytest.approx({"amount": 0.6, "v1": 0.2, "channel": 0.2})
     assert "shap.Permutation (shap 0.51.0, max_evals 130)" in stored.describe()
@@ -54,8 +40,8 @@ def test_features_rank_by_importance_with_their_share_of_the_total() -> None:
 
 
 def test_the_shift_names_the_features_that_moved_the_model_largest_first() -> None:
-    champion = importance(amount=0.5, v1=0.3, v2=0.2)
-    candidate = importance(amount=0.2, v1=0.3, v2=0.5)  # amount's weight went to v2
+    champion = stored_importance(amount=0.5, v1=0.3, v2=0.2)
+    candidate = stored_importance(amount=0.2, v1=0.3, v2=0.5)  # amount's weight went to v2
 
     shift = importance_shift(candidate, champion, top=2)
 
@@ -69,7 +55,7 @@ def test_the_shift_names_the_features_that_moved_the_model_largest_first() -> No
 
 @pytest.mark.parametrize("missing", ["candidate", "champion"])
 def test_a_version_without_importance_makes_the_shift_not_computed(missing: str) -> None:
-    known = importance(amount=1.0)
+    known = stored_importance(amount=1.0)
     shift = importance_shift(
         None if missing == "candidate" else known, None if missing == "champion" else known
     )
@@ -78,7 +64,7 @@ def test_a_version_without_importance_makes_the_shift_not_computed(missing: str)
 
 
 def test_the_drifted_features_say_how_much_the_champion_relies_on_them() -> None:
-    champion = importance(amount=0.6, v1=0.3, v2=0.1)
+    champion = stored_importance(amount=0.6, v1=0.3, v2=0.1)
 
     relied_on = drifted_importance(champion, ["v2", "amount", "added_later"], version=3)
 
@@ -101,7 +87,7 @@ def test_a_version_registered_before_importances_reads_and_shows_not_computed() 
     assert old.importance is None
     assert importance_lines(old) == [f"feature importance: {NOT_COMPUTED}"]
 
-    new = version(importance=importance(amount=0.3, v1=0.1).model_dump())
+    new = version(importance=stored_importance(amount=0.3, v1=0.1).model_dump())
     lines = importance_lines(new)
     assert lines[0].startswith("feature importance (v4): shap.Permutation")
     assert [line.split()[:2] for line in lines[1:]] == [["1.", "amount"], ["2.", "v1"]]
