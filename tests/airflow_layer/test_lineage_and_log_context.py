@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from loopline.demo.card_transactions import generate
-from loopline.registry import CHAMPION, ModelRegistry
+from loopline.registry import ModelRegistry
 from loopline.stack.airflow_env import LINEAGE_NAMESPACE, lineage_file_transport
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
+from support.judged_versions import promote_in_turn
 from support.paths import DAGS_FOLDER
 
 BUCKET = "s3://loopline"
@@ -104,20 +105,7 @@ def test_a_rollback_reports_the_versions_and_logs_them_on_every_line(
     store, lineage_events, tmp_path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     registry = ModelRegistry(store, "loopline")
-    for version in (1, 2):  # placeholder versions, each champion in turn
-        folder = tmp_path / f"v{version}"
-        folder.mkdir()
-        (folder / "model.keras").write_text(f"v{version}")
-        registry.register("card_fraud", folder, metrics={}, input_schema=[])
-        registry.move_alias(
-            "card_fraud",
-            CHAMPION,
-            version,
-            expected=version - 1 or None,
-            action="promote",
-            reason="test",
-            by="test",
-        )
+    promote_in_turn(registry, tmp_path, versions=2)  # placeholder versions, each champion
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.rollback"]
 
     run = dag.test(run_conf={"reason": "scores look wrong"})

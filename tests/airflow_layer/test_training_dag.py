@@ -13,6 +13,7 @@ from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
 from support.airflow_runs import asset_events, use_spec_variant
+from support.judged_versions import promote_in_turn
 from support.paths import DAGS_FOLDER, PIPELINES
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
@@ -36,24 +37,6 @@ def registry(airflow_db, s3, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
     key = f"{SPEC.data.validated_prefix}dt={day:%Y-%m-%d}/history.parquet"
     store.put_new(SPEC.data.bucket, key, encode(generate(20_000, seed=8, start=day), "parquet"))
     return ModelRegistry(store, SPEC.data.bucket)
-
-
-def promote_in_turn(registry: ModelRegistry, tmp_path, versions: int) -> None:
-    """Register placeholder versions 1..n and promote each in turn."""
-    for version in range(1, versions + 1):
-        folder = tmp_path / f"v{version}"
-        folder.mkdir()
-        (folder / "model.keras").write_text(f"v{version}")
-        registry.register("card_fraud", folder, metrics={}, input_schema=[])
-        registry.move_alias(
-            "card_fraud",
-            CHAMPION,
-            version,
-            expected=version - 1 or None,
-            action="promote",
-            reason="test",
-            by="test",
-        )
 
 
 def test_first_training_becomes_champion_and_an_equal_one_stays_challenger(

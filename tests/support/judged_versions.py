@@ -72,3 +72,21 @@ def crown(registry: ModelRegistry, version: int) -> None:
         reason="beat champion",
         by="airflow:card_fraud.train/test",
     )
+
+
+def promote_in_turn(registry: ModelRegistry, tmp_path: Path, versions: int) -> None:
+    """Register placeholder versions 1..n and promote each in turn."""
+    for version in range(1, versions + 1):
+        folder = tmp_path / f"v{version}"
+        folder.mkdir()
+        (folder / "model.keras").write_text(f"v{version}")
+        registry.register("card_fraud", folder, metrics={}, input_schema=[])
+        registry.move_alias(
+            "card_fraud",
+            CHAMPION,
+            version,
+            expected=version - 1 or None,
+            action="promote",
+            reason="test",
+            by="test",
+        )
