@@ -42,6 +42,20 @@ def test_the_champion_scores_the_window_and_the_output_is_committed(world) -> No
     [event] = asset_events("s3://loopline/card_fraud/predictions", run.run_id)
     assert event.extra["rows"] == 4000 and event.extra["model_version"] == version
     assert event.extra["spark_master"] == "local[2,4]"
+    # The task's cost counts what its Spark job moved: the validated object it scored and
+    # the files it wrote (staged, then copied server-side into place).
+    from loopline.records import RecordStage, RecordStore
+
+    [cost] = [
+        record
+        for record in RecordStore(store, SPEC.data.bucket).records(SPEC.name, RecordStage.COST)
+        if record.run_id == run.run_id and record.task_id == "score"
+    ]
+    validated = list(store.list_keys(SPEC.data.bucket, SPEC.data.validated_prefix))
+    read_size = sum(store.head(SPEC.data.bucket, key)["ContentLength"] for key in validated)
+    written_size = sum(store.head(SPEC.data.bucket, key)["ContentLength"] for key in files)
+    assert cost.numbers["bytes_read"] >= read_size > 0
+    assert cost.numbers["bytes_written"] >= written_size > 0
 
 
 def test_batches_landed_in_any_format_are_scored_after_the_gate_and_trace_back(

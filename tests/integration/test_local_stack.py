@@ -77,13 +77,15 @@ def loopline_process(state_dir: Path, *args: str) -> subprocess.CompletedProcess
     return result
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="class")
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LocalStack, str]]:
-    """The stack on the default SQLite database, and on PostgreSQL where a server answers."""
-    with metadata_database(request.param) as database_url:
-        state_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    """The stack on the test class's database: SQLite, the default, or PostgreSQL where a
+    server answers."""
+    database = request.cls.database
+    with metadata_database(database) as database_url:
+        state_dir = tmp_path_factory.mktemp(f"stack-{database}")
         # Every port of the stack, reserved together: not the defaults, which a stack left
         # running by `make run` holds, or another test run's stack may be about to take.
         ports = free_ports(len(DEFAULT_PORTS))
@@ -128,238 +130,6 @@ def metadata_database(kind: str) -> Iterator[str | None]:
         admin.close()
 
 
-def test_up_prints_the_ui_url_and_login(stack) -> None:
-    local, output = stack
-    assert local.config.sql_alchemy_conn in (
-        local.config.state.database_url,
-        f"sqlite:///{local.config.airflow_home / 'airflow.db'}",
-    )
-    assert f"Airflow UI: {local.config.airflow_url}" in output
-    assert f"log in as admin / {local.config.state.admin_password}" in output
-    assert "no DAG import errors" in output
-
-
-def test_airflow_runs_every_component_with_the_settings_loaded(stack) -> None:
-    local, _ = stack
-    api = local.api()
-    assert api.healthy()
-    assert {"card_fraud.demo_feed", "card_fraud.validate"} <= set(api.dag_ids())
-    assert api.import_errors() == []
-    aws = api.call("GET", "/api/v2/connections/aws_default")
-    assert local.config.s3_endpoint in aws["extra"]
-    assert api.call("GET", "/api/v2/connections/spark_default")["host"] == "local[*,4]"
-    assert api.call("GET", "/api/v2/pools/gpu")["slots"] == 1
-
-
-def test_metadata_lives_in_the_configured_database(stack) -> None:
-    local, _ = stack
-    query = "SELECT dag_id FROM dag WHERE dag_id = 'card_fraud.demo_feed'"
-    url = local.config.state.database_url
-    if url is None:
-        import sqlite3
-
-        with sqlite3.connect(local.config.airflow_home / "airflow.db") as db:
-            rows = db.execute(query).fetchall()
-    else:
-        import psycopg2
-
-        with psycopg2.connect(url.replace("+psycopg2", "")) as db, db.cursor() as cursor:
-            cursor.execute(query)
-            rows = cursor.fetchall()
-    assert rows == [("card_fraud.demo_feed",)]
-
-
-def test_buckets_topics_and_demo_data_exist(stack) -> None:
-    local, _ = stack
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=local.config.kafka_bootstrap)
-    try:
-        assert {"card_fraud.transactions", "card_fraud.scores"} <= set(admin.list_topics())
-    finally:
-        admin.close()
-    files = data_files(ObjectStore(local.s3_client()))
-    assert files and all(name.endswith(".parquet") for name in files)
-
-
-def test_up_ends_with_a_champion_in_the_registry(stack) -> None:
-    local, output = stack
-    from loopline.registry import CHAMPION, ModelRegistry
-
-    registry = ModelRegistry(ObjectStore(local.s3_client()), "loopline")
-    version = registry.alias("card_fraud", CHAMPION)
-    assert version == 1 and "card_fraud: champion is version 1 (" in output
-    record = registry.get("card_fraud", version)
-    assert record.metrics["auc"] >= 0.75  # the demo spec's absolute threshold
-    assert record.lineage["dag_id"] == "card_fraud.train"
-    assert {"model.keras", "saved_model/saved_model.pb"} <= set(record.artifacts)
-
-
-def test_up_leaves_lineage_events_and_json_task_logs_naming_the_model(stack) -> None:
-    """The OpenLineage provider, on in every Airflow process of the stack, wrote each task's
-    datasets for `up`'s first training; its train task's log lines carry pipeline, stage,
-    run and model version."""
-    from loopline.stack.airflow_env import LINEAGE_NAMESPACE, lineage_events
-
-    local, _ = stack
-    lines = lineage_events(local.config.state_dir).read_text().splitlines()
-    events = [json.loads(line) for line in lines]
-    assert {e["job"]["namespace"] for e in events} == {LINEAGE_NAMESPACE}
-
-    def names(job: str, side: str) -> list[str]:
-        """The S3 datasets of every COMPLETE event of `job` (a skipped run's has none)."""
-        done = [e for e in events if e["job"]["name"] == job and e["eventType"] == "COMPLETE"]
-        return [d["name"] for e in done for d in e[side] if d["namespace"] == "s3://loopline"]
-
-    assert any(
-        n.startswith("card_fraud/landing/")
-        for n in names("card_fraud.demo_feed.land_batch", "outputs")
-    )
-    assert any(
-        n.startswith("card_fraud/validated/")
-        for n in names("card_fraud.validate.validate", "outputs")
-    )
-    assert any(
-        n.startswith("card_fraud/validated/") for n in names("card_fraud.train.snapshot", "inputs")
-    )
-    assert names("card_fraud.train.train", "outputs") == ["models/card_fraud/versions/000001"]
-    assert names("card_fraud.train.promote", "outputs") == ["models/card_fraud/aliases/champion"]
-    # The JSON task log of the try that registered version 1 (a scheduled run may have tried).
-    logs = (local.config.airflow_home / "logs" / "dag_id=card_fraud.train").glob(
-        "run_id=*/task_id=train/attempt=*.log"
-    )
-    tries = {path: [json.loads(line) for line in path.read_text().splitlines()] for path in logs}
-    [(train_log, trained)] = [
-        (path, line)
-        for path, lines in tries.items()
-        for line in lines
-        if "registered card_fraud version 1:" in line["event"]
-    ]
-    run_id = train_log.parent.parent.name.removeprefix("run_id=")
-    assert trained["pipeline"] == "card_fraud" and trained["stage"] == "train_model"
-    assert trained["run_id"] == run_id and trained["model_version"] == "1"
-    log_lines = tries[train_log]
-    ours = [line for line in log_lines if "loopline" in str(line.get("logger"))]
-    assert ours and all(line.get("pipeline") == "card_fraud" for line in ours)
-
-
-def test_batch_scoring_triggered_over_rest_without_a_logical_date(stack) -> None:
-    """As the README shows it: POST dagRuns with "logical_date": null (no data interval)."""
-    local, _ = stack
-    api = local.api()
-    run_id = api.trigger("card_fraud.batch_score", {"window_days": 2})
-    assert api.wait_for_run("card_fraud.batch_score", run_id, timeout=600) == "success"
-    from loopline.records import RecordStage, RecordStore
-
-    records = RecordStore(ObjectStore(local.s3_client()), "loopline")
-    record = records.read("card_fraud", RecordStage.BATCH_SCORING, run_id)
-    assert record.verdict == "scored" and record.numbers["rows"] >= 20_000
-    assert record.dag_id == "card_fraud.batch_score" and record.payload["model_version"] == 1
-    # A scored row traces back through the gate's records to the file that landed it.
-    output = record.outputs[0].uri.removeprefix("s3://loopline/")
-    [first, *_] = [k for k in ObjectStore(local.s3_client()).list_keys("loopline", output)
-                   if k.endswith(".parquet")]  # fmt: skip
-    row = decode(ObjectStore(local.s3_client()).get("loopline", first), "parquet").to_pylist()[0]
-    traced = loopline_command(local.config.state_dir, "trace", "card_fraud", row["transaction_id"])
-    assert f"batch prediction of {row['transaction_id']}" in traced
-    assert f"scored by run {run_id}" in traced and "model card_fraud v1" in traced
-    assert (
-        "trained by card_fraud.train run" in traced
-        and "landed as s3://loopline/card_fraud/landing/" in traced
-    )
-
-
-def test_rest_trigger_with_params_lands_that_batch(stack) -> None:
-    local, _ = stack
-    api = local.api()
-    run_id = api.trigger(
-        "card_fraud.demo_feed", {"rows": 123, "file_format": "jsonl", "new_category_share": 0.5}
-    )
-    assert api.wait_for_run("card_fraud.demo_feed", run_id) == "success"
-    landed = time.monotonic()
-    store = ObjectStore(local.s3_client())
-    # The landing event starts the validation gate, which moves the file on.
-    [key] = wait_for(
-        lambda: [k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl.parquet")]
-    )
-    print(f"landing -> validated: {time.monotonic() - landed:.1f} s (from the feed run's end)")
-    table = decode(store.get("loopline", key), "parquet")  # the validated zone is Parquet
-    assert table.num_rows == 123
-    # The landed bytes move to the archive just after the Parquet is written.
-    archived = key.replace(VALIDATED, "card_fraud/archive/").removesuffix(".parquet")
-    wait_for(lambda: store.head("loopline", archived))
-    assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
-
-
-@pytest.mark.timeout(1500)  # an audit, then a whole training run, on two shared cores
-def test_a_drifted_batch_closes_the_loop_through_retraining(stack) -> None:
-    """Drift lands -> validation -> drift audit (on the validated event) -> training started
-    with the audit's reason -> a promotion decision recorded, and the model's lineage says why."""
-    from loopline.records import RecordStage, RecordStore
-    from loopline.registry import ModelRegistry
-
-    local, _ = stack
-    api = local.api()
-    drift = {"rows": 5000, "mean_shift": 1.5, "drifted_features": 8}
-    assert (
-        api.wait_for_run("card_fraud.demo_feed", api.trigger("card_fraud.demo_feed", drift))
-        == "success"
-    )
-    store = ObjectStore(local.s3_client())
-    records = RecordStore(store, "loopline")
-
-    def retrained() -> list:
-        audits = records.records("card_fraud", RecordStage.DRIFT)
-        return [record for record in audits if record.verdict == "retrain"]
-
-    # The first audit that retrained: this batch's, or one of an earlier test's batch (unseen
-    # categories); the cooldown then holds the next, as it should.
-    [audit, *_] = wait_for(retrained, timeout=600)
-    assert audit.reasons and audit.payload["report"].startswith("s3://loopline/reports/")
-    train_run = f"drift_audit__{audit.run_id}"
-    wait_for(lambda: run_exists(api, "card_fraud.train", train_run), timeout=300)
-    assert api.wait_for_run("card_fraud.train", train_run, timeout=900) == "success"
-    conf = api.call("GET", f"/api/v2/dags/card_fraud.train/dagRuns/{train_run}")["conf"]
-    assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
-    [*_, judgement] = records.records("card_fraud", RecordStage.JUDGEMENT, train_run)
-    assert judgement.verdict in ("promote", "refuse") and judgement.payload["decision"]["checks"]
-    version = ModelRegistry(store, "loopline").get("card_fraud", int(judgement.subject[1:]))
-    assert version.lineage["reason"] == conf["reason"]
-
-
-def test_the_champion_scores_events_in_real_time(stack) -> None:
-    """The champion event deployed a scoring replica: events in, predictions out."""
-    from loopline.registry import CHAMPION, ModelRegistry
-    from loopline.spec import load_spec
-    from support.paths import PIPELINES
-    from support.streams import as_records, feature_events, produce, read_topic
-
-    local, _ = stack
-    spec = load_spec(PIPELINES / "card_fraud.yaml")
-    champion = ModelRegistry(ObjectStore(local.s3_client()), "loopline").alias(
-        "card_fraud", CHAMPION
-    )
-    beat = local.config.state_dir / "streaming" / "card_fraud" / "replica-0.json"
-    wait_for(lambda: beat.exists() and json.loads(beat.read_text())["state"] == "running", 300)
-    events = feature_events(spec, 200, seed=11, prefix="live")
-    bootstrap = local.config.kafka_bootstrap
-    produce(bootstrap, spec.streaming.input_topic, as_records(events))
-    predictions = read_topic(
-        bootstrap, spec.streaming.output_topic, 200, timeout=120, ids=set(events)
-    )
-    mine = [p for p in predictions if p["event_id"] in events]
-    assert {p["event_id"] for p in mine} == set(events)
-    assert {p["model_version"] for p in mine} <= {champion, champion - 1}  # a roll may be on
-    # One of them, traced from its event id: where it was read, which version scored it.
-    event_id = mine[0]["event_id"]
-    traced = loopline_command(
-        local.config.state_dir, "trace", "card_fraud", event_id, "--source", "stream"
-    )
-    assert f"stream prediction of {event_id}" in traced
-    assert f"read from {spec.streaming.input_topic} partition" in traced
-    assert f"model card_fraud v{mine[0]['model_version']}" in traced
-
-
 def run_exists(api, dag_id: str, run_id: str) -> bool:
     """True once the run exists (a run another task starts appears a moment later)."""
     from loopline.stack.airflow_api import AirflowApiError
@@ -369,56 +139,6 @@ def run_exists(api, dag_id: str, run_id: str) -> bool:
     except AirflowApiError:
         return False
     return True
-
-
-def test_rest_trigger_with_invalid_params_is_refused(stack) -> None:
-    local, _ = stack
-    response = local.api().request(
-        "POST",
-        "/api/v2/dags/card_fraud.demo_feed/dagRuns",
-        json={"logical_date": None, "conf": {"rows": -1}},
-    )
-    assert response.status_code == 400
-    assert "rows" in response.text
-
-
-def test_up_again_is_idempotent_and_restart_keeps_s3_objects(stack) -> None:
-    local, _ = stack
-    state_dir = local.config.state_dir
-    again = stack_command(state_dir, "up").stdout
-    assert "already running" in again and "data already present" in again
-
-    store = ObjectStore(local.s3_client())
-    before = data_files(store)
-    down = stack_command(state_dir, "down").stdout
-    assert "saved" in down
-    assert not any(local.status().values())
-
-    restarted = stack_command(state_dir, "up", "--no-demo-data").stdout
-    assert "restored" in restarted
-    assert data_files(store) == before
-
-
-def test_a_quarantined_file_fails_the_validation_run_that_names_it(stack) -> None:
-    local, _ = stack
-    store = ObjectStore(local.s3_client())
-    api = local.api()
-    # An upstream system (not Loopline's feed) drops a file written with the wrong delimiter.
-    key = LANDING + "dt=2026-11-23/upstream-semicolons.csv"
-    store.put_new("loopline", key, b"transaction_id;amount\nt1;12.5\n")
-    api.trigger("card_fraud.validate")
-    # One run at a time validates: ours, or one already waiting (deferred) for landed files
-    # that wakes on this one. Whichever it is, it must fail naming the file and the reason.
-    naming = wait_for(lambda: finished_runs_naming(api, key))
-    assert [state for _, state, _ in naming] == ["failed"] * len(naming)
-    assert all("did not pass" in log for _, _, log in naming)
-    assert any("wrong CSV delimiter" in log for _, _, log in naming)
-    assert store.head("loopline", key.replace(LANDING, "card_fraud/quarantine/")) is not None
-    # The failed try left a debug bundle, which `loopline debug` prints from the run id.
-    run_id = naming[0][0]
-    debug = loopline_command(local.config.state_dir, "debug", "card_fraud", run_id)
-    assert f"card_fraud.validate {run_id}: verdict try 1 failed" in debug
-    assert "upstream-semicolons.csv" in debug and "transaction_id;amount" in debug
 
 
 def finished_runs_naming(api, key: str) -> list[tuple[str, str, str]]:
@@ -442,35 +162,347 @@ def verdict_log(api, run_id: str) -> str:
     return "\n".join(json.dumps(line) for line in logs.get("content") or [])
 
 
-def test_prometheus_answers_for_every_metric_of_the_dashboard(stack) -> None:
-    """The stack's Prometheus scrapes the exporter (records as metrics, Airflow's own metrics
-    sent over OTLP) and the replicas: it answers for each metric the Grafana dashboard reads.
-    Last in the module, so every stage has left records (the replicas stopped with the
-    restart above: their samples are looked for over the last two hours)."""
-    import httpx
-    from loopline.telemetry.dashboard import metric_names
-    from loopline.telemetry.prometheus import HOW_TO_GET, prometheus_binary
+class Scenarios:
+    """What a user does with the stack, on each metadata database (the classes below): one
+    class per database, so that pytest-xdist's --dist loadscope runs the two stacks on two
+    workers instead of one after the other on the same one."""
 
-    local, output = stack
-    if prometheus_binary(PROJECT_ROOT) is None:
-        if os.environ.get("LOOPLINE_TEST_REQUIRE_PROMETHEUS"):  # CI fetched it: never skip
-            pytest.fail(f"no Prometheus binary: {HOW_TO_GET}")
-        pytest.skip(f"no Prometheus binary: {HOW_TO_GET}")
-    assert f"Prometheus {local.config.prometheus_url}" in output
-    status = stack_command(local.config.state_dir, "status").stdout
-    assert f"{local.config.prometheus_url}" in status and "telemetry" in status
+    def test_up_prints_the_ui_url_and_login(self, stack) -> None:
+        local, output = stack
+        assert local.config.sql_alchemy_conn in (
+            local.config.state.database_url,
+            f"sqlite:///{local.config.airflow_home / 'airflow.db'}",
+        )
+        assert f"Airflow UI: {local.config.airflow_url}" in output
+        assert f"log in as admin / {local.config.state.admin_password}" in output
+        assert "no DAG import errors" in output
 
-    def answers(name: str) -> bool:
-        url = f"{local.config.prometheus_url}/api/v1/query"
-        reply = httpx.get(url, params={"query": f"last_over_time({name}[2h])"}, timeout=10)
-        return bool(reply.json()["data"]["result"])
+    def test_airflow_runs_every_component_with_the_settings_loaded(self, stack) -> None:
+        local, _ = stack
+        api = local.api()
+        assert api.healthy()
+        assert {"card_fraud.demo_feed", "card_fraud.validate"} <= set(api.dag_ids())
+        assert api.import_errors() == []
+        aws = api.call("GET", "/api/v2/connections/aws_default")
+        assert local.config.s3_endpoint in aws["extra"]
+        assert api.call("GET", "/api/v2/connections/spark_default")["host"] == "local[*,4]"
+        assert api.call("GET", "/api/v2/pools/gpu")["slots"] == 1
 
-    def missing() -> list[str]:
-        return [name for name in sorted(metric_names()) if not answers(name)]
+    def test_metadata_lives_in_the_configured_database(self, stack) -> None:
+        local, _ = stack
+        query = "SELECT dag_id FROM dag WHERE dag_id = 'card_fraud.demo_feed'"
+        url = local.config.state.database_url
+        if url is None:
+            import sqlite3
 
-    started = time.monotonic()
-    deadline = started + 120
-    while (absent := missing()) and time.monotonic() < deadline:
-        time.sleep(5)
-    assert absent == [], f"Prometheus has no samples of {absent}"
-    print(f"{len(metric_names())} metrics answered after {time.monotonic() - started:.1f} s")
+            with sqlite3.connect(local.config.airflow_home / "airflow.db") as db:
+                rows = db.execute(query).fetchall()
+        else:
+            import psycopg2
+
+            with psycopg2.connect(url.replace("+psycopg2", "")) as db, db.cursor() as cursor:
+                cursor.execute(query)
+                rows = cursor.fetchall()
+        assert rows == [("card_fraud.demo_feed",)]
+
+    def test_buckets_topics_and_demo_data_exist(self, stack) -> None:
+        local, _ = stack
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=local.config.kafka_bootstrap)
+        try:
+            assert {"card_fraud.transactions", "card_fraud.scores"} <= set(admin.list_topics())
+        finally:
+            admin.close()
+        files = data_files(ObjectStore(local.s3_client()))
+        assert files and all(name.endswith(".parquet") for name in files)
+
+    def test_up_ends_with_a_champion_in_the_registry(self, stack) -> None:
+        local, output = stack
+        from loopline.registry import CHAMPION, ModelRegistry
+
+        registry = ModelRegistry(ObjectStore(local.s3_client()), "loopline")
+        version = registry.alias("card_fraud", CHAMPION)
+        assert version == 1 and "card_fraud: champion is version 1 (" in output
+        record = registry.get("card_fraud", version)
+        assert record.metrics["auc"] >= 0.75  # the demo spec's absolute threshold
+        assert record.lineage["dag_id"] == "card_fraud.train"
+        assert {"model.keras", "saved_model/saved_model.pb"} <= set(record.artifacts)
+
+    def test_up_leaves_lineage_events_and_json_task_logs_naming_the_model(self, stack) -> None:
+        """The OpenLineage provider, on in every Airflow process of the stack, wrote each task's
+        datasets for `up`'s first training; its train task's log lines carry pipeline, stage,
+        run and model version."""
+        from loopline.stack.airflow_env import LINEAGE_NAMESPACE, lineage_events
+
+        local, _ = stack
+        lines = lineage_events(local.config.state_dir).read_text().splitlines()
+        events = [json.loads(line) for line in lines]
+        assert {e["job"]["namespace"] for e in events} == {LINEAGE_NAMESPACE}
+
+        def names(job: str, side: str) -> list[str]:
+            """The S3 datasets of every COMPLETE event of `job` (a skipped run's has none)."""
+            done = [e for e in events if e["job"]["name"] == job and e["eventType"] == "COMPLETE"]
+            return [d["name"] for e in done for d in e[side] if d["namespace"] == "s3://loopline"]
+
+        assert any(
+            n.startswith("card_fraud/landing/")
+            for n in names("card_fraud.demo_feed.land_batch", "outputs")
+        )
+        assert any(
+            n.startswith("card_fraud/validated/")
+            for n in names("card_fraud.validate.validate", "outputs")
+        )
+        assert any(
+            n.startswith("card_fraud/validated/")
+            for n in names("card_fraud.train.snapshot", "inputs")
+        )
+        assert names("card_fraud.train.train", "outputs") == ["models/card_fraud/versions/000001"]
+        assert names("card_fraud.train.promote", "outputs") == [
+            "models/card_fraud/aliases/champion"
+        ]
+        # The JSON task log of the try that registered version 1 (a scheduled run may have tried).
+        logs = (local.config.airflow_home / "logs" / "dag_id=card_fraud.train").glob(
+            "run_id=*/task_id=train/attempt=*.log"
+        )
+        tries = {
+            path: [json.loads(line) for line in path.read_text().splitlines()] for path in logs
+        }
+        [(train_log, trained)] = [
+            (path, line)
+            for path, lines in tries.items()
+            for line in lines
+            if "registered card_fraud version 1:" in line["event"]
+        ]
+        run_id = train_log.parent.parent.name.removeprefix("run_id=")
+        assert trained["pipeline"] == "card_fraud" and trained["stage"] == "train_model"
+        assert trained["run_id"] == run_id and trained["model_version"] == "1"
+        log_lines = tries[train_log]
+        ours = [line for line in log_lines if "loopline" in str(line.get("logger"))]
+        assert ours and all(line.get("pipeline") == "card_fraud" for line in ours)
+
+    def test_batch_scoring_triggered_over_rest_without_a_logical_date(self, stack) -> None:
+        """As the README shows it: POST dagRuns with "logical_date": null (no data interval)."""
+        local, _ = stack
+        api = local.api()
+        run_id = api.trigger("card_fraud.batch_score", {"window_days": 2})
+        assert api.wait_for_run("card_fraud.batch_score", run_id, timeout=600) == "success"
+        from loopline.records import RecordStage, RecordStore
+
+        records = RecordStore(ObjectStore(local.s3_client()), "loopline")
+        record = records.read("card_fraud", RecordStage.BATCH_SCORING, run_id)
+        assert record.verdict == "scored" and record.numbers["rows"] >= 20_000
+        assert record.dag_id == "card_fraud.batch_score" and record.payload["model_version"] == 1
+        # A scored row traces back through the gate's records to the file that landed it.
+        output = record.outputs[0].uri.removeprefix("s3://loopline/")
+        [first, *_] = [k for k in ObjectStore(local.s3_client()).list_keys("loopline", output)
+                       if k.endswith(".parquet")]  # fmt: skip
+        row = decode(ObjectStore(local.s3_client()).get("loopline", first), "parquet").to_pylist()[
+            0
+        ]
+        traced = loopline_command(
+            local.config.state_dir, "trace", "card_fraud", row["transaction_id"]
+        )
+        assert f"batch prediction of {row['transaction_id']}" in traced
+        assert f"scored by run {run_id}" in traced and "model card_fraud v1" in traced
+        assert (
+            "trained by card_fraud.train run" in traced
+            and "landed as s3://loopline/card_fraud/landing/" in traced
+        )
+        if self.database != "sqlite":
+            return  # explaining reads S3 and the registry only: once is enough (TF + SHAP: ~10 s)
+        # ...and is explained by the version that scored it: its attributions add up to the score
+        # (the command exits 1 when they or the recomputed score do not), from the importance and
+        # holdout the stack's own training stored.
+        explained = loopline_command(
+            local.config.state_dir, "explain", "card_fraud", row["transaction_id"]
+        )
+        assert f"batch prediction of {row['transaction_id']}: score " in explained
+        assert "by model v1" in explained and "tolerance 1e-06: ok" in explained
+        shown = loopline_command(local.config.state_dir, "models", "show", "card_fraud", "1")
+        assert "feature importance (v1): shap." in shown
+
+    def test_rest_trigger_with_params_lands_that_batch(self, stack) -> None:
+        local, _ = stack
+        api = local.api()
+        run_id = api.trigger(
+            "card_fraud.demo_feed", {"rows": 123, "file_format": "jsonl", "new_category_share": 0.5}
+        )
+        assert api.wait_for_run("card_fraud.demo_feed", run_id) == "success"
+        landed = time.monotonic()
+        store = ObjectStore(local.s3_client())
+        # The landing event starts the validation gate, which moves the file on.
+        [key] = wait_for(
+            lambda: [
+                k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl.parquet")
+            ]
+        )
+        print(f"landing -> validated: {time.monotonic() - landed:.1f} s (from the feed run's end)")
+        table = decode(store.get("loopline", key), "parquet")  # the validated zone is Parquet
+        assert table.num_rows == 123
+        # The landed bytes move to the archive just after the Parquet is written.
+        archived = key.replace(VALIDATED, "card_fraud/archive/").removesuffix(".parquet")
+        wait_for(lambda: store.head("loopline", archived))
+        assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
+
+    @pytest.mark.timeout(1500)  # an audit, then a whole training run, on two shared cores
+    def test_a_drifted_batch_closes_the_loop_through_retraining(self, stack) -> None:
+        """Drift lands -> validation -> drift audit (on the validated event) -> training
+        started with the audit's reason -> a promotion decision recorded, and the model's
+        lineage says why."""
+        from loopline.records import RecordStage, RecordStore
+        from loopline.registry import ModelRegistry
+
+        local, _ = stack
+        api = local.api()
+        drift = {"rows": 5000, "mean_shift": 1.5, "drifted_features": 8}
+        assert (
+            api.wait_for_run("card_fraud.demo_feed", api.trigger("card_fraud.demo_feed", drift))
+            == "success"
+        )
+        store = ObjectStore(local.s3_client())
+        records = RecordStore(store, "loopline")
+
+        def retrained() -> list:
+            audits = records.records("card_fraud", RecordStage.DRIFT)
+            return [record for record in audits if record.verdict == "retrain"]
+
+        # The first audit that retrained: this batch's, or one of an earlier test's batch (unseen
+        # categories); the cooldown then holds the next, as it should.
+        [audit, *_] = wait_for(retrained, timeout=600)
+        assert audit.reasons and audit.payload["report"].startswith("s3://loopline/reports/")
+        train_run = f"drift_audit__{audit.run_id}"
+        wait_for(lambda: run_exists(api, "card_fraud.train", train_run), timeout=300)
+        assert api.wait_for_run("card_fraud.train", train_run, timeout=900) == "success"
+        conf = api.call("GET", f"/api/v2/dags/card_fraud.train/dagRuns/{train_run}")["conf"]
+        assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
+        [*_, judgement] = records.records("card_fraud", RecordStage.JUDGEMENT, train_run)
+        assert (
+            judgement.verdict in ("promote", "refuse") and judgement.payload["decision"]["checks"]
+        )
+        version = ModelRegistry(store, "loopline").get("card_fraud", int(judgement.subject[1:]))
+        assert version.lineage["reason"] == conf["reason"]
+
+    def test_the_champion_scores_events_in_real_time(self, stack) -> None:
+        """The champion event deployed a scoring replica: events in, predictions out."""
+        from loopline.registry import CHAMPION, ModelRegistry
+        from loopline.spec import load_spec
+        from support.paths import PIPELINES
+        from support.streams import as_records, feature_events, produce, read_topic
+
+        local, _ = stack
+        spec = load_spec(PIPELINES / "card_fraud.yaml")
+        champion = ModelRegistry(ObjectStore(local.s3_client()), "loopline").alias(
+            "card_fraud", CHAMPION
+        )
+        beat = local.config.state_dir / "streaming" / "card_fraud" / "replica-0.json"
+        wait_for(lambda: beat.exists() and json.loads(beat.read_text())["state"] == "running", 300)
+        events = feature_events(spec, 200, seed=11, prefix="live")
+        bootstrap = local.config.kafka_bootstrap
+        produce(bootstrap, spec.streaming.input_topic, as_records(events))
+        predictions = read_topic(
+            bootstrap, spec.streaming.output_topic, 200, timeout=120, ids=set(events)
+        )
+        mine = [p for p in predictions if p["event_id"] in events]
+        assert {p["event_id"] for p in mine} == set(events)
+        assert {p["model_version"] for p in mine} <= {champion, champion - 1}  # a roll may be on
+        # One of them, traced from its event id: where it was read, which version scored it.
+        event_id = mine[0]["event_id"]
+        traced = loopline_command(
+            local.config.state_dir, "trace", "card_fraud", event_id, "--source", "stream"
+        )
+        assert f"stream prediction of {event_id}" in traced
+        assert f"read from {spec.streaming.input_topic} partition" in traced
+        assert f"model card_fraud v{mine[0]['model_version']}" in traced
+
+    def test_rest_trigger_with_invalid_params_is_refused(self, stack) -> None:
+        local, _ = stack
+        response = local.api().request(
+            "POST",
+            "/api/v2/dags/card_fraud.demo_feed/dagRuns",
+            json={"logical_date": None, "conf": {"rows": -1}},
+        )
+        assert response.status_code == 400
+        assert "rows" in response.text
+
+    def test_up_again_is_idempotent_and_restart_keeps_s3_objects(self, stack) -> None:
+        local, _ = stack
+        state_dir = local.config.state_dir
+        again = stack_command(state_dir, "up").stdout
+        assert "already running" in again and "data already present" in again
+
+        store = ObjectStore(local.s3_client())
+        before = data_files(store)
+        down = stack_command(state_dir, "down").stdout
+        assert "saved" in down
+        assert not any(local.status().values())
+
+        restarted = stack_command(state_dir, "up", "--no-demo-data").stdout
+        assert "restored" in restarted
+        assert data_files(store) == before
+
+    def test_a_quarantined_file_fails_the_validation_run_that_names_it(self, stack) -> None:
+        local, _ = stack
+        store = ObjectStore(local.s3_client())
+        api = local.api()
+        # An upstream system (not Loopline's feed) drops a file written with the wrong delimiter.
+        key = LANDING + "dt=2026-11-23/upstream-semicolons.csv"
+        store.put_new("loopline", key, b"transaction_id;amount\nt1;12.5\n")
+        api.trigger("card_fraud.validate")
+        # One run at a time validates: ours, or one already waiting (deferred) for landed files
+        # that wakes on this one. Whichever it is, it must fail naming the file and the reason.
+        naming = wait_for(lambda: finished_runs_naming(api, key))
+        assert [state for _, state, _ in naming] == ["failed"] * len(naming)
+        assert all("did not pass" in log for _, _, log in naming)
+        assert any("wrong CSV delimiter" in log for _, _, log in naming)
+        assert store.head("loopline", key.replace(LANDING, "card_fraud/quarantine/")) is not None
+        # The failed try left a debug bundle, which `loopline debug` prints from the run id.
+        run_id = naming[0][0]
+        debug = loopline_command(local.config.state_dir, "debug", "card_fraud", run_id)
+        assert f"card_fraud.validate {run_id}: verdict try 1 failed" in debug
+        assert "upstream-semicolons.csv" in debug and "transaction_id;amount" in debug
+
+    def test_prometheus_answers_for_every_metric_of_the_dashboard(self, stack) -> None:
+        """The stack's Prometheus scrapes the exporter (records as metrics, Airflow's own metrics
+        sent over OTLP) and the replicas: it answers for each metric the Grafana dashboard reads.
+        Last in the module, so every stage has left records (the replicas stopped with the
+        restart above: their samples are looked for over the last two hours)."""
+        import httpx
+        from loopline.telemetry.dashboard import metric_names
+        from loopline.telemetry.prometheus import HOW_TO_GET, prometheus_binary
+
+        local, output = stack
+        if prometheus_binary(PROJECT_ROOT) is None:
+            if os.environ.get("LOOPLINE_TEST_REQUIRE_PROMETHEUS"):  # CI fetched it: never skip
+                pytest.fail(f"no Prometheus binary: {HOW_TO_GET}")
+            pytest.skip(f"no Prometheus binary: {HOW_TO_GET}")
+        assert f"Prometheus {local.config.prometheus_url}" in output
+        status = stack_command(local.config.state_dir, "status").stdout
+        assert f"{local.config.prometheus_url}" in status and "telemetry" in status
+
+        def answers(name: str) -> bool:
+            url = f"{local.config.prometheus_url}/api/v1/query"
+            reply = httpx.get(url, params={"query": f"last_over_time({name}[2h])"}, timeout=10)
+            return bool(reply.json()["data"]["result"])
+
+        def missing() -> list[str]:
+            return [name for name in sorted(metric_names()) if not answers(name)]
+
+        started = time.monotonic()
+        deadline = started + 120
+        while (absent := missing()) and time.monotonic() < deadline:
+            time.sleep(5)
+        assert absent == [], f"Prometheus has no samples of {absent}"
+        print(f"{len(metric_names())} metrics answered after {time.monotonic() - started:.1f} s")
+
+
+class TestOnSQLite(Scenarios):
+    """`make run`'s default database."""
+
+    database = "sqlite"
+
+
+class TestOnPostgreSQL(Scenarios):
+    """What to use for anything concurrent (`LOOPLINE_DATABASE_URL`)."""
+
+    database = "postgresql"

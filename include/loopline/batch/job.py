@@ -101,6 +101,7 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
         "window": [window.first_day.isoformat(), window.end.date().isoformat()],
         "objects": len(keys),
     }
+    manifest: list[dict[str, Any]] = []  # one row per staged file
     if keys:
         spark = SparkSession.builder.getOrCreate()  # its name and master come from spark-submit
         staging = staging_prefix(spec, args.run_id)
@@ -117,6 +118,7 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
             rows_per_batch=spec.batch_inference.rows_per_batch,
         )
         scored = score_with_spark(spark, job, keys)
+        manifest = scored.manifest
         summary["spark_master"] = spark.sparkContext.master
         summary["retried_tasks"] = scored.retried_tasks
         summary["rows_per_date"] = commit_output(
@@ -136,8 +138,21 @@ def score_window(args: argparse.Namespace) -> dict[str, Any]:
             "with past dates, run with window_end (a backfill) or a wider window_days"
         )
     summary["rows"] = sum(summary["rows_per_date"].values())
+    summary |= bytes_moved(manifest)
     record_run(store, spec, run, summary, keys)
     return summary
+
+
+def bytes_moved(manifest: list[dict[str, Any]]) -> dict[str, int]:
+    """The S3 bytes this job moved, in its executors (the objects scored, the files staged)
+    and in this driver: the Airflow task that started it counts them in its cost, since none
+    of these processes is its own."""
+    from loopline.storage.objects import TRAFFIC
+
+    return {
+        "bytes_read": sum(row.get("source_bytes", 0) for row in manifest) + TRAFFIC.bytes_read,
+        "bytes_written": sum(row.get("bytes", 0) for row in manifest) + TRAFFIC.bytes_written,
+    }
 
 
 def record_run(

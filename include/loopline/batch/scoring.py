@@ -66,13 +66,14 @@ def serving_function(job: ScoringJob) -> ServingFunction:
 
 def score_object(job: ScoringJob, key: str, filesystem: FileSystem) -> list[dict[str, Any]]:
     """Score one Parquet object batch by batch; write one staged file per date; return what
-    was written (key, rows per date)."""
+    was written (key, rows and bytes per date; the source object's size on its first row)."""
     from loopline.serving.inputs import served_scores
 
     spec = job.spec()
     serve = serving_function(job)
     # pre_buffer: one coalesced read per row group instead of one per column (2x here).
-    source = pq.ParquetFile(filesystem.open_input_file(f"{job.bucket}/{key}"), pre_buffer=True)
+    opened = filesystem.open_input_file(f"{job.bucket}/{key}")
+    source = pq.ParquetFile(opened, pre_buffer=True)
     keep = [spec.data.key, spec.data.timestamp, spec.model.label, *spec.model.features.all]
     check_schema(source.schema_arrow, keep, spec, f"s3://{job.bucket}/{key}")
     parts: dict[str, list[pa.Table]] = {}
@@ -99,7 +100,12 @@ def score_object(job: ScoringJob, key: str, filesystem: FileSystem) -> list[dict
         table = pa.concat_tables(tables)
         with filesystem.open_output_stream(f"{job.bucket}/{name}") as sink:
             pq.write_table(table, sink, compression="zstd")
-        written.append({"source": key, "key": name, "dt": day, "rows": table.num_rows})
+            size = sink.tell()
+        written.append(
+            {"source": key, "key": name, "dt": day, "rows": table.num_rows, "bytes": size}
+        )
+    if written:  # the executor's S3 traffic, for the task's cost (the object once, not per day)
+        written[0]["source_bytes"] = opened.size()
     return written
 
 

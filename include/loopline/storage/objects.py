@@ -51,6 +51,12 @@ class ObjectTraffic:
         self.bytes_written += len(data)
         self.objects_written += 1
 
+    def moved_for_us(self, bytes_read: int, bytes_written: int) -> None:
+        """Bytes other processes moved for this one's task (a Spark job's executors and
+        driver): counted with this process's own."""
+        self.bytes_read += bytes_read
+        self.bytes_written += bytes_written
+
 
 TRAFFIC = ObjectTraffic()  # one per process; tasks run one to a process
 

@@ -73,6 +73,7 @@ class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
         from loopline.batch.job import submit_env
         from loopline.records import RecordStage, RecordStore
         from loopline.spec.loader import load_spec_version
+        from loopline.storage.objects import TRAFFIC
 
         hook = ObjectStoreHook(aws_conn_id=self.aws_conn_id)
         if self._connection_ships_credentials():
@@ -89,6 +90,8 @@ class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
         record = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"])
         self.keep_outcome((spec.data.bucket, record))
         summary = record.payload
+        # The job's processes are not this task's: what they moved counts in its cost.
+        TRAFFIC.moved_for_us(summary.get("bytes_read", 0), summary.get("bytes_written", 0))
         if summary.get("skipped"):
             raise AirflowSkipException(summary["skipped"])
         bind_model_version(summary["model_version"])
