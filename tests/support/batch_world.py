@@ -9,17 +9,20 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from loopline.batch.scoring import ScoringJob
 from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import generate
 from loopline.registry import CHAMPION, ModelRegistry
 from loopline.spec import load_spec
 from loopline.storage.formats import encode
 from loopline.storage.objects import ObjectStore
+from loopline.storage.settings import S3Settings
 from loopline.training.register import register_candidate
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
 
 from support.paths import PIPELINES
+from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 
@@ -57,3 +60,16 @@ def crown_champion(store: ObjectStore) -> int:
         SPEC.name, CHAMPION, version, expected=previous, action="set", reason="test", by="test"
     )
     return version
+
+
+def scoring_job(s3, version: int, run_id: str) -> ScoringJob:
+    """The batch job's settings for the card_fraud spec on the test's S3 server."""
+    return ScoringJob(
+        pipeline=SPEC.name,
+        bucket=SPEC.data.bucket,
+        model_version=version,
+        run_id=run_id,
+        staging_prefix=f"{SPEC.name}/_staging/{run_id}/",
+        spec_json=SPEC.model_dump_json(),
+        s3_json=S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
+    )

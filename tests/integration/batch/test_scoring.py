@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from loopline.batch.commit import commit_output
-from loopline.batch.scoring import ScoringJob, score_with_spark
+from loopline.batch.scoring import score_with_spark
 from loopline.data.predictions import committed_partitions, partition_prefix
 from loopline.data.window import RunWindow
 from loopline.demo.card_transactions import generate
@@ -25,6 +25,7 @@ from loopline.storage.settings import S3Settings
 from loopline.training.register import register_candidate
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
+from support.batch_world import scoring_job
 from support.paths import PIPELINES
 from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY
 
@@ -62,7 +63,7 @@ def test_spark_scores_equal_the_models_own_predictions(s3, spark, tmp_path) -> N
     outcome = train_model(snapshot.train, SPEC.model, SPEC.training, epochs=2)
     registry = ModelRegistry(store, SPEC.data.bucket)
     version = register_candidate(registry, SPEC, outcome, snapshot, {}).version
-    job = job_for(s3, version, run_id="manual__test")
+    job = scoring_job(s3, version, run_id="manual__test")
 
     manifest = score_with_spark(spark, job, keys).manifest
 
@@ -120,18 +121,6 @@ def registered(s3):
     return store, register_candidate(registry, SPEC, outcome, snapshot, {}).version
 
 
-def job_for(s3, version: int, run_id: str = "manual__schema") -> ScoringJob:
-    return ScoringJob(
-        pipeline=SPEC.name,
-        bucket=SPEC.data.bucket,
-        model_version=version,
-        run_id=run_id,
-        staging_prefix=f"card_fraud/_staging/{run_id}/",
-        spec_json=SPEC.model_dump_json(),
-        s3_json=S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
-    )
-
-
 def test_an_object_without_a_model_column_fails_naming_it(s3, spark, registered) -> None:
     store, version = registered
     key = f"{SPEC.data.validated_prefix}dt=2026-11-22/old-schema.parquet"
@@ -139,7 +128,7 @@ def test_an_object_without_a_model_column_fails_naming_it(s3, spark, registered)
     store.put_new(SPEC.data.bucket, key, encode(old, "parquet"))
     message = r"old-schema\.parquet cannot be scored: no column 'amount'"
     with pytest.raises(Exception, match=message):
-        score_with_spark(spark, job_for(s3, version), [key])
+        score_with_spark(spark, scoring_job(s3, version, run_id="manual__schema"), [key])
 
 
 def test_an_empty_window_scores_nothing_and_says_so(s3, registered, monkeypatch) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from loopline.batch.commit import commit_output
-from loopline.batch.scoring import ScoringJob, score_object
+from loopline.batch.scoring import score_object
 from loopline.cli import main
 from loopline.data.window import RunWindow
 from loopline.registry import ModelRegistry, ModelVersion
@@ -21,8 +21,8 @@ from loopline.storage.settings import S3Settings
 from loopline.training.register import register_candidate
 from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
+from support.batch_world import scoring_job
 from support.paths import PROJECT_ROOT
-from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY
 from support.validated_data import DEMO, demo_bucket, land_validated
 
 ON_CPU = DEMO.training.model_copy(update={"use_gpu_if_available": False})
@@ -39,15 +39,7 @@ def scored_batch(s3, store, version: int, key: str) -> None:
     """Batch scoring's own code on one validated object (no Spark: it only distributes the
     objects), committed as the batch_score DAG commits it."""
     run_id = "manual__explain"
-    job = ScoringJob(
-        pipeline=DEMO.name,
-        bucket=DEMO.data.bucket,
-        model_version=version,
-        run_id=run_id,
-        staging_prefix=f"{DEMO.name}/_staging/{run_id}/",
-        spec_json=DEMO.model_dump_json(),
-        s3_json=S3Settings(s3.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY).to_json(),
-    )
+    job = scoring_job(s3, version, run_id)
     manifest = score_object(job, key, S3Settings.from_json(job.s3_json).filesystem())
     assert DEMO.batch_inference is not None
     commit_output(
