@@ -17,6 +17,7 @@ BENCHMARKS = [
     "validation_dag",
     "training_throughput",
     "batch_scoring",
+    "batch_engines",
     "spark_scoring_styles",
     "drift_audit",
     "streaming",

@@ -83,6 +83,7 @@ def _spec(prefix: str) -> Any:
 
 def _crown_champion(store: Any, work: Path) -> Path:
     """Train on 50k rows, register, make champion; return a local copy of its files."""
+    from loopline.data.window import RunWindow
     from loopline.demo.card_transactions import generate
     from loopline.registry import CHAMPION, ModelRegistry
     from loopline.storage.formats import encode
@@ -95,7 +96,9 @@ def _crown_champion(store: Any, work: Path) -> Path:
     day = datetime.now(UTC) - timedelta(days=1)
     key = f"{spec.data.validated_prefix}dt={day:%Y-%m-%d}/train.parquet"
     store.put_new(spec.data.bucket, key, encode(generate(50_000, seed=99, start=day), "parquet"))
-    snapshot = assemble_snapshot(store, spec, datetime.now(UTC))
+    snapshot = assemble_snapshot(
+        store, spec, RunWindow(datetime.now(UTC), spec.training.window_days)
+    )
     outcome = train_model(snapshot.train, spec.model, spec.training, epochs=2)
     registry = ModelRegistry(store, spec.data.bucket)
     version = register_candidate(registry, spec, outcome, snapshot, {}).version

@@ -29,6 +29,7 @@ EPOCHS = 20  # the demo spec's model.hyperparameters.epochs (early stopping off 
 
 def run(repeats: int = 1) -> list[Comparison]:
     warnings.filterwarnings("ignore")
+    from loopline.data.window import RunWindow
     from loopline.demo.card_transactions import generate
     from loopline.records import RunContext
     from loopline.registry import ModelRegistry
@@ -58,7 +59,7 @@ def run(repeats: int = 1) -> list[Comparison]:
             table = generate(ROWS // 4, seed=part, start=day, batch_id=f"p{part}")
             key = f"{spec.data.validated_prefix}dt={day:%Y-%m-%d}/part-{part}.parquet"
             store.put_new(spec.data.bucket, key, encode(table, "parquet"))
-        snapshot = assemble_snapshot(store, spec, now)
+        snapshot = assemble_snapshot(store, spec, RunWindow(now, spec.training.window_days))
         save_snapshot(store, spec, snapshot, RunContext(spec.name, "bench"))
         registry = ModelRegistry(store, spec.data.bucket)
         fitted_rows = snapshot.train.num_rows - int(snapshot.train.num_rows * EARLY_STOPPING_SHARE)

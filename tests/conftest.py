@@ -43,7 +43,7 @@ from support import guard
 from support.paths import DAGS_FOLDER
 
 if TYPE_CHECKING:  # imported by the fixtures: boto3 and httpx cost the unit tier 0.6 s
-    from support.servers import KafkaBroker, S3Server
+    from support.servers import KafkaBroker, S3Server, SparkConnectServer
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="loopline-airflow-home-"))
 os.environ.update(
@@ -124,6 +124,16 @@ def kafka_broker() -> Iterator[KafkaBroker]:
 
     with KafkaBroker.start() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkConnectServer]:
+    """The session's Spark Connect server (local[2,4]), warm across the tests that use it, as
+    the local stack's is across runs."""
+    from support.servers import SparkConnectServer
+
+    with SparkConnectServer.start(tmp_path_factory.mktemp("spark-connect")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,8 @@ def test_replay(dags, s3) -> None:
     assert store.head("loopline", quarantined) is None
 
 
-def test_batch_scoring(dags, s3) -> None:
+def test_batch_scoring(dags, s3, spark_connect, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_connections(monkeypatch, s3, spark_connect)  # the local stack's engine
     store = ObjectStore(s3.client())
     land_validated(store, objects=1, rows=2000)
     crown_champion(store)

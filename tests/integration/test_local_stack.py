@@ -185,7 +185,9 @@ class Scenarios:
         assert api.import_errors() == []
         aws = api.call("GET", "/api/v2/connections/aws_default")
         assert local.config.s3_endpoint in aws["extra"]
-        assert api.call("GET", "/api/v2/connections/spark_default")["host"] == "local[*,4]"
+        spark = api.call("GET", "/api/v2/connections/spark_default")
+        assert spark["conn_type"] == "spark_connect" and spark["host"] == "localhost"
+        assert spark["port"] == local.config.state.ports["spark_connect"]
         assert api.call("GET", "/api/v2/pools/gpu")["slots"] == 1
 
     def test_metadata_lives_in_the_configured_database(self, stack) -> None:
@@ -293,6 +295,9 @@ class Scenarios:
         record = records.read("card_fraud", RecordStage.BATCH_SCORING, run_id)
         assert record.verdict == "scored" and record.numbers["rows"] >= 20_000
         assert record.dag_id == "card_fraud.batch_score" and record.payload["model_version"] == 1
+        # On the stack's warm Spark Connect server, not a spark-submit of its own.
+        assert record.payload["engine"] == "spark-connect"
+        assert record.payload["spark_master"] == "local[*,4]"
         # A scored row traces back through the gate's records to the file that landed it.
         output = record.outputs[0].uri.removeprefix("s3://loopline/")
         [first, *_] = [k for k in ObjectStore(local.s3_client()).list_keys("loopline", output)

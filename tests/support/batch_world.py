@@ -22,15 +22,20 @@ from loopline.training.snapshot import assemble_snapshot
 from loopline.training.trainer import train_model
 
 from support.paths import PIPELINES
-from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY
+from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY, SparkConnectServer
 
 SPEC = load_spec(PIPELINES / "card_fraud.yaml")
 
 
-def use_connections(monkeypatch: pytest.MonkeyPatch, s3, spark_master: str) -> None:
+def use_connections(monkeypatch: pytest.MonkeyPatch, s3, spark: str | SparkConnectServer) -> None:
+    """aws_default on the test's S3 server; spark_default on a master for spark-submit
+    (``local[2,4]``, ``spark://...``) or on a Spark Connect server."""
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection_uri())
-    spark = {"conn_type": "spark", "host": spark_master, "extra": {"deploy-mode": "client"}}
-    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(spark))
+    if isinstance(spark, str):
+        connection = {"conn_type": "spark", "host": spark, "extra": {"deploy-mode": "client"}}
+    else:
+        connection = spark.connection()
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
     # spark-submit comes with pyspark, next to this interpreter.
     monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
 

@@ -19,7 +19,14 @@ import boto3
 import httpx
 from loopline.stack.config import HOST, S3_ACCESS_KEY, S3_SECRET_KEY, free_port, free_ports
 
-__all__ = ["S3_ACCESS_KEY", "S3_SECRET_KEY", "KafkaBroker", "S3Server", "SparkCluster"]
+__all__ = [
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+    "KafkaBroker",
+    "S3Server",
+    "SparkCluster",
+    "SparkConnectServer",
+]
 
 
 @dataclass
@@ -223,3 +230,68 @@ def wait_for_worker(web_url: str, processes: list[subprocess.Popen], timeout: fl
             return
         time.sleep(0.5)
     raise TimeoutError(f"no Spark worker registered with the master at {web_url} in {timeout}s")
+
+
+@dataclass
+class SparkConnectServer:
+    """A Spark Connect server on loopback (local[2,4]), started as the local stack starts its
+    own (``loopline.batch.connect``), with a token of its own."""
+
+    port: int
+    token: str
+    process: subprocess.Popen
+    log: Path
+
+    @classmethod
+    @contextmanager
+    def start(cls, work_dir: Path) -> Iterator[SparkConnectServer]:
+        import secrets
+
+        from loopline.batch.connect import server_argv, server_env
+        from loopline.runtime.environment import child_environment
+
+        port, token = free_port(), secrets.token_urlsafe(24)
+        log = work_dir / "spark-connect.log"
+        argv = server_argv(HOST, port, master="local[2,4]")
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                argv, env=child_environment(server_env(token)), stdout=output, stderr=output
+            )
+        server = cls(port, token, process, log)
+        try:
+            server._wait_until_listening()
+            yield server
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    @property
+    def url(self) -> str:
+        from loopline.batch.connect import client_url
+
+        return client_url(HOST, self.port, self.token)
+
+    def connection(self) -> dict[str, Any]:
+        """An Airflow ``spark_connect`` connection to this server, as JSON fields."""
+        return {
+            "conn_type": "spark_connect",
+            "host": "localhost",
+            "port": self.port,
+            "password": self.token,
+        }
+
+    def _wait_until_listening(self, timeout: float = 120) -> None:
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the Spark Connect server exited: {self.log.read_text()[-3000:]}"
+                )
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex((HOST, self.port)) == 0:
+                    return
+            time.sleep(0.3)
+        raise TimeoutError(f"the Spark Connect server did not listen on {self.port} in {timeout}s")

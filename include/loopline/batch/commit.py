@@ -21,7 +21,7 @@ from loopline.data.predictions import SUCCESS, partition_prefix
 from loopline.storage.keys import safe_segment
 from loopline.storage.objects import ObjectStore
 
-COPY_THREADS = 16
+COPY_THREADS = 10  # botocore's connection pool holds 10: more threads would wait for one
 
 
 def commit_output(

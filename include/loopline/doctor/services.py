@@ -254,6 +254,8 @@ def check_spark_master(targets: DoctorTargets) -> CheckResult:
         return skipped("spark", f"no spark_default master found ({source})")
     if master.startswith("local"):
         return skipped("spark", f"master {master} ({source}) runs in the task's process")
+    if master.startswith("sc://"):
+        return _check_spark_connect(targets, master, source)
     endpoints = standalone_endpoints(master)
     if not endpoints:
         return skipped("spark", f"master {master} ({source}): only spark:// masters are checked")
@@ -271,4 +273,21 @@ def check_spark_master(targets: DoctorTargets) -> CheckResult:
         f"master {master} ({source}) unreachable: {'; '.join(failures)}",
         "start the Spark master (sbin/start-master.sh) or point spark_default at a running one "
         "(local[*] runs Spark inside the task)",
+    )
+
+
+def _check_spark_connect(targets: DoctorTargets, endpoint: str, source: str) -> CheckResult:
+    """A Spark Connect server (batch scoring's warm engine) accepts connections."""
+    host, _, port = endpoint.removeprefix("sc://").partition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=targets.timeout):
+            return ok("spark", f"Spark Connect server {endpoint} ({source}) accepts connections")
+    except (OSError, ValueError) as exc:
+        failure = getattr(exc, "strerror", None) or exc
+    if targets.local_stack:
+        fix = targets.stack_fix("spark-connect", "make run (starts the Spark Connect server")
+    else:
+        fix = "start the Spark Connect server (or point spark_default at a running one)"
+    return problem(
+        "spark", f"Spark Connect server {endpoint} ({source}) unreachable: {failure}", fix
     )

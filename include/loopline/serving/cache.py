@@ -36,3 +36,8 @@ def _load_verified(name: str, version: int, registry: ModelRegistry) -> ServingF
 def forget(name: str, version: int) -> None:
     """Drop a version no longer served (a replica switched to another), freeing its memory."""
     _SERVED.pop((name, version), None)
+
+
+def is_loaded(name: str, version: int) -> bool:
+    """Whether this process already holds `name` version `version` (a warm worker)."""
+    return (name, version) in _SERVED

@@ -29,6 +29,8 @@ DEFAULT_PORTS = {
     # the Prometheus that scrapes them with the replicas.
     "telemetry": 9469,
     "prometheus": 9090,
+    # The warm engine batch scoring runs on (loopline.batch.connect): Spark Connect's own.
+    "spark_connect": 15002,
 }
 PORT_ENV = {name: f"LOOPLINE_{name.upper()}_PORT" for name in DEFAULT_PORTS}
 HOST = "127.0.0.1"
@@ -46,6 +48,7 @@ class StackState:
     jwt_secret: str
     fernet_key: str
     database_url: str | None = None  # None: SQLite under the state folder
+    spark_connect_token: str = ""  # the Spark Connect server's pre-shared token
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ class StackConfig:
         return f"http://{HOST}:{self.state.ports['telemetry']}"
 
     @property
+    def spark_connect_address(self) -> str:
+        return f"sc://localhost:{self.state.ports['spark_connect']}"
+
+    @property
     def prometheus_url(self) -> str:
         return f"http://{HOST}:{self.state.ports['prometheus']}"
 
@@ -119,6 +126,8 @@ class StackConfig:
             "LOOPLINE_S3_SECRET_KEY": S3_SECRET_KEY,
             "LOOPLINE_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "LOOPLINE_STATE_DIR": str(self.state_dir),
+            "LOOPLINE_SPARK_CONNECT_PORT": str(self.state.ports["spark_connect"]),
+            "LOOPLINE_SPARK_CONNECT_TOKEN": self.state.spark_connect_token,
         }
 
 
@@ -154,6 +163,9 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
             chosen = _choose_ports()
             state = replace(state, ports={**state.ports, **{p: chosen[p] for p in missing}})
             write_secret(state_file, json.dumps(asdict(state), indent=2))
+        if not state.spark_connect_token:  # a state folder from before the Connect server
+            state = replace(state, spark_connect_token=secrets.token_urlsafe(24))
+            write_secret(state_file, json.dumps(asdict(state), indent=2))
     else:
         state = StackState(
             ports=_choose_ports(),
@@ -163,6 +175,7 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
             # PostgreSQL when configured (e.g. postgresql+psycopg2://user@host/db); kept so
             # later runs use the same database without the variable.
             database_url=os.environ.get("LOOPLINE_DATABASE_URL") or None,
+            spark_connect_token=secrets.token_urlsafe(24),
         )
         write_secret(state_file, json.dumps(asdict(state), indent=2))
     return StackConfig(project_root, state_dir, state)

@@ -29,7 +29,7 @@ def doctor_targets(
     config = load_config(project, state) if (state / "stack.json").exists() else None
     s3, s3_source = _s3(config, aws)
     kafka, kafka_source = _kafka(config, bootstrap)
-    master, spark_source = _spark_master(project)
+    master, spark_source = _spark_master(project, config)
     return DoctorTargets(
         project=project,
         pipelines=pipelines,
@@ -76,20 +76,32 @@ def _airflow(config: StackConfig | None) -> AirflowTarget | None:
     return AirflowTarget(config.airflow_url, ADMIN_USER, config.state.admin_password)
 
 
-def _spark_master(project: Path) -> tuple[str | None, str]:
-    """spark_default's master: from AIRFLOW_CONN_SPARK_DEFAULT (URI or JSON) where set, as
-    Airflow reads it first, else from the project's airflow_settings.yaml."""
+def _spark_master(project: Path, config: StackConfig | None) -> tuple[str | None, str]:
+    """spark_default's master (or ``sc://`` Spark Connect endpoint): from
+    AIRFLOW_CONN_SPARK_DEFAULT (URI or JSON) where set, as Airflow reads it first, else from
+    the project's airflow_settings.yaml, its placeholders filled from the local stack."""
     if connection := os.environ.get(SPARK_CONNECTION_ENV, "").strip():
         if connection.startswith("{"):
             fields = json.loads(connection)
+            if fields.get("conn_type") == "spark_connect":
+                return f"sc://{fields.get('host')}:{fields.get('port')}", SPARK_CONNECTION_ENV
             return spark_master(fields.get("host"), fields.get("port")), SPARK_CONNECTION_ENV
         return spark_master_from_uri(connection), SPARK_CONNECTION_ENV
     settings = project / "airflow_settings.yaml"
     entry = _connection_entry(settings, "spark_default")
     if entry is None:
         return None, f"no spark_default in {settings.name}"
-    master = spark_master(entry.get("conn_host"), entry.get("conn_port"))
-    return master, f"spark_default in {settings.name}"
+    source = f"spark_default in {settings.name}"
+    if entry.get("conn_type") == "spark_connect":
+        port = str(entry.get("conn_port") or "")
+        if config is not None:
+            port = port.replace(
+                "${LOOPLINE_SPARK_CONNECT_PORT}", str(config.state.ports["spark_connect"])
+            )
+        if not port.isdigit():
+            return None, f"{source}: its port {port!r} is the local stack's (`make run` picks it)"
+        return f"sc://{entry.get('conn_host')}:{port}", source
+    return spark_master(entry.get("conn_host"), entry.get("conn_port")), source
 
 
 def _connection_entry(settings: Path, conn_id: str) -> dict[str, Any] | None:

@@ -62,6 +62,8 @@ class LocalStack:
         specs = [pipeline.spec for pipeline in pipelines]
         with step(f"S3-compatible server (moto) on {self.config.s3_endpoint}"):
             self._start_s3()
+        # Its JVM starts while the rest comes up; waited for before the first scoring run.
+        self._start_spark_connect()
         with step(f"Kafka-protocol broker (Tansu) on {self.config.kafka_bootstrap}"):
             self._start_broker()
         with step("Buckets and topics of the pipeline specs"):
@@ -82,6 +84,9 @@ class LocalStack:
             with step(f"Parsing DAGs ({len(expected)} expected)"):
                 self._wait_for_dags(api, expected)
             self._report_import_errors(api)
+            with step(f"Spark Connect server on {self.config.spark_connect_address}"):
+                port = self.config.state.ports["spark_connect"]
+                self._wait("spark-connect", lambda: _port_open(port), "it to listen")
             if seed_demo_data:
                 self._bootstrap_demo(api, specs)
         finally:
@@ -175,6 +180,15 @@ class LocalStack:
         bootstrap = self.config.kafka_bootstrap
         for topic in ensure_topics(bootstrap, streaming, client_id="loopline-stack"):
             echo(f"    topic {topic} created ({partitions[topic]} partitions)")
+
+    def _start_spark_connect(self) -> None:
+        """Batch scoring's warm engine, bound to loopback, its token in its environment (a
+        Connect server runs whatever code its clients send)."""
+        from loopline.batch.connect import server_argv, server_env
+
+        argv = server_argv(HOST, self.config.state.ports["spark_connect"])
+        env = child_environment(server_env(self.config.state.spark_connect_token))
+        self._start("spark-connect", argv, env=env)
 
     def _start_telemetry(self) -> None:
         from loopline.storage.settings import S3Settings
@@ -277,6 +291,7 @@ class LocalStack:
         echo(f"  log in as {ADMIN_USER} / {c.state.admin_password}")
         echo(f"  S3 endpoint {c.s3_endpoint} (key {S3_ACCESS_KEY}, secret {S3_SECRET_KEY})")
         echo(f"  Kafka bootstrap {c.kafka_bootstrap}")
+        echo(f"  Spark Connect {c.spark_connect_address} (batch scoring's engine)")
         echo(f"  metrics: {c.telemetry_url}/metrics; {self._prometheus_line()}")
         echo("  watch real-time scores: .venv/bin/loopline stream tail <pipeline>")
         echo("  drift audits so far:    .venv/bin/loopline drift history <pipeline>")
@@ -296,6 +311,8 @@ class LocalStack:
         # After Airflow and the replicas: their last metrics and records are in.
         if self.processes.stop("prometheus"):
             echo("stopped Prometheus")
+        if self.processes.stop("spark-connect"):
+            echo("stopped the Spark Connect server")
         if self.processes.stop("telemetry"):
             echo("stopped the telemetry exporter")
         if self.processes.stop("kafka"):
@@ -337,7 +354,7 @@ class LocalStack:
 
     def status(self) -> dict[str, int | None]:
         names = ["s3", "s3-snapshot", "kafka", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS)]
-        names += ["telemetry", "prometheus"]
+        names += ["spark-connect", "telemetry", "prometheus"]
         return {name: self.processes.pid(name) for name in names}
 
     def addresses(self) -> dict[str, str]:
@@ -347,6 +364,7 @@ class LocalStack:
             "airflow": c.airflow_url,
             "s3": c.s3_endpoint,
             "kafka": c.kafka_bootstrap,
+            "spark-connect": c.spark_connect_address,
             "telemetry": f"{c.telemetry_url}/metrics",
             "prometheus": c.prometheus_url,
         }

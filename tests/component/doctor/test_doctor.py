@@ -303,7 +303,10 @@ def test_the_command_reads_the_stack_and_the_pipelines_dir_and_exits_1_on_a_prob
     assert found["airflow"]["status"] == "PROBLEM"
     assert found["airflow"]["detail"].startswith(f"http://{HOST}:{ports['airflow']} unreachable")
     assert found["airflow"]["fix"].startswith("make run")
-    assert found["spark"]["status"] == "skipped"  # airflow_settings.yaml: local[*,4]
+    # airflow_settings.yaml: the stack's Spark Connect server, on the port stack.json holds
+    assert found["spark"]["status"] == "PROBLEM"
+    assert f"sc://localhost:{ports['spark_connect']} (spark_default" in found["spark"]["detail"]
+    assert found["spark"]["fix"].startswith("make run (starts the Spark Connect server")
     assert found["card_fraud suite"]["status"] == "PROBLEM"
     assert found["card_fraud bucket"]["status"] == "ok"
     assert found["card_fraud topics"]["status"] == "ok"

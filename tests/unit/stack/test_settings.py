@@ -15,6 +15,8 @@ VALUES = {
     "LOOPLINE_S3_SECRET_KEY": "secret",
     "LOOPLINE_KAFKA_BOOTSTRAP": "127.0.0.1:9998",
     "LOOPLINE_STATE_DIR": "/tmp/state",
+    "LOOPLINE_SPARK_CONNECT_PORT": "15999",
+    "LOOPLINE_SPARK_CONNECT_TOKEN": "connect-token",
 }
 
 
@@ -25,7 +27,9 @@ def test_project_settings_fill_in_the_stack_endpoints() -> None:
     aws = _connection_body(connections["aws_default"])
     assert json.loads(aws["extra"])["endpoint_url"] == "http://127.0.0.1:9999"
     assert aws["login"] == "key" and aws["password"] == "secret"
-    assert connections["spark_default"]["conn_host"] == "local[*,4]"
+    spark = _connection_body(connections["spark_default"])
+    assert spark["conn_type"] == "spark_connect" and spark["host"] == "localhost"
+    assert spark["port"] == 15999 and spark["password"] == "connect-token"
     assert connections["kafka_default"]["conn_extra"]["bootstrap.servers"] == "127.0.0.1:9998"
     assert {p["pool_name"] for p in settings["pools"]} >= {"gpu"}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -18,17 +18,25 @@ from loopline.airflow.operators.base import announce, pin_run_spec
 from loopline.plan.batch import ScoreParams
 from loopline.runtime.environment import child_environment
 
+if TYPE_CHECKING:
+    from loopline.batch.job import ScoreRequest
+
 
 class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
-    """Submit ``loopline/batch/job.py`` to the ``spark_conn_id`` connection's master, then
-    read back the run's record and put its summary on the predictions asset event. A window
+    """Score the run's window on the ``spark_conn_id`` connection's engine, then read back
+    the run's record and put its summary on the predictions asset event.
+
+    The connection's type picks the engine: a ``spark_connect`` connection (``sc://`` host,
+    token as its password) scores on that warm Spark Connect server, with this task as the
+    driver; a ``spark`` connection submits ``loopline/batch/job.py`` with spark-submit to
+    its master, which starts an engine for every run. A window
     without validated data fails a run someone asked for (naming the dates the data has) and
     skips a scheduled one.
 
-    S3 credentials go to the driver in an environment variable, from ``aws_conn_id``;
-    executors get them inside the job description Spark ships to them. spark-submit gets an
-    allowlisted environment (`loopline.runtime.environment`), not the task's, which holds
-    Airflow's secrets.
+    In spark-submit mode S3 credentials go to the driver in an environment variable, from
+    ``aws_conn_id``; executors get them inside the job description Spark ships to them (in
+    Connect mode too). spark-submit gets an allowlisted environment
+    (`loopline.runtime.environment`), not the task's, which holds Airflow's secrets.
 
     On YARN and Kubernetes masters Airflow's hook turns that variable into ``--conf`` on the
     spark-submit command line, so the operator refuses to ship it there: give the cluster its
@@ -70,28 +78,32 @@ class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
         self.window_end = window_end
 
     def execute(self, context: Context) -> dict[str, Any]:  # type: ignore[override]  # XCom: the summary
-        from loopline.batch.job import submit_env
         from loopline.records import RecordStage, RecordStore
         from loopline.spec.loader import load_spec_version
         from loopline.storage.objects import TRAFFIC
 
         hook = ObjectStoreHook(aws_conn_id=self.aws_conn_id)
-        if self._connection_ships_credentials():
-            self._refuse_command_line_secrets()
-            self.env_vars = {
-                **(self.env_vars or {}),
-                **submit_env(hook.settings.to_json(), sys.executable),
-            }
+        connect_url = self._connect_url()
+        if not connect_url:  # refused before anything else where it would leak credentials
+            self._prepare_submit(hook)
         spec, sha256 = load_spec_version(self.spec_path, expect_sha256=self.spec_sha256)
         pin_run_spec(hook.store, spec, sha256, context)
-        self.application_args = self._job_arguments(context)
-        super().execute(context)
+        request = self._request(context)
+        if connect_url:
+            self._score_over_connect(connect_url, request, hook)
+        else:  # the job runs as its own application, its driver included
+            self.application_args = job_arguments(request)
+            super().execute(context)
         records = RecordStore(hook.store, spec.data.bucket)
         record = records.read(spec.name, RecordStage.BATCH_SCORING, context["run_id"])
         self.keep_outcome((spec.data.bucket, record))
         summary = record.payload
-        # The job's processes are not this task's: what they moved counts in its cost.
-        TRAFFIC.moved_for_us(summary.get("bytes_read", 0), summary.get("bytes_written", 0))
+        # What processes other than this task's moved counts in its cost: the executors, and
+        # in spark-submit mode the driver too.
+        prefix = "executor_" if connect_url else ""
+        TRAFFIC.moved_for_us(
+            summary.get(f"{prefix}bytes_read", 0), summary.get(f"{prefix}bytes_written", 0)
+        )
         if summary.get("skipped"):
             raise AirflowSkipException(summary["skipped"])
         bind_model_version(summary["model_version"])
@@ -108,6 +120,46 @@ class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
         announce(context, self.outlets, summary)
         return summary
 
+    def _prepare_submit(self, hook: ObjectStoreHook) -> None:
+        """spark-submit mode: the S3 settings for the driver's environment, where the
+        connection allows shipping them."""
+        from loopline.batch.job import submit_env
+
+        if self._connection_ships_credentials():
+            self._refuse_command_line_secrets()
+            self.env_vars = {
+                **(self.env_vars or {}),
+                **submit_env(hook.settings.to_json(), sys.executable),
+            }
+
+    def _score_over_connect(self, url: str, request: ScoreRequest, hook: ObjectStoreHook) -> None:
+        """Spark Connect mode: this task is the driver, the server's warm workers score."""
+        from loopline.batch.connect import endpoint_of
+        from loopline.batch.job import connect_opener, score_window
+
+        self.log.info("scoring on the Spark Connect server at %s", endpoint_of(url))
+        summary = score_window(request, hook.settings, connect_opener(url))
+        if summary.get("objects"):
+            self.log.info(
+                "Spark Connect: session ready in %.1f s; %d of %d objects scored by Python "
+                "workers already holding v%s (warm, kept from an earlier run), %d worker(s)",
+                summary["session_s"],
+                summary["objects_on_warm_workers"],
+                summary["objects"],
+                summary["model_version"],
+                summary["python_workers"],
+            )
+
+    def _connect_url(self) -> str | None:
+        """The ``sc://`` URL when `spark_conn_id` is a Spark Connect connection, else None."""
+        from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
+        from airflow.sdk import BaseHook
+
+        connection = BaseHook.get_connection(self._conn_id)
+        if connection.conn_type != SparkConnectHook.conn_type:
+            return None
+        return SparkConnectHook(conn_id=self._conn_id).get_connection_url()
+
     def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
         """The validated objects scored, the version that scored them and the prediction
         partitions written (the job's record, which the task reads back)."""
@@ -118,21 +170,26 @@ class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
         scored_by = [model_version(bucket, record.pipeline, int(version))] if version else []
         return TaskLineage.of(inputs=scored_by) + of_record(record)
 
-    def _job_arguments(self, context: Context) -> list[str]:
-        """The job's command line: the typed run arguments, the window resolved here."""
+    def _request(self, context: Context) -> ScoreRequest:
+        """The run the job is asked for: the typed run arguments, the window resolved here."""
+        from loopline.batch.job import ScoreRequest
         from loopline.data.window import RunWindow
 
         args = typed(self, ScoreParams)
         bind_model_version(args.model_version)  # an alias until the job resolves it
         window = RunWindow.ending(args.window_end, context["dag_run"].run_after, args.window_days)
         ti = context["ti"]
-        return [
-            *("--spec", self.spec_path, "--run-id", context["run_id"]),
-            *(("--spec-sha256", self.spec_sha256) if self.spec_sha256 else ()),
-            *("--window-end", window.end.isoformat(), "--window-days", str(window.days)),
-            *("--model-version", args.model_version),
-            *("--dag-id", ti.dag_id, "--task-id", ti.task_id, "--try-number", str(ti.try_number)),
-        ]
+        return ScoreRequest(
+            spec=self.spec_path,
+            run_id=context["run_id"],
+            window_end=window.end.isoformat(),
+            window_days=window.days,
+            model_version=args.model_version,
+            spec_sha256=self.spec_sha256,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            try_number=ti.try_number,
+        )
 
     def _nothing_scored(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
         """No row in the window: a manual run was asked to score something, so it fails;
@@ -170,6 +227,27 @@ class BatchScoreOperator(ReportsLineage, SparkSubmitOperator):
                 "YARN secret that sets LOOPLINE_S3 in the driver) and set "
                 '"loopline-ship-s3-credentials": false in the connection\'s extra.'
             )
+
+
+def job_arguments(request: ScoreRequest) -> list[str]:
+    """spark-submit mode: the request as the job's command line."""
+    optional = {
+        "--spec-sha256": request.spec_sha256,
+        "--dag-id": request.dag_id,
+        "--task-id": request.task_id,
+        "--try-number": request.try_number,
+    }
+    return [
+        *("--spec", request.spec, "--run-id", request.run_id),
+        *("--window-end", request.window_end, "--window-days", str(request.window_days)),
+        *("--model-version", request.model_version),
+        *(
+            arg
+            for flag, value in optional.items()
+            if value is not None
+            for arg in (flag, str(value))
+        ),
+    ]
 
 
 class AllowlistedSparkSubmitHook(SparkSubmitHook):
