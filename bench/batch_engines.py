@@ -34,7 +34,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -50,12 +49,11 @@ from bench.batch_scoring import (
     ROWS_PER_OBJECT,
     SIZES,
     _bare_inference_rate,
-    _crown_champion,
     _environment,
-    _land,
     _loopline_job,
     _marked,
     _raw_read_rate,
+    scoring_world,
 )
 from bench.common import Comparison, run_measured
 
@@ -86,19 +84,11 @@ class Engine:
 
 def run() -> list[Comparison]:
     warnings.filterwarnings("ignore")
-    from loopline.storage.objects import ObjectStore
-    from loopline.storage.settings import S3Settings
-    from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
-
-    with S3Server.start() as server, tempfile.TemporaryDirectory() as work_dir:
-        work = Path(work_dir)
-        settings = S3Settings(server.endpoint, S3_ACCESS_KEY, S3_SECRET_KEY)
-        store = ObjectStore(server.client())
-        model_dir = _crown_champion(store, work)
-        specs = {rows: _land(store, rows, work) for rows in SIZES}
-        submit = _submit_engine(specs, settings)
-        connect, cold = _connect_engine(specs, settings, work)
-        bare, read = _bare_inference_rate(model_dir, specs), _raw_read_rate(store, specs, settings)
+    with scoring_world() as world:
+        submit = _submit_engine(world.specs, world.settings)
+        connect, cold = _connect_engine(world.specs, world.settings, world.work)
+        bare = _bare_inference_rate(world.model_dir, world.specs)
+        read = _raw_read_rate(world.store, world.specs, world.settings)
     for engine in (submit, connect):
         _print_startup(engine)
     return _report(submit, connect, cold, bare, read)

@@ -31,6 +31,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +52,21 @@ BARE_BATCH = 262_144
 JOB_TIMEOUT_S = 1800
 
 
-def run() -> list[Comparison]:
-    warnings.filterwarnings("ignore")
+@dataclass
+class ScoringWorld:
+    """What every batch benchmark scores: S3 settings and store, the champion's files, and
+    the landed rows of each size (spec, spec file, keys)."""
+
+    work: Path
+    settings: Any
+    store: Any
+    model_dir: Path
+    specs: dict[int, tuple[Any, Path, list[str]]]
+
+
+@contextmanager
+def scoring_world() -> Iterator[ScoringWorld]:
+    """A local S3 server with a champion and SIZES rows landed, in a temporary folder."""
     from loopline.storage.objects import ObjectStore
     from loopline.storage.settings import S3Settings
     from support.servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
@@ -61,11 +77,21 @@ def run() -> list[Comparison]:
         store = ObjectStore(server.client())
         model_dir = _crown_champion(store, work)
         specs = {rows: _land(store, rows, work) for rows in SIZES}
+        yield ScoringWorld(work, settings, store, model_dir, specs)
+
+
+def run() -> list[Comparison]:
+    warnings.filterwarnings("ignore")
+    with scoring_world() as world:
+        settings, specs, model_dir = world.settings, world.specs, world.model_dir
         jobs = {rows: _loopline_job(specs[rows], settings) for rows in SIZES}
         naive = {rows: _naive_job(specs[rows], settings, model_dir) for rows in SIZES}
-        bare, read = _bare_inference_rate(model_dir, specs), _raw_read_rate(store, specs, settings)
+        bare, read = (
+            _bare_inference_rate(model_dir, specs),
+            _raw_read_rate(world.store, specs, settings),
+        )
         row_udf = _row_udf_rate(model_dir)
-        mlflow = _mlflow_rate(store, specs[SIZES[0]], model_dir, work)
+        mlflow = _mlflow_rate(world.store, specs[SIZES[0]], model_dir, world.work)
     return _report(jobs, naive, bare, read, row_udf, mlflow)
 
 

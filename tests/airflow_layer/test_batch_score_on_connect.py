@@ -84,6 +84,33 @@ def test_a_new_champion_is_scored_by_the_next_run_on_the_same_server(
     assert summary["objects_on_warm_workers"] == 0  # a new version: workers of its own
 
 
+def test_another_registrys_version_1_is_never_served_from_a_warm_worker(
+    world, s3, spark_connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wiped bucket (or another project on the same server) holds another "v1": the warm
+    workers' v1 must not score it."""
+    store, version = world
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).dags["card_fraud.batch_score"]
+    use_connections(monkeypatch, s3, spark_connect)
+    assert dag.test(run_conf={"window_days": 2}).state == "success"
+    s3.reset()
+    land_validated(store, objects=OBJECTS, rows=ROWS + 500)  # other rows: another model
+    assert crown_champion(store) == version
+
+    over_connect = dag.test(run_conf={"window_days": 2})
+    connect_scores = _committed_scores(store)
+    use_connections(monkeypatch, s3, "local[2,4]")  # a fresh process: no cache at all
+    submitted = dag.test(run_conf={"window_days": 2})
+
+    assert over_connect.state == submitted.state == "success"
+    assert _summary(store, over_connect.run_id)["objects_on_warm_workers"] == 0
+    assert _scores_by_key(connect_scores).equals(_scores_by_key(_committed_scores(store)))
+
+
+def _scores_by_key(table: pa.Table) -> pa.Table:
+    return table.sort_by("transaction_id").select(["transaction_id", "score"])
+
+
 def test_a_server_that_is_down_is_named_in_the_error(spark_connect) -> None:
     from loopline.stack.config import free_port
 

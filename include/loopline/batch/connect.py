@@ -7,9 +7,10 @@ to the server over gRPC.
 
 Python workers on the server are kept per Connect *session*: a run that opens a new session
 gets new workers (and loads the model again). So every run of one pipeline and model version
-opens the same session (its id derived from the two), and its workers still hold the model
-from the run before; a new champion means a new session, whose workers load the new version,
-while the old session's expire with the server's idle timeout
+opens the same session (its id derived from the two and the version's file digests), and its
+workers still hold the model from the run before, as long as Spark has not stopped them: it
+stops Python workers idle for a minute. A new champion means a new session, whose workers
+load the new version; an old session expires with the server's idle timeout
 (``spark.connect.session.manager.defaultSessionTimeout``). A session the server has already
 closed is replaced by a fresh one, which is only colder.
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # read by the server, never on its command line
 CONNECT_MODE_ENV = "SPARK_CONNECT_MODE_ENABLED"  # pyspark's mark of a Connect client process
-# The namespace of the warm sessions' ids: uuid5(namespace, "<pipeline>@v<version>").
+# The namespace of the warm sessions' ids: uuid5(namespace, "<pipeline>@v<version>#<files>").
 _WARM_SESSIONS = uuid.UUID("6f1c8a52-7d0e-4c38-9a57-3f1d2b8e4c10")
 
 
@@ -93,9 +94,10 @@ def client_url(host: str, port: int, token: str | None) -> str:
     return f"sc://{host}:{port}/" + (f";token={token}" if token else "")
 
 
-def warm_session_id(pipeline: str, version: int) -> str:
-    """The Connect session every run of `pipeline` version `version` opens."""
-    return str(uuid.uuid5(_WARM_SESSIONS, f"{pipeline}@v{version}"))
+def warm_session_id(pipeline: str, version: int, fingerprint: str = "") -> str:
+    """The Connect session every run of `pipeline` version `version` (with the files of
+    `fingerprint`: another registry's v1 is another model) opens."""
+    return str(uuid.uuid5(_WARM_SESSIONS, f"{pipeline}@v{version}#{fingerprint}"))
 
 
 def open_session(url: str, session_id: str | None = None, retries: int = 5) -> SparkSession:
@@ -130,7 +132,9 @@ def open_session(url: str, session_id: str | None = None, retries: int = 5) -> S
 
 
 @contextmanager
-def warm_session(url: str, pipeline: str, version: int, retries: int = 5) -> Iterator[SparkSession]:
+def warm_session(
+    url: str, pipeline: str, version: int, fingerprint: str = "", retries: int = 5
+) -> Iterator[SparkSession]:
     """The warm session of `pipeline` version `version` on the server at `url`, for one run.
 
     Afterwards only this client's channel closes: the server-side session (and its Python
@@ -140,7 +144,7 @@ def warm_session(url: str, pipeline: str, version: int, retries: int = 5) -> Ite
     the mark goes with the session, whether it opened or not."""
     marked = os.environ.get(CONNECT_MODE_ENV)
     try:
-        session = open_session(url, warm_session_id(pipeline, version), retries)
+        session = open_session(url, warm_session_id(pipeline, version, fingerprint), retries)
         try:
             yield session
         finally:

@@ -121,7 +121,7 @@ def connect_opener(url: str) -> SessionOpener:
     at `url` (``loopline.batch.connect``)."""
     from loopline.batch.connect import warm_session
 
-    return lambda job: warm_session(url, job.pipeline, job.model_version)
+    return lambda job: warm_session(url, job.pipeline, job.model_version, job.model_fingerprint)
 
 
 def score_window(
@@ -150,8 +150,9 @@ def score_window(
         request.spec_sha256,
     )
     store = ObjectStore(s3.boto3_client())
+    registry = ModelRegistry(store, spec.data.bucket)
     try:  # an unknown version number is an error, raised
-        version = ModelRegistry(store, spec.data.bucket).resolve(spec.name, request.model_version)
+        version = registry.resolve(spec.name, request.model_version)
     except AliasNotSet:  # nothing to score with yet (a fresh project): say so, score nothing
         summary: dict[str, Any] = {"skipped": f"{spec.name}@{request.model_version} is not set yet"}
         record_run(store, spec, run, summary)
@@ -179,6 +180,7 @@ def score_window(
             spec_json=spec.model_dump_json(),
             s3_json=s3.to_json(),
             rows_per_batch=spec.batch_inference.rows_per_batch,
+            model_fingerprint=registry.get(spec.name, version).fingerprint,
             with_model=request.with_model,
         )
         started = time.monotonic()

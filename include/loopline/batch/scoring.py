@@ -48,6 +48,7 @@ class ScoringJob:
     spec_json: str  # the PipelineSpec, as JSON
     s3_json: str
     rows_per_batch: int = 65_536
+    model_fingerprint: str = ""  # ModelVersion.fingerprint: the worker cache's key with the number
     # False: the job's I/O floor (bench/batch_engines.py): the same reads, staged writes and
     # commit, with no model loaded and a null score. Never set by the DAGs.
     with_model: bool = True
@@ -68,7 +69,7 @@ def serving_function(job: ScoringJob) -> ServingFunction:
         store = ObjectStore(S3Settings.from_json(job.s3_json).boto3_client())
         return ModelRegistry(store, job.bucket)
 
-    return served_model(job.pipeline, job.model_version, registry)
+    return served_model(job.pipeline, job.model_version, registry, job.model_fingerprint)
 
 
 def score_object(job: ScoringJob, key: str, filesystem: FileSystem) -> list[dict[str, Any]]:
@@ -170,7 +171,7 @@ def score_partition(job: ScoringJob, keys: Iterable[str]) -> Iterator[dict[str, 
 
     from loopline.serving.cache import is_loaded
 
-    warm = is_loaded(job.pipeline, job.model_version)
+    warm = is_loaded(job.pipeline, job.model_version, job.model_fingerprint)
     task = TaskContext.get()
     where = {
         "worker": os.getpid(),

@@ -16,6 +16,7 @@ because each entry is written once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -88,6 +89,14 @@ class ModelVersion(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)  # device, samples/s, epochs...
     # Global feature importance on its holdout; None: registered before it was computed.
     importance: FeatureImportance | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the version's files (their sha256s): two registries (a wiped bucket,
+        another project on the same Spark server) can each hold a "v1" of one name, but
+        not with the same files."""
+        listing = "\n".join(f"{path} {digest}" for path, digest in sorted(self.artifacts.items()))
+        return hashlib.sha256(listing.encode()).hexdigest()[:16]
 
 
 class AliasMove(BaseModel):

@@ -11,13 +11,17 @@ from pathlib import Path
 from loopline.registry.registry import ModelRegistry
 from loopline.serving.artifacts import ServingFunction, compiled, load_model
 
-_SERVED: dict[tuple[str, int], ServingFunction] = {}
+_SERVED: dict[tuple[str, int, str], ServingFunction] = {}
 
 
-def served_model(name: str, version: int, registry: Callable[[], ModelRegistry]) -> ServingFunction:
+def served_model(
+    name: str, version: int, registry: Callable[[], ModelRegistry], fingerprint: str = ""
+) -> ServingFunction:
     """The compiled inference function of `name` version `version`, cached per process;
-    `registry` is called only on the first use (a client costs tens of milliseconds)."""
-    key = (name, version)
+    `registry` is called only on the first use (a client costs tens of milliseconds).
+    `fingerprint` (``ModelVersion.fingerprint``) keeps apart same-numbered versions of two
+    registries in a process that outlives one job (a warm Spark Connect worker)."""
+    key = (name, version, fingerprint)
     if key not in _SERVED:
         _SERVED[key] = _load_verified(name, version, registry())
     return _SERVED[key]
@@ -33,11 +37,11 @@ def _load_verified(name: str, version: int, registry: ModelRegistry) -> ServingF
     return compiled(model)
 
 
-def forget(name: str, version: int) -> None:
+def forget(name: str, version: int, fingerprint: str = "") -> None:
     """Drop a version no longer served (a replica switched to another), freeing its memory."""
-    _SERVED.pop((name, version), None)
+    _SERVED.pop((name, version, fingerprint), None)
 
 
-def is_loaded(name: str, version: int) -> bool:
+def is_loaded(name: str, version: int, fingerprint: str = "") -> bool:
     """Whether this process already holds `name` version `version` (a warm worker)."""
-    return (name, version) in _SERVED
+    return (name, version, fingerprint) in _SERVED
