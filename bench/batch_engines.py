@@ -33,29 +33,26 @@ from __future__ import annotations
 import secrets
 import socket
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.batch_scoring import (
     DAYS,
-    JOB_TIMEOUT_S,
     ROWS_PER_OBJECT,
     SIZES,
     _bare_inference_rate,
-    _environment,
     _loopline_job,
     _marked,
     _raw_read_rate,
     scoring_world,
+    window_end,
 )
-from bench.common import Comparison, run_measured
+from bench.common import Comparison
 
 NAME = "batch_engines"
 IDLE_PAUSE_S = 75
@@ -98,11 +95,6 @@ def _label(rows: int) -> str:
     return f"{rows / 1_000_000:g}M"
 
 
-def _window_end() -> str:
-    """The end of a window holding every landed day (as batch_scoring's job uses)."""
-    return (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0).isoformat()
-
-
 # ---- spark-submit --------------------------------------------------------------------------
 
 
@@ -113,31 +105,9 @@ def _submit_engine(specs: dict[int, Landed], settings: Any) -> Engine:
     for rows, landed in specs.items():
         measured = _loopline_job(landed, settings)
         runs["job"][rows] = Run(measured.seconds, _marked(measured.output, job.RESULT_MARKER))
-        runs["floor"][rows] = _submit_floor(landed, settings)
+        floor = _loopline_job(landed, settings, with_model=False)
+        runs["floor"][rows] = Run(floor.seconds, _marked(floor.output, job.RESULT_MARKER))
     return Engine("spark-submit", runs["job"], runs["floor"])
-
-
-def _submit_floor(landed: Landed, settings: Any) -> Run:
-    """batch_scoring's ``_loopline_job`` with ``--no-model`` (and a run id of its own)."""
-    from loopline.batch import job
-
-    _, spec_path, keys = landed
-    rows = len(keys) * ROWS_PER_OBJECT
-    conf = [
-        arg
-        for key, value in job.spark_conf(sys.executable).items()
-        for arg in ("--conf", f"{key}={value}")
-    ]
-    command = [
-        *("spark-submit", "--master", "local[2]", *conf, job.__file__),
-        *("--spec", str(spec_path), "--run-id", f"bench__{rows}__floor", "--no-model"),
-        *("--window-end", _window_end(), "--window-days", str(DAYS + 2)),
-    ]
-    measured = run_measured(command, _environment(settings, spec_path), JOB_TIMEOUT_S)
-    summary = _marked(measured.output, job.RESULT_MARKER)
-    assert summary["rows"] == rows, summary
-    print(f"   spark-submit floor, {rows:,} rows: {measured.seconds:.1f} s")
-    return Run(measured.seconds, summary)
 
 
 # ---- Spark Connect -------------------------------------------------------------------------
@@ -215,7 +185,7 @@ def _connect_run(landed: Landed, settings: Any, url: str, kind: str, with_model:
     request = ScoreRequest(
         spec=str(spec_path),
         run_id=f"bench-connect__{rows}__{kind}",
-        window_end=_window_end(),
+        window_end=window_end(),
         window_days=DAYS + 2,
         with_model=with_model,
     )

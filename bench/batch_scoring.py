@@ -172,7 +172,11 @@ def _environment(settings: Any, spec_path: Path) -> dict[str, str]:
     }
 
 
-def _loopline_job(landed: tuple[Any, Path, list[str]], settings: Any) -> Measured:
+def _loopline_job(
+    landed: tuple[Any, Path, list[str]], settings: Any, with_model: bool = True
+) -> Measured:
+    """The job as the DAG submits it; `with_model` False: its pass-through floor
+    (``--no-model``, a run id of its own)."""
     from loopline.batch import job
 
     _, spec_path, keys = landed
@@ -182,17 +186,25 @@ def _loopline_job(landed: tuple[Any, Path, list[str]], settings: Any) -> Measure
         for key, value in job.spark_conf(sys.executable).items()
         for arg in ("--conf", f"{key}={value}")
     ]
-    window_end = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0)
+    run_id, floor = (
+        (f"bench__{rows}", ()) if with_model else (f"bench__{rows}__floor", ("--no-model",))
+    )
     command = [
         *("spark-submit", "--master", "local[2]", *conf, job.__file__),
-        *("--spec", str(spec_path), "--run-id", f"bench__{rows}"),
-        *("--window-end", window_end.isoformat(), "--window-days", str(DAYS + 2)),
+        *("--spec", str(spec_path), "--run-id", run_id, *floor),
+        *("--window-end", window_end(), "--window-days", str(DAYS + 2)),
     ]
     measured = run_measured(command, _environment(settings, spec_path), JOB_TIMEOUT_S)
     summary = _marked(measured.output, job.RESULT_MARKER)
     assert summary["rows"] == rows, summary
-    print(f"   loopline job, {rows:,} rows: {measured.seconds:.1f} s, {measured.peak_mib:,.0f} MiB")
+    what = "loopline job" if with_model else "spark-submit floor"
+    print(f"   {what}, {rows:,} rows: {measured.seconds:.1f} s, {measured.peak_mib:,.0f} MiB")
     return measured
+
+
+def window_end() -> str:
+    """The end of a window holding every landed day."""
+    return (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0).isoformat()
 
 
 def _naive_job(landed: tuple[Any, Path, list[str]], settings: Any, model_dir: Path) -> Measured:
