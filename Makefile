@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(PYTHON) -m uv
 STAMP  := $(VENV)/.loopline-installed
 
-.PHONY: install bytecode prometheus run stop status test test-fast lint audit bench lock clean
+.PHONY: install bytecode prometheus oip-clients run stop status test test-fast lint audit bench lock clean
 
 install: $(STAMP)
 
@@ -36,6 +36,25 @@ prometheus:
 		|| echo "!!  could not fetch Prometheus (apt-get download prometheus); the stack runs without it: install one on PATH"; \
 		rm -rf $$tmp; }
 
+# The Open Inference Protocol clients nobody here wrote (tritonclient HTTP and gRPC, the kserve
+# SDK), for the serving tests: in a virtualenv of their own, since their pins (protobuf<7, their
+# own fastapi/pandas) conflict with Airflow's set, and kserve's and tritonclient's generated
+# `inference` stubs cannot be imported in one process anyway. Soft like Prometheus: where the
+# index cannot be reached those tests skip (LOOPLINE_TEST_REQUIRE_OIP_CLIENTS makes them fail).
+OIP_CLIENTS_DIR   := .loopline/tools/oip-clients
+OIP_CLIENTS_STAMP := $(OIP_CLIENTS_DIR)/.loopline-installed
+OIP_CLIENTS_PINS  := 'tritonclient[http,grpc]==2.73.0' 'kserve==0.21.0'
+oip-clients: $(OIP_CLIENTS_STAMP)
+
+$(OIP_CLIENTS_STAMP): requirements-oip-clients.lock
+	@echo "==> Installing the OIP clients into $(OIP_CLIENTS_DIR) (first time: under a minute)"
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@{ test -x $(OIP_CLIENTS_DIR)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(OIP_CLIENTS_DIR); } \
+		&& $(UV) pip install --quiet --python $(OIP_CLIENTS_DIR)/bin/python --compile-bytecode \
+			--require-hashes -r requirements-oip-clients.lock \
+		&& touch $@ \
+		|| echo "!!  could not install the OIP clients into $(OIP_CLIENTS_DIR); their tests skip"
+
 run: install bytecode prometheus ## start S3, Kafka broker, Airflow and Prometheus; seed demo data
 	@$(BIN)/loopline stack up
 
@@ -53,7 +72,7 @@ status:
 # (--dist loadgroup would be finer, but pytest-xdist 3.8 cannot rename pytest 9's node ids:
 # its groups are ignored.)
 TEST_WORKERS ?= auto
-test: install bytecode prometheus ## every test, the real servers included
+test: install bytecode prometheus oip-clients ## every test, the real servers included
 	@$(BIN)/pytest tests/unit
 	@$(BIN)/pytest --ignore=tests/unit -n $(TEST_WORKERS) --dist loadscope
 
@@ -85,6 +104,9 @@ lock:                       ## re-resolve requirements.lock from pyproject.toml
 	@$(UV) pip compile pyproject.toml --extra local --extra test --extra gpu --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -c requirements.lock --generate-hashes --quiet \
 		-o requirements-gpu.lock
+	@# The OIP clients' own lock (make oip-clients): resolved apart from Airflow's set.
+	@printf '%s\n' $(OIP_CLIENTS_PINS) | $(UV) pip compile - --python-version 3.11 \
+		--generate-hashes --quiet -o requirements-oip-clients.lock
 
 clean: stop
 	rm -rf .loopline

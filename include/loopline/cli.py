@@ -187,10 +187,11 @@ def _main(argv: list[str] | None) -> int:
 
     stream = commands.add_parser(
         "stream",
-        help="watch (tail) or feed (produce) a pipeline's Kafka topics; deploy, roll, scale, "
-        "stop its consumers or show their status (as the stream_deploy DAG does, recorded)",
+        help="watch (tail) or feed (produce) a pipeline's Kafka topics; ask its online endpoint "
+        "(infer); deploy, roll, scale, stop its consumers or show their status (as the "
+        "stream_deploy DAG does, recorded)",
     )
-    stream.add_argument("action", choices=["tail", "produce", *CONSUMER_ACTIONS])
+    stream.add_argument("action", choices=["tail", "produce", "infer", *CONSUMER_ACTIONS])
     stream.add_argument("pipeline", help="pipeline name")
     stream.add_argument("--topic", choices=STREAM_TOPICS, default="output")
     stream.add_argument("--from-beginning", action="store_true", help="tail: from the start")
@@ -198,8 +199,8 @@ def _main(argv: list[str] | None) -> int:
         "-n",
         "--count",
         type=int,
-        help="tail: stop after N; produce: N generated events (the demo feed's for card_fraud, "
-        "synthetic values of each feature's declared type for other pipelines)",
+        help="tail: stop after N; produce, infer: N generated events (the demo feed's for "
+        "card_fraud, synthetic values of each feature's declared type for other pipelines)",
     )
     stream.add_argument("--idle", type=float, help="tail: stop after this many idle seconds")
     stream.add_argument(
@@ -210,6 +211,14 @@ def _main(argv: list[str] | None) -> int:
     stream.add_argument("--rate", type=float, help="produce: events per second (default: flat out)")
     stream.add_argument("--seed", type=int, default=7, help="produce: generated events' seed")
     stream.add_argument("--bootstrap", help="default: the local stack's broker")
+    stream.add_argument(
+        "--url", help="infer: the endpoint (default: streaming.serve's host and http_port)"
+    )
+    stream.add_argument(
+        "--print-request",
+        action="store_true",
+        help="infer: print the v2 request (for curl) instead of sending it",
+    )
     stream.add_argument(
         "--version",
         help="deploy/roll/scale: 'champion' (default) or a version that passed its judgement",
@@ -268,6 +277,10 @@ def _main(argv: list[str] | None) -> int:
         from loopline.commands import stream as streams
 
         spec = _load_pipeline(args.project, args.pipeline)
+        if args.action == "infer":
+            if args.count is not None and args.count < 1:
+                parser.error(f"stream infer --count must be 1 or more, not {args.count}")
+            return streams.infer(args, spec)
         bootstrap = args.bootstrap or _local_bootstrap(args.project)
         if args.action in CONSUMER_ACTIONS:
             return _consumer_action(args, spec, bootstrap)

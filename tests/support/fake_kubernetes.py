@@ -33,12 +33,12 @@ class FakeStatefulSetController(JsonApi):
     BROKEN = "99"
     objects: dict = {}
     applies: list = []
-    policies: dict = {}  # NetworkPolicies by path: kept, never reconciled
+    policies: dict = {}  # anything but StatefulSets, by path: kept, never reconciled
 
     def do_PATCH(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         path = self.path.split("?")[0]
-        if "/networkpolicies/" in path:
+        if "/statefulsets/" not in path:  # policies, services, budgets: kept as applied
             self.policies[path] = body
             self._reply(200, body)
             return

@@ -1,4 +1,5 @@
-"""``loopline stream tail|produce <pipeline>``: watch and feed a pipeline's streams.
+"""``loopline stream tail|produce|infer <pipeline>``: watch and feed a pipeline's streams, and
+ask its online endpoint (``streaming.serve``) for scores.
 
 Debian's ``kcat`` (librdkafka 2.0.2) cannot connect to the local broker (Tansu 0.6 fails its
 ApiVersionRequest); kafka-python and confluent-kafka 2.16 can. These two commands use
@@ -97,6 +98,55 @@ def produce(args: argparse.Namespace, spec: PipelineSpec, bootstrap: str) -> int
         producer.close()
         print(f"sent {sent} event(s) to {topic}", file=sys.stderr)
     return 0
+
+
+def infer(args: argparse.Namespace, spec: PipelineSpec) -> int:
+    """Ask the pipeline's online endpoint to score --count generated events (or --file's) in
+    one Open Inference Protocol v2 request and print its answer; --print-request prints the
+    request instead, for curl or any other client."""
+    import httpx
+
+    rows = [json.loads(value) for _, value in _events(args, spec)]
+    body = v2_request(spec, rows, request_id=f"cli-{int(time.time())}")
+    if args.print_request:
+        print(json.dumps(body))
+        return 0
+    url = f"{args.url or serve_url(spec)}/v2/models/{spec.name}/infer"
+    try:
+        response = httpx.post(url, json=body, timeout=30)
+    except httpx.HTTPError as exc:
+        raise SystemExit(
+            f"{url}: no answer ({exc}); are the pipeline's replicas deployed?"
+        ) from None
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.status_code == 200 else 1
+
+
+def serve_url(spec: PipelineSpec) -> str:
+    serve = spec.streaming.serve if spec.streaming is not None else None
+    if serve is None or not serve.http_port:
+        raise SystemExit(f"{spec.name} serves no REST endpoint: add streaming.serve to its spec")
+    host = "127.0.0.1" if serve.host in ("0.0.0.0", "::") else serve.host
+    return f"http://{host}:{serve.http_port}"
+
+
+def v2_request(spec: PipelineSpec, rows: list[dict[str, Any]], request_id: str) -> dict[str, Any]:
+    """Rows of features as a v2 infer request: one tensor per feature, by the spec's types."""
+    features = spec.model.features
+    tensors = [(name, "FP32") for name in features.numeric]
+    tensors += [(name, "BYTES") for name in features.categorical]
+    missing = sorted({name for name, _ in tensors for row in rows if name not in row})
+    if missing:
+        raise SystemExit(f"the events lack feature(s) {missing}")
+    inputs = [{"name": name, "datatype": datatype, "shape": [len(rows)],
+               "data": [row[name] for row in rows]} for name, datatype in tensors]  # fmt: skip
+    return {"id": request_id, "inputs": inputs}
+
+
+def _events(args: argparse.Namespace, spec: PipelineSpec) -> Iterable[Record]:
+    if args.file:
+        return list(_file_events(args.file, spec))
+    return generated_events(spec, args.count or 1, args.seed)
 
 
 def generated_events(spec: PipelineSpec, count: int, seed: int) -> list[Record]:

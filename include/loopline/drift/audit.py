@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopline.data.prediction_log import log_prefix, logged_files
 from loopline.data.predictions import committed_partitions
 from loopline.data.profile_store import (
     PROFILES_PREFIX,
@@ -303,25 +304,37 @@ def _prediction_drift(
     reference: Reference,
     notes: list[str],
 ) -> ColumnDrift | None:
-    batch = spec.batch_inference
-    if reference.predictions is None or batch is None:
-        if reference.version is not None and batch is None:
-            notes.append("no batch_inference section: prediction drift not measured")
+    """The champion's scores in the window (batch scoring's committed output and the
+    replicas' prediction log: Kafka, REST and gRPC) against its holdout scores."""
+    batch, logged = spec.batch_inference, log_prefix(spec)
+    if reference.predictions is None or (batch is None and logged is None):
+        if reference.version is not None and batch is None and logged is None:
+            notes.append("no batch_inference and no prediction log: prediction drift not measured")
         return None
     days = sorted({day for key in keys if (day := partition_date(key)) is not None})
     if not days:
         return None
-    partitions = committed_partitions(
-        store, spec.data.bucket, batch.output_prefix, days[0], days[-1]
-    )
-    files = [f for p in partitions if p.model_version == reference.version for f in p.files]
-    if not files:
+    scored: list[str] = []
+    if batch is not None:
+        partitions = committed_partitions(
+            store, spec.data.bucket, batch.output_prefix, days[0], days[-1]
+        )
+        scored = [f for p in partitions if p.model_version == reference.version for f in p.files]
+    online: list[str] = []
+    if logged is not None:
+        found = logged_files(store, spec.data.bucket, logged, days, reference.version)
+        online = [log_file.key for log_file in found]
+    if not scored and not online:
         notes.append(
             f"no predictions of champion v{reference.version} dated {days[0]} .. {days[-1]}: "
-            "prediction drift not measured (batch scoring has not run on this window)"
+            "prediction drift not measured (no batch scoring run and no logged prediction)"
         )
         return None
-    scores = merge_all(_score_profile(store, spec.data.bucket, key) for key in files)
+    notes.append(
+        f"prediction drift over {len(scored)} batch output file(s) and {len(online)} "
+        "prediction log file(s) (Kafka, REST, gRPC)"
+    )
+    scores = merge_all(_score_profile(store, spec.data.bucket, key) for key in scored + online)
     column = scores.columns[SCORE]
     # The champion's holdout may hold 1,000 scores or fewer: still a distance, said so.
     return column_drift(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopline.data.prediction_log import log_prefix
 from loopline.plan import ProjectPaths, plan_pipeline
 from loopline.plan.vocabulary import DagPlan
 from loopline.spec.loader import (
@@ -80,9 +81,10 @@ def conflicts(pipeline: PlannedPipeline, other: PlannedPipeline) -> list[Problem
             "each pipeline has one spec file"
         )
         return [Problem(("name",), message)]
+    problems = _shared_ports(pipeline, other)
     if pipeline.spec.data.bucket != other.spec.data.bucket:
-        return []
-    return [
+        return problems
+    return problems + [
         Problem(
             field,
             f"{prefix!r} overlaps {'.'.join(other_field)} {other_prefix!r} of pipeline "
@@ -95,6 +97,32 @@ def conflicts(pipeline: PlannedPipeline, other: PlannedPipeline) -> list[Problem
     ]
 
 
+def _shared_ports(pipeline: PlannedPipeline, other: PlannedPipeline) -> list[Problem]:
+    """Online endpoints of two pipelines on one port: replicas bind with SO_REUSEPORT, so the
+    kernel would not refuse the second but spread one port's clients over both models."""
+    ours, theirs = serve_ports(pipeline.spec), serve_ports(other.spec)
+    return [
+        Problem(
+            ("streaming", "serve", name),
+            f"port {port} is also streaming.serve.{other_name} of pipeline {other.spec.name!r} "
+            f"({other.path}); each pipeline's endpoint needs ports of its own",
+        )
+        for name, port in ours.items()
+        for other_name, other_port in theirs.items()
+        if port == other_port
+    ]
+
+
+def serve_ports(spec: PipelineSpec) -> dict[str, int]:
+    """The ports a pipeline's local replicas serve online on (a Kubernetes pod has its own)."""
+    streaming = spec.streaming
+    if streaming is None or streaming.serve is None or streaming.backend != "local":
+        return {}
+    serve = streaming.serve
+    return {name: port for name, port in
+            (("http_port", serve.http_port), ("grpc_port", serve.grpc_port)) if port}  # fmt: skip
+
+
 def data_prefixes(spec: PipelineSpec) -> list[tuple[tuple[str, ...], str]]:
     """Every prefix a pipeline's stages list and write in its bucket, by spec field."""
     data = spec.data
@@ -105,6 +133,8 @@ def data_prefixes(spec: PipelineSpec) -> list[tuple[tuple[str, ...], str]]:
     found.append((("data", "archive_prefix"), data.archive_root))
     if spec.batch_inference is not None:
         found.append((("batch_inference", "output_prefix"), spec.batch_inference.output_prefix))
+    if (logged := log_prefix(spec)) is not None:
+        found.append((("streaming", "prediction_log_prefix"), logged))
     return found
 
 

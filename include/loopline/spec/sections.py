@@ -383,6 +383,35 @@ class KubernetesTarget(StrictModel):
         return self
 
 
+class ServeSpec(StrictModel):
+    """Online scoring by the same replicas: the Open Inference Protocol v2 over REST and gRPC
+    (KServe's, Triton's and MLServer's clients work unchanged). Every replica listens on the
+    same ports (SO_REUSEPORT: the kernel spreads connections over them). Concurrent requests
+    are scored in one model call, up to `max_batch_size` rows, waiting at most
+    `max_queue_delay_ms` for more once a request is in (Triton's dynamic batching)."""
+
+    # Loopback unless told otherwise: the endpoint has no authentication of its own (a pod
+    # binds every interface behind its NetworkPolicy and Service).
+    host: str = Field(default="127.0.0.1", min_length=1)
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8000  # Triton's defaults; 0: none
+    grpc_port: Annotated[int, Field(ge=0, le=65535)] = 8001
+    max_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_queue_delay_ms: Annotated[float, Field(ge=0.0, le=1000.0)] = 2.0
+    max_request_rows: Annotated[int, Field(ge=1, le=100_000)] = 1024
+    max_request_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    # Auto-scaling on load (Knative's concurrency target): requests in flight per replica the
+    # monitor aims for, averaged over the stable window (60 s), with a panic window (6 s).
+    target_concurrency: Annotated[float, Field(gt=0.0, le=10_000.0)] = 8.0
+
+    @model_validator(mode="after")
+    def _some_port(self) -> ServeSpec:
+        if self.http_port == 0 and self.grpc_port == 0:
+            raise ValueError("http_port and grpc_port are both 0: the endpoint would serve nothing")
+        if self.http_port and self.http_port == self.grpc_port:
+            raise ValueError(f"http_port and grpc_port are both {self.http_port}")
+        return self
+
+
 class StreamingSpec(StrictModel):
     """Real-time scoring: consumers of `input_topic` (JSON feature events keyed by event id)
     that score with the champion and produce one prediction per event to `output_topic`."""
@@ -398,7 +427,9 @@ class StreamingSpec(StrictModel):
     p99_latency_ms: Annotated[float, Field(gt=0.0)] = 250.0
     max_lag: PositiveInt = 10_000
     # Auto-scaling: replicas = ceil(total lag / lag_per_replica), within replicas.min and
-    # min(replicas.max, partitions); a p99 above p99_latency_ms adds replicas too.
+    # min(replicas.max, partitions); a p99 above p99_latency_ms adds replicas too. A pipeline
+    # that serves online also scales on its requests in flight (serve.target_concurrency), up
+    # to replicas.max even beyond the partitions (those replicas only answer requests).
     lag_per_replica: PositiveInt = 1000
     # Micro-batches: a consumer scores up to this many events at once, waiting at most
     # max_wait_ms for them (one call of the model costs the same for 1 or 256 rows).
@@ -431,6 +462,12 @@ class StreamingSpec(StrictModel):
     # copies than the cluster has brokers (the local broker is one: 1 copy, 1 in sync).
     replication_factor: Annotated[int, Field(ge=1, le=16)] | None = None
     min_insync_replicas: Annotated[int, Field(ge=1, le=16)] | None = None
+    # Online scoring over REST and gRPC by the same replicas (empty: Kafka only).
+    serve: ServeSpec | None = None
+    # Every prediction the replicas make (Kafka, REST, gRPC) is logged to the bucket, where
+    # the drift audit reads predictions beside batch scoring's; empty: <name>/prediction-log/.
+    log_predictions: bool = True
+    prediction_log_prefix: str | None = Field(default=None, pattern=S3_PREFIX_PATTERN)
 
     @property
     def dead_letters(self) -> str:
@@ -670,13 +707,15 @@ def _streaming_problems(streaming: StreamingSpec | None) -> list[Problem]:
                 f"{streaming.replicas.min} is greater than replicas.max ({streaming.replicas.max})",
             )
         )
-    if streaming.replicas.max > streaming.partitions:
+    # A serving pipeline's replicas beyond the partitions answer requests (they hold no
+    # partition); a Kafka-only one's would sit idle.
+    if streaming.replicas.max > streaming.partitions and streaming.serve is None:
         problems.append(
             Problem(
                 ("streaming", "replicas", "max"),
                 f"{streaming.replicas.max} exceeds partitions "
                 f"({streaming.partitions}); a consumer group cannot use more "
-                "replicas than partitions",
+                "replicas than partitions (a pipeline that serves online can: streaming.serve)",
             )
         )
     if streaming.input_topic == streaming.output_topic:

@@ -223,7 +223,7 @@ def _size(consumers: Consumers, asked: int | None, steps: list[str]) -> int:
     if asked is not None and count != asked:
         steps.append(
             f"{asked} replica(s) asked, {count} run: replicas.min {limits.minimum} .. "
-            f"min(replicas.max {limits.maximum}, {limits.partitions} partitions)"
+            f"{limits.cap} ({limits.describe_cap()})"
         )
     return count
 

@@ -52,6 +52,7 @@ from loopline.streaming.events import Event, Poison, features_table, parse_event
 from loopline.streaming.health import heartbeat_path
 from loopline.streaming.kafka_settings import client_settings
 from loopline.streaming.metrics import ReplicaMetrics
+from loopline.streaming.prediction_log import Logged, PredictionLog
 
 if TYPE_CHECKING:  # kafka-python ships no types: these document, mypy reads them as Any
     from kafka import KafkaConsumer, KafkaProducer
@@ -161,6 +162,9 @@ class ScoringConsumer:
         self._next: tuple[Scorer, int] | None = None  # a loaded version waiting to take over
         self.switch_failed: dict[str, Any] | None = None  # the last version that did not load
         self.member_id = f"{self.streaming.consumer_group}-{replica.slot}"
+        # the replica's online endpoint, when it serves one: its numbers join the heartbeat
+        self.endpoint_summary: Callable[[], dict[str, Any]] | None = None
+        self.prediction_log: PredictionLog | None = None  # every prediction, written apart
         self._last_heartbeat, self._last_state = 0.0, ""
         self.consumer = self._consumer()
         self.producer = self._producer()
@@ -294,6 +298,18 @@ class ScoringConsumer:
         self.moved.predictions += len(scored)
         self.moved.kafka_bytes_read += sum(len(record.value or b"") for record in records)
         self.metrics.batch(len(scored), [why.kind for _, why in poison], latencies)
+        if self.prediction_log is not None and scored:
+            self._log(self.prediction_log, scored, latencies)
+
+    def _log(self, into: PredictionLog, scored: list[Scored], latencies: list[float]) -> None:
+        """Hand the batch to the prediction log (references only: its thread builds rows)."""
+        events = [item.event for item in scored]
+        model = self.model
+        entry = Logged("kafka", [event.event_id for event in events],
+                       lambda: features_table(events, model),
+                       np.fromiter((item.score for item in scored), np.float32, len(scored)),
+                       self.model_version, latencies, time.time())  # fmt: skip
+        into.add(entry)
 
     def _read_and_score(self, records: list[Any]) -> tuple[list[Scored], list[Rejected]]:
         """Each record's score or dead letter. Records a death of a replica covered are read
@@ -446,6 +462,10 @@ class ScoringConsumer:
             "crashes": crashes,
             **self.stats.summary(),
         }
+        if self.endpoint_summary is not None:
+            beat["endpoint"] = self.endpoint_summary()
+        if self.prediction_log is not None:
+            beat["prediction_log"] = self.prediction_log.summary()
         write_atomically(self.replica.heartbeat_path, json.dumps(beat).encode(), durable=False)
 
     def _lag(self) -> int | None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from loopline.spec.sections import KubernetesTarget, PipelineSpec
+from loopline.spec.sections import KubernetesTarget, PipelineSpec, ServeSpec
 from loopline.streaming.deployment import HEALTHY_TIMEOUT, Outcome
 from loopline.streaming.kafka_settings import ENV as KAFKA_ENV
 
@@ -41,6 +41,10 @@ STATE_DIR = "/var/run/loopline"
 STATE_SIZE = "64Mi"  # heartbeats and crash records: a few KiB per slot
 SCRATCH_DIR = "/tmp"  # TMPDIR: the model is downloaded here, then loaded and deleted
 DRAIN_SECONDS = 60
+# A serving pod keeps answering this long after it is told to stop, before it closes its
+# listeners: the Service's endpoints drop it concurrently with SIGTERM, and until every node's
+# proxy has seen that, new connections still arrive (the usual preStop sleep).
+UNROUTE_SECONDS = 5
 # An exec probe past its timeout (default 1 s) counts as failed; starting Python alone takes
 # a good part of a second on a busy node.
 PROBE_TIMEOUT_SECONDS = 5
@@ -55,6 +59,7 @@ class ConsumerImage:
     spec_path: str  # the spec file inside the image
     bootstrap: str  # the brokers as the pods reach them
     metrics_port: int = 0  # 0: no Prometheus endpoint
+    serve: ServeSpec | None = None  # online scoring (REST and gRPC) by the same pods
 
 
 IMAGE_PIPELINES_DIR = "/opt/airflow/include/pipelines"  # the project's Dockerfile puts specs here
@@ -72,6 +77,7 @@ def consumer_image(spec: PipelineSpec, spec_file_name: str, bootstrap: str) -> C
         spec_path=target.spec_path or f"{IMAGE_PIPELINES_DIR}/{spec_file_name}",
         bootstrap=target.bootstrap or bootstrap,
         metrics_port=streaming.metrics_port,
+        serve=streaming.serve,
     )
 
 
@@ -141,16 +147,19 @@ def _container(spec: PipelineSpec, image: ConsumerImage, version: int) -> dict[s
     ]  # fmt: skip
     if image.metrics_port:  # on the pod's address, for the scrapers its NetworkPolicy admits
         replica_args += ["--metrics-port", str(image.metrics_port), "--metrics-host", "0.0.0.0"]
+    if image.serve is not None:  # on the pod's address, behind its Service and policy
+        replica_args += ["--serve-host", "0.0.0.0"]
     health = ["python", "-m", "loopline.streaming.health", "--state-dir", STATE_DIR]
     health += ["--pipeline", spec.name, "--slot", slot]
-    return {
+    container: dict[str, Any] = {
         "name": "replica",
         "image": image.target.image,
         "command": ["python", "-m", "loopline.streaming.replica"],
         "args": replica_args,
         "env": _environment(image),
-        "readinessProbe": _probe(health, period=10, failures=3),
+        "readinessProbe": _readiness(image, health),
         # TensorFlow and the model load before the first heartbeat: not a liveness failure.
+        # Readiness is probed only once this passed: the consumer runs and the model is in.
         "startupProbe": _probe(health, period=5, failures=60),
         "resources": {
             "requests": {"cpu": image.target.cpu, "memory": image.target.memory},
@@ -167,14 +176,33 @@ def _container(spec: PipelineSpec, image: ConsumerImage, version: int) -> dict[s
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "ports": [{"name": "metrics", "containerPort": image.metrics_port}]
-        if image.metrics_port
-        else [],
+        "ports": [{"name": name, "containerPort": port} for name, port in _ports(image).items()],
         "volumeMounts": [
             {"name": "state", "mountPath": STATE_DIR},
             {"name": "scratch", "mountPath": SCRATCH_DIR},
         ],
     }
+    if image.serve is not None:
+        sleep = {"exec": {"command": ["sleep", str(UNROUTE_SECONDS)]}}
+        container["lifecycle"] = {"preStop": sleep}
+    return container
+
+
+def _ports(image: ConsumerImage) -> dict[str, int]:
+    """The pod's named ports: metrics, and the online endpoint's REST and gRPC."""
+    ports = {"metrics": image.metrics_port}
+    if image.serve is not None:
+        ports |= {"http": image.serve.http_port, "grpc": image.serve.grpc_port}
+    return {name: port for name, port in ports.items() if port}
+
+
+def _readiness(image: ConsumerImage, health: list[str]) -> dict[str, Any]:
+    """Ready for traffic: the protocol's own ``/v2/health/ready`` where the pod serves REST
+    (a model is loaded), else the consumer's heartbeat."""
+    if image.serve is None or not image.serve.http_port:
+        return _probe(health, period=10, failures=3)
+    http = {"path": "/v2/health/ready", "port": "http"}
+    return {"httpGet": http, "timeoutSeconds": 2, "periodSeconds": 5, "failureThreshold": 2}
 
 
 def _environment(image: ConsumerImage) -> list[dict[str, Any]]:
@@ -209,10 +237,11 @@ def _probe(command: list[str], *, period: int, failures: int) -> dict[str, Any]:
 
 
 def render_network_policy(spec: PipelineSpec, image: ConsumerImage) -> dict[str, Any]:
-    """Who may connect to a pipeline's pods: the scrapers the spec names, to the metrics port
-    only; nobody at all without one. Egress is left open: a replica must reach its brokers,
-    S3 and DNS, whose addresses are the cluster's and often outside it, and a wrong egress
-    rule would stop scoring; a cluster that restricts egress adds its own policy."""
+    """Who may connect to a pipeline's pods: the scrapers the spec names, to the metrics port;
+    pods of the same namespace to the online endpoint's ports; nobody else. Egress is left
+    open: a replica must reach its brokers, S3 and DNS, whose addresses are the cluster's and
+    often outside it, and a wrong egress rule would stop scoring; a cluster that restricts
+    egress adds its own policy."""
     labels = pod_labels(spec)
     ingress = []
     if image.metrics_port:
@@ -222,6 +251,10 @@ def render_network_policy(spec: PipelineSpec, image: ConsumerImage) -> dict[str,
         }  # one entry, so both must match: those pods in those namespaces
         ports = [{"protocol": "TCP", "port": image.metrics_port}]
         ingress.append({"from": [scrapers], "ports": ports})
+    online = [{"protocol": "TCP", "port": _ports(image)[n]} for n in ("http", "grpc")
+              if n in _ports(image)]  # fmt: skip
+    if online:  # the online endpoint: from pods of its own namespace (add a policy for more)
+        ingress.append({"from": [{"podSelector": {}}], "ports": online})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -236,6 +269,46 @@ def render_network_policy(spec: PipelineSpec, image: ConsumerImage) -> dict[str,
             "ingress": ingress,
         },
     }
+
+
+def render_services(spec: PipelineSpec, image: ConsumerImage) -> list[dict[str, Any]]:
+    """The StatefulSet's governing headless Service (one DNS record per ready pod: what gRPC
+    clients balancing per call, ``dns:///<name>.<namespace>:<port>`` with ``round_robin``,
+    resolve) and, where the pods serve online, a ClusterIP Service for everyone else (the
+    kernel's proxy spreads connections, so a keep-alive or gRPC client stays on one pod until
+    the server's max connection age makes it reconnect)."""
+    name, labels, namespace = statefulset_name(spec), pod_labels(spec), image.target.namespace
+    ports = [{"name": n, "port": p, "targetPort": n, "protocol": "TCP",
+              **({"appProtocol": "kubernetes.io/h2c"} if n == "grpc" else {})}
+             for n, p in _ports(image).items()]  # fmt: skip
+
+    def service(service_name: str, headless: bool, kept: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"selector": labels}
+        if kept:  # a headless Service needs none
+            body["ports"] = kept
+        if headless:
+            body["clusterIP"] = "None"
+        meta = {"name": service_name, "namespace": namespace, "labels": labels}
+        return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": body}
+
+    services = [service(name, True, ports)]
+    online = [port for port in ports if port["name"] in ("http", "grpc")]
+    if online:
+        services.append(service(f"{name}-online", False, online))
+    return services
+
+
+def render_disruption_budget(spec: PipelineSpec, image: ConsumerImage) -> dict[str, Any]:
+    """At most one pod down at a time for voluntary disruptions (a node drain): the rest keep
+    the partitions and the online traffic."""
+    labels = pod_labels(spec)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": statefulset_name(spec), "namespace": image.target.namespace,
+                     "labels": labels},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
+    }  # fmt: skip
 
 
 def _scrape_annotations(port: int) -> dict[str, str]:
@@ -277,13 +350,18 @@ def _is_loopback(host: str) -> bool:
 
 
 # The API paths of what Loopline applies: /apis/<apiVersion>/namespaces/<ns>/<plural>/<name>.
-PLURALS = {"StatefulSet": "statefulsets", "NetworkPolicy": "networkpolicies"}
+PLURALS = {
+    "StatefulSet": "statefulsets",
+    "NetworkPolicy": "networkpolicies",
+    "Service": "services",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+}
 
 
 def api_path(manifest: dict[str, Any]) -> str:
-    meta = manifest["metadata"]
-    plural = PLURALS[manifest["kind"]]
-    return f"/apis/{manifest['apiVersion']}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+    meta, version = manifest["metadata"], manifest["apiVersion"]
+    root = "/api/v1" if version == "v1" else f"/apis/{version}"  # the core group's own root
+    return f"{root}/namespaces/{meta['namespace']}/{PLURALS[manifest['kind']]}/{meta['name']}"
 
 
 class KubernetesApplier:
@@ -382,6 +460,9 @@ class KubernetesDeployment:
         before = self._running_version()
         # The policy first, so that no pod of this version runs unguarded.
         self.applier.apply(render_network_policy(self.spec, self.image))
+        for manifest in [*render_services(self.spec, self.image),
+                         render_disruption_budget(self.spec, self.image)]:  # fmt: skip
+            self.applier.apply(manifest)
         self.applier.apply(render_statefulset(self.spec, self.image, version, replicas))
         outcome = Outcome(action, "done", [f"applied {self.name}: v{version} x{replicas}"])
         if self._rolled_out():

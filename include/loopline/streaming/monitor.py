@@ -17,8 +17,10 @@ from loopline.streaming.scaling import Limits, Observation, ScalingDecision, dec
 
 
 def scaling_limits(streaming: StreamingSpec, partitions: int | None = None) -> Limits:
-    """The spec's limits; `partitions`: the topic's real count, which caps the replicas (a
-    topic created earlier, or by someone else, can have fewer than the spec says)."""
+    """The spec's limits; `partitions`: the topic's real count, which caps the replicas of a
+    Kafka-only pipeline (a topic created earlier, or by someone else, can have fewer than the
+    spec says). A pipeline that serves online (`streaming.serve`) scales on its endpoint's
+    concurrency too, up to `replicas.max` (see `Limits.cap`)."""
     return Limits(
         minimum=streaming.replicas.min,
         maximum=streaming.replicas.max,
@@ -26,6 +28,7 @@ def scaling_limits(streaming: StreamingSpec, partitions: int | None = None) -> L
         lag_per_replica=streaming.lag_per_replica,
         p99_target_ms=streaming.p99_latency_ms,
         scale_in_after_seconds=streaming.scale_in_after_seconds,
+        target_concurrency=streaming.serve.target_concurrency if streaming.serve else None,
     )
 
 
@@ -47,7 +50,8 @@ def monitor_once(
     window: ScalingWindow,
     now: float | None = None,
 ) -> MonitorPass:
-    """Replace dead replicas (dynamic scaling), then scale on lag and latency (auto-scaling)."""
+    """Replace dead replicas (dynamic scaling), then scale on lag, latency and, for a pipeline
+    that serves online, its endpoint's concurrency (auto-scaling)."""
     problems = deployment.problems()  # before replace_dead restarts a slot that gave up
     replaced = deployment.replace_dead(version)
     now = time.time() if now is None else now
@@ -64,9 +68,14 @@ def monitor_once(
 def observe(
     bootstrap: str, streaming: StreamingSpec, deployment: Deployment, now: float
 ) -> Observation:
-    """Committed lag of the group, and the worst p99 of the replicas in each window."""
+    """Committed lag of the group, and the worst p99 of the replicas in each window; for the
+    replicas that serve online (an ``endpoint`` block in their heartbeat), the endpoint's
+    concurrency in each window summed over them, and its worst p99 (None where none does)."""
     lag = group_lag(bootstrap, streaming.consumer_group, streaming.input_topic)
-    latencies = [beat.get("latency_ms", {}) for beat in deployment.heartbeats()]
+    beats = deployment.heartbeats()
+    latencies = [beat.get("latency_ms") or {} for beat in beats]
+    endpoints = [block for beat in beats if isinstance(block := beat.get("endpoint"), dict)]
+    endpoint_latencies = [block.get("latency_ms") or {} for block in endpoints]
     return Observation(
         at=now,
         current=deployment.replica_count(),
@@ -74,6 +83,10 @@ def observe(
         total_lag=lag.total,
         p99_stable_ms=_worst(latencies, "p99_60s"),
         p99_panic_ms=_worst(latencies, "p99_6s"),
+        concurrency_stable=_total(endpoints, "concurrency_60s"),
+        concurrency_panic=_total(endpoints, "concurrency_6s"),
+        endpoint_p99_stable_ms=_worst(endpoint_latencies, "p99_60s"),
+        endpoint_p99_panic_ms=_worst(endpoint_latencies, "p99_6s"),
     )
 
 
@@ -105,3 +118,9 @@ def scaling_window(state: Path, pipeline: str, streaming: StreamingSpec) -> Scal
 def _worst(latencies: list[dict[str, Any]], key: str) -> float | None:
     values = [value for entry in latencies if (value := entry.get(key)) is not None]
     return max(values) if values else None
+
+
+def _total(blocks: list[dict[str, Any]], key: str) -> float | None:
+    """The sum over replicas of each one's `key` (a mean over a window); None where none has it."""
+    values = [value for block in blocks if (value := block.get(key)) is not None]
+    return round(sum(values), 3) if values else None

@@ -21,10 +21,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from loopline.data.prediction_log import log_prefix
 from loopline.spec import load_spec
 from loopline.spec.sections import ModelSpec, PipelineSpec
 from loopline.streaming.consumer import Replica, Scorer, ScoringConsumer
 from loopline.streaming.cost_meter import COST_EVERY_SECONDS, CostMeter
+from loopline.streaming.endpoint import Endpoint
+from loopline.streaming.prediction_log import PredictionLog
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +70,16 @@ class VersionFollower(threading.Thread):
     tried again until asked for anew; the old version serves on."""
 
     def __init__(
-        self, path: Path, spec: PipelineSpec, consumer: ScoringConsumer, stop: threading.Event
+        self,
+        path: Path,
+        spec: PipelineSpec,
+        consumer: ScoringConsumer,
+        stop: threading.Event,
+        endpoint: Endpoint | None = None,
     ) -> None:
         super().__init__(name="version-follower", daemon=True)
         self.path, self.spec, self.consumer, self.stop = path, spec, consumer, stop
+        self.endpoint = endpoint  # online scoring switches with the consumer
         self.failed: int | None = None
 
     def run(self) -> None:
@@ -101,6 +110,8 @@ class VersionFollower(threading.Thread):
             return
         previous = self.consumer.model_version
         gc.freeze()  # the new model's objects too (see ScoringConsumer.run)
+        if self.endpoint is not None:
+            self.endpoint.switch_to(scorer, version)
         self.consumer.switch_to(scorer, version)
         forget(self.spec.name, previous)
 
@@ -132,6 +143,43 @@ def cost_meter(spec: PipelineSpec, consumer: ScoringConsumer, every: float) -> C
     )
 
 
+def prediction_log(spec: PipelineSpec, slot: int) -> PredictionLog | None:
+    """The replica's prediction log writer, started (None where the spec turns it off)."""
+    from loopline.storage.objects import ObjectStore
+    from loopline.storage.settings import S3Settings
+
+    prefix = log_prefix(spec)
+    if prefix is None:
+        return None
+
+    def store() -> ObjectStore:
+        return ObjectStore(S3Settings.from_json(os.environ["LOOPLINE_S3"]).boto3_client())
+
+    writer = PredictionLog(store, spec.data.bucket, prefix, f"slot{slot}-{os.getpid()}", spec.model)
+    writer.start()
+    return writer
+
+
+def online_endpoint(
+    spec: PipelineSpec,
+    scorer: Scorer,
+    version: int,
+    host: str | None,
+    predictions: PredictionLog | None = None,
+) -> Endpoint | None:
+    """The replica's REST and gRPC endpoint when the spec serves online (`streaming.serve`),
+    listening before the replica joins its group: "running" means both are ready."""
+    serve = spec.streaming.serve if spec.streaming is not None else None
+    if serve is None:
+        return None
+    if host:
+        serve = serve.model_copy(update={"host": host})
+    endpoint = Endpoint(spec.name, spec.model, serve, predictions)
+    endpoint.switch_to(scorer, version)
+    log.info("online scoring on %s", endpoint.start())
+    return endpoint
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One streaming scoring replica.")
     parser.add_argument("--spec", type=Path, required=True)
@@ -150,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics-host",
         default="127.0.0.1",
         help="the metrics endpoint's address (loopback; 0.0.0.0 in a pod, behind its policy)",
+    )
+    parser.add_argument(
+        "--serve-host", help="over streaming.serve.host (0.0.0.0 in a pod, behind its policy)"
     )
     parser.add_argument(
         "--session-timeout-ms", type=int, help="over the spec's (a property of the brokers)"
@@ -178,15 +229,24 @@ def main(argv: list[str] | None = None) -> int:
     consumer = ScoringConsumer(spec, replica, scorer)
     if args.metrics_port is not None:
         log.info("metrics on %s", consumer.serve_metrics(args.metrics_port, args.metrics_host))
+    predictions = prediction_log(spec, args.slot)
+    consumer.prediction_log = predictions
+    endpoint = online_endpoint(spec, scorer, version, args.serve_host, predictions)
+    if endpoint is not None:
+        consumer.endpoint_summary = endpoint.summary
     if args.version_file is not None:
-        VersionFollower(args.version_file, spec, consumer, stop).start()
+        VersionFollower(args.version_file, spec, consumer, stop, endpoint).start()
     meter = cost_meter(spec, consumer, args.cost_every)
     meter.start()
     try:
         stats = consumer.run(stop)
     finally:
+        if endpoint is not None:  # stop taking requests, answer those in hand
+            endpoint.stop()
         consumer.close(retire=args.retire_on_stop)
         meter.close()
+        if predictions is not None:  # the last predictions, written before it exits
+            predictions.close()
     log.info("stopped after %d events (%d dead-lettered)", stats.events, stats.dead_lettered)
     return 0
 

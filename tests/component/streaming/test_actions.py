@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from loopline.records import RecordStage, RecordStore, RunContext
+from loopline.spec.sections import Replicas, ServeSpec
 from loopline.streaming import actions, monitor
 from loopline.streaming.actions import (
     Consumers,
@@ -20,6 +21,7 @@ from loopline.streaming.actions import (
     stop_consumers,
 )
 from loopline.streaming.deployment import Outcome
+from loopline.streaming.lag import GroupLag, PartitionLag
 from loopline.streaming.monitor import scaling_window
 from loopline.streaming.scaling import Observation
 from support.judged_versions import SPEC, crown, empty_registry, judge_as, register
@@ -102,7 +104,7 @@ def test_a_deploy_is_sized_recorded_and_held_for_the_monitor(consumers) -> None:
     assert outcome.verdict == "done" and not outcome.failed
     assert outcome.steps[:2] == [
         "created topic t",
-        "9 replica(s) asked, 4 run: replicas.min 1 .. min(replicas.max 4, 4 partitions)",
+        "9 replica(s) asked, 4 run: replicas.min 1 .. 4 (max 4, 4 partitions)",
     ]
     [record] = streaming_records(consumers)
     assert (record.subject, record.verdict, record.numbers) == ("deploy", "done", {"replicas": 4})
@@ -164,3 +166,59 @@ def test_the_monitor_records_its_decision_and_scales_within_the_limits(
     assert consumers.deployment.calls[-1] == ("scale", 1, 4)
     [scaling] = [r for r in streaming_records(consumers) if r.subject == "scaling"]
     assert scaling.verdict == "scale_out" and scaling.numbers["desired"] == 4
+
+
+class ServingDeployment(FakeDeployment):
+    """Replicas that serve online: each heartbeat has its endpoint's load (20 requests in
+    flight on average over the last minute, 10 over the last 6 s), as a replica writes it."""
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        endpoint = {
+            "requests": 5000,
+            "in_flight": 9,
+            "latency_ms": {"p50": 4.0, "p99": 40.0, "p99_60s": 40.0, "p99_6s": 38.0},
+            "concurrency_60s": 20.0,
+            "concurrency_6s": 10.0,
+            "failed": 0,
+            "refused": 0,
+        }
+        return [{"latency_ms": {"p99_60s": 12.0}, "endpoint": endpoint} for _ in self.running]
+
+
+def test_the_monitor_scales_a_serving_pipeline_on_its_endpoints_concurrency(
+    s3, tmp_path, created_topics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No lag at all, but 20 requests in flight per replica against a target of 8 (sized at
+    8 x 0.7 = 5.6): ceil(20 / 5.6) = 4, and beyond the topic's 4 partitions up to replicas.max."""
+    assert SPEC.streaming is not None
+    streaming = SPEC.streaming.model_copy(
+        update={"serve": ServeSpec(target_concurrency=8), "replicas": Replicas(min=1, max=6)}
+    )
+    spec = SPEC.model_copy(update={"streaming": streaming})
+    registry = empty_registry(s3)
+    v1 = register(registry, tmp_path)
+    judge_as(registry, v1, auc=0.90, run_id="r1")
+    crown(registry, v1)
+    records = RecordStore(registry.store, SPEC.data.bucket)
+    deployment = ServingDeployment()
+    consumers = Consumers(spec, lambda: deployment, "broker:9092", registry, records, tmp_path)
+    caught_up = [PartitionLag(p, 100, 100, 0) for p in range(4)]
+    no_lag = GroupLag(streaming.input_topic, streaming.consumer_group, caught_up)
+    monkeypatch.setattr(monitor, "group_lag", lambda *args: no_lag)
+
+    deploy_consumers(consumers, run("deploy"), "champion", replicas=1)
+    first = monitor_consumers(consumers, run("monitor-1"))
+    assert first is not None and first.decision.desired == 4  # ceil(20 / 5.6)
+    assert deployment.calls[-1] == ("scale", 1, 4)
+
+    second = monitor_consumers(consumers, run("monitor-2"))  # 4 x 20 = 80 in flight now
+    assert second is not None and second.decision.desired == 6  # ceil(80 / 5.6) = 15: max
+    assert deployment.calls[-1] == ("scale", 1, 6)  # beyond the 4 partitions
+    scaling = [r for r in streaming_records(consumers) if r.subject == "scaling"]
+    assert [r.verdict for r in scaling] == ["scale_out", "scale_out"]
+    assert scaling[0].numbers["concurrency_stable"] == 20.0
+    assert scaling[0].numbers["concurrency_target"] == 8.0
+    assert scaling[1].numbers["concurrency_stable"] == 80.0
+    assert (
+        scaling[0].reasons[-2] == "concurrency 20.0 over the last 60 s / (8 x 0.7) -> 4 replica(s)"
+    )

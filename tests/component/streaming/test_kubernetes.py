@@ -133,6 +133,7 @@ def test_the_network_policy_is_applied_server_side_before_the_pods(fake_api, con
     controller.apply = lambda manifest: applied_kinds.append(manifest["kind"]) or apply(manifest)
     deployment = KubernetesDeployment(SPEC, IMAGE, controller, timeout=1.0, poll_seconds=0.05)
     assert deployment.deploy(7, 2).verdict == "done"
-    assert applied_kinds == ["NetworkPolicy", "StatefulSet"]
-    [policy] = FakeStatefulSetController.policies.values()
+    assert applied_kinds == ["NetworkPolicy", "Service", "PodDisruptionBudget", "StatefulSet"]
+    [policy] = [p for p in FakeStatefulSetController.policies.values()
+                if p["kind"] == "NetworkPolicy"]  # fmt: skip
     assert policy["spec"]["podSelector"]["matchLabels"]["loopline/pipeline"] == "card_fraud"

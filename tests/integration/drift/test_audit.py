@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from loopline.data.profile_store import ProfileStore
 from loopline.data.window import RunWindow
@@ -273,6 +274,41 @@ def test_prediction_drift_from_committed_batch_scores_even_with_a_small_holdout(
     # (this stand-in scores two values, so the test is on their frequencies: Jensen-Shannon)
     assert prediction.score_kind == "distance" and prediction.drifted
     assert any(r.startswith("prediction drift: score: ") for r in outcome.decision.reasons)
+
+
+def test_prediction_drift_from_the_prediction_log_when_no_batch_scoring_ran(s3, tmp_path) -> None:
+    """A pipeline scored only online and from Kafka: the replicas' prediction log (written by
+    its real writer) is what the audit compares with the champion's holdout scores."""
+    from loopline.data.prediction_log import log_prefix, logged_files
+    from loopline.streaming.events import features_table, probe_event
+    from loopline.streaming.prediction_log import Logged, PredictionLog
+
+    store, registry = make_champion(s3, tmp_path, holdout_rows=5_000)
+    land(store, name="calm")
+    writer = PredictionLog(lambda: store, DEMO.data.bucket, log_prefix(DEMO), "slot0-1", DEMO.model)
+    events = [probe_event(DEMO.model)] * 1500
+    mad = np.full(1500, 0.9, np.float32)  # the champion gone mad, on every path
+    for source in ("rest", "kafka"):
+        ids = [f"{source}-{i}" for i in range(1500)]
+        rows = lambda: features_table(events, DEMO.model)  # noqa: E731
+        writer.add(Logged(source, ids, rows, mad, 1, [3.0] * 1500, NOW.timestamp()))
+    writer.add(Logged("grpc", ["g"], lambda: features_table(events[:1], DEMO.model),
+                      np.array([0.5], np.float32), 2, [1.0], NOW.timestamp()))  # fmt: skip
+    writer.flush()
+    assert writer.summary() | {"last_error": None} == {
+        "logged": 3001, "pending": 0, "dropped": 0, "files": 3, "last_error": None
+    }  # fmt: skip
+    [kafka, _] = logged_files(store, DEMO.data.bucket, log_prefix(DEMO), [TODAY.date()], 1)
+    table = pq.read_table(pa.BufferReader(store.get(DEMO.data.bucket, kafka.key)))
+    assert table.column("source").unique().to_pylist() == ["kafka"] and table.num_rows == 1500
+    assert {"id", "score", "model_version", "latency_ms", "at", "amount"} <= set(table.column_names)
+
+    outcome = audit(store, registry)
+
+    prediction = outcome.verdict.prediction
+    assert prediction is not None and prediction.drifted
+    assert any(r.startswith("prediction drift: score: ") for r in outcome.decision.reasons)
+    assert any("2 prediction log file(s)" in note for note in outcome.verdict.notes)
 
 
 def test_a_retried_audit_decides_as_its_first_try_did(champion) -> None:

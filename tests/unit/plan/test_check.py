@@ -75,3 +75,22 @@ def test_the_cli_runs_the_same_check_and_writes_the_schema(
     schema = tmp_path / "pipeline.schema.json"
     assert main(["spec", "schema", "--output", str(schema)]) == 0
     assert json.loads(schema.read_text())["title"] == "Loopline pipeline spec"
+
+
+def test_two_pipelines_serving_online_on_one_port_are_refused(project: Path) -> None:
+    zones = ("landing", "validated", "quarantine")
+    for name, serve in (("second", {"http_port": 9100, "grpc_port": 9101}),
+                        ("third", {"http_port": 9200, "grpc_port": 9100})):  # fmt: skip
+        path = add_spec(project, f"{name}.yaml", **{f"{z}_prefix": f"{name}/{z}/" for z in zones})
+        spec = yaml.safe_load(path.read_text())
+        spec["streaming"] |= {"input_topic": f"{name}.in", "output_topic": f"{name}.out",
+                              "consumer_group": name, "serve": serve}  # fmt: skip
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    check = check_pipelines(project)
+
+    assert sorted(p.spec.name for p in check.pipelines) == ["card_fraud", "second"]
+    [error] = check.errors
+    assert error.path == project / "third.yaml"
+    assert "streaming.serve.grpc_port (line" in str(error)
+    assert "port 9100 is also streaming.serve.http_port of pipeline 'second'" in str(error)

@@ -220,3 +220,14 @@ def test_the_shipped_schema_is_current() -> None:
 
     shipped = json.loads((PROJECT_ROOT / "include" / "pipeline.schema.json").read_text())
     assert shipped == spec_json_schema(), "run `loopline spec schema` to refresh it"
+
+
+def test_a_pipeline_serving_online_may_run_more_replicas_than_partitions(tmp_path: Path) -> None:
+    document = demo_document()
+    document["streaming"]["replicas"]["max"] = 8
+    document["streaming"]["serve"] = {"http_port": 9100, "grpc_port": 9101}
+    spec = load_spec(write_spec(tmp_path, document))
+    assert spec.streaming.replicas.max == 8 and spec.streaming.serve.http_port == 9100
+    document["streaming"]["serve"] = {"http_port": 9100, "grpc_port": 9100}
+    with pytest.raises(SpecError, match="http_port and grpc_port are both 9100"):
+        load_spec(write_spec(tmp_path, document))

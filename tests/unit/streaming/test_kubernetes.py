@@ -326,3 +326,47 @@ def test_the_cli_sends_a_kubernetes_deployment_to_its_dag(tmp_path) -> None:
     spec = load_spec(path)
     with pytest.raises(SystemExit, match=r"kubernetes; deploy it with the card_fraud\.stream_"):
         open_consumers(spec, path, None, "kafka:9092", "{}", tmp_path)  # type: ignore[arg-type]
+
+
+def test_serving_pods_get_ports_readiness_services_a_budget_and_time_to_unroute() -> None:
+    from loopline.spec.sections import ServeSpec
+    from loopline.streaming.kubernetes import (
+        api_path,
+        render_disruption_budget,
+        render_network_policy,
+        render_services,
+    )
+
+    image = replace(IMAGE, metrics_port=9464, serve=ServeSpec(http_port=8000, grpc_port=8001))
+    pod = render_statefulset(SPEC, image, 3, 2)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "metrics": 9464, "http": 8000, "grpc": 8001
+    }  # fmt: skip
+    assert container["args"][-2:] == ["--serve-host", "0.0.0.0"]
+    ready = container["readinessProbe"]["httpGet"]
+    assert ready == {"path": "/v2/health/ready", "port": "http"}
+    assert "exec" in container["startupProbe"]  # the consumer joined before traffic comes
+    assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+
+    headless, online = render_services(SPEC, image)
+    assert headless["metadata"]["name"] == "card-fraud-scorer"  # the StatefulSet's serviceName
+    assert headless["spec"]["clusterIP"] == "None"
+    assert online["metadata"]["name"] == "card-fraud-scorer-online"
+    assert [(p["name"], p["port"]) for p in online["spec"]["ports"]] == [
+        ("http", 8000), ("grpc", 8001)
+    ]  # fmt: skip
+    assert api_path(online) == "/api/v1/namespaces/loopline/services/card-fraud-scorer-online"
+    budget = render_disruption_budget(SPEC, image)
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert api_path(budget).startswith("/apis/policy/v1/namespaces/loopline/poddisruptionbudgets/")
+    ingress = render_network_policy(SPEC, image)["spec"]["ingress"]
+    assert ingress[-1] == {
+        "from": [{"podSelector": {}}],
+        "ports": [{"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 8001}],
+    }
+
+    kafka_only = render_statefulset(SPEC, IMAGE, 3, 2)["spec"]["template"]["spec"]
+    assert "exec" in kafka_only["containers"][0]["readinessProbe"]
+    assert "lifecycle" not in kafka_only["containers"][0]
+    assert [s["metadata"]["name"] for s in render_services(SPEC, IMAGE)] == ["card-fraud-scorer"]
