@@ -106,9 +106,16 @@ def _main(argv: list[str] | None) -> int:
         help="the model registry on S3 (the local stack's, or AWS's default credential chain "
         "when LOOPLINE_S3_MODE=aws)",
     )
-    models.add_argument("action", choices=["list", "show", "promote", "rollback"])
+    models.add_argument("action", choices=["list", "show", "promote", "rollback", "shadow"])
     models.add_argument("pipeline", help="pipeline (= model) name")
-    models.add_argument("version", nargs="?", help="show/promote: a version number or an alias")
+    models.add_argument(
+        "version",
+        nargs="?",
+        help="show/promote/shadow: a version number or an alias (shadow: the challenger)",
+    )
+    models.add_argument(
+        "--days", type=int, default=7, help="shadow: the days of live traffic compared"
+    )
     models.add_argument("--reason", default="", help="promote/rollback: why (kept in history)")
     models.add_argument(
         "--force",
@@ -221,7 +228,11 @@ def _main(argv: list[str] | None) -> int:
     )
     stream.add_argument(
         "--version",
-        help="deploy/roll/scale: 'champion' (default) or a version that passed its judgement",
+        help="deploy/roll/scale: 'champion' (default) or a version that passed its judgement; "
+        "shadow: the challenger to score in shadow ('none' stops it)",
+    )
+    stream.add_argument(
+        "--share", type=float, help="shadow: of events and requests (default: promotion.shadow's)"
     )
     stream.add_argument(
         "--replicas",
@@ -283,6 +294,11 @@ def _main(argv: list[str] | None) -> int:
             return streams.infer(args, spec)
         bootstrap = args.bootstrap or _local_bootstrap(args.project)
         if args.action in CONSUMER_ACTIONS:
+            shadow_ok = args.version == "none" or (args.version or "").isdigit()
+            if args.action == "shadow" and not shadow_ok:
+                parser.error("stream shadow needs --version N (or --version none to stop it)")
+            if args.share is not None and not 0 < args.share <= 1:
+                parser.error(f"--share must be in (0, 1], not {args.share}")
             return _consumer_action(args, spec, bootstrap)
         if args.action == "produce" and not (args.file or args.count):
             parser.error("stream produce needs --file or --count")

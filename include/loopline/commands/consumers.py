@@ -1,5 +1,5 @@
-"""``loopline stream deploy|roll|scale|stop|status <pipeline>``: a pipeline's consumers from a
-terminal, through the same library actions as the stream_deploy DAG's operators.
+"""``loopline stream deploy|roll|scale|stop|status|shadow <pipeline>``: a pipeline's consumers
+from a terminal, through the same library actions as the stream_deploy DAG's operators.
 
 Each action is decided and recorded by `loopline.streaming.actions` (a refused version, the
 replica count within the spec's limits, the scaling window a deploy holds), so a deploy from
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the CLI imports this module to build its parser: these load
     from loopline.storage.objects import ObjectStore
     from loopline.streaming.actions import Consumers
 
-ACTIONS = ("deploy", "roll", "scale", "stop", "status")
+ACTIONS = ("deploy", "roll", "scale", "stop", "status", "shadow")
 
 
 def cli_run(spec: PipelineSpec, action: str) -> RunContext:
@@ -84,6 +84,9 @@ def run_consumer_action(args: argparse.Namespace, consumers: Consumers) -> int:
         outcome = actions.roll_consumers(consumers, run, version)
     elif args.action == "scale":
         outcome = actions.scale_consumers(consumers, run, args.replicas, version)
+    elif args.action == "shadow":
+        shadow = None if args.version in (None, "none") else int(args.version)
+        outcome = actions.shadow_consumers(consumers, run, shadow, args.share)
     else:
         outcome = actions.stop_consumers(consumers, run)
     for step in outcome.steps:

@@ -1,4 +1,4 @@
-"""``loopline models list|show|promote|rollback``: the registry from a terminal."""
+"""``loopline models list|show|promote|rollback|shadow``: the registry from a terminal."""
 
 from __future__ import annotations
 
@@ -23,8 +23,13 @@ def run_models_command(args: argparse.Namespace, spec: PipelineSpec, store: Obje
             _list(registry, spec.name)
         elif args.action == "show":
             _show(registry, spec.name, args.version or CHAMPION)
+            if spec.promotion.shadow is not None:
+                version = registry.resolve(spec.name, args.version or CHAMPION)
+                print("\n".join(shadow_lines(registry, spec, version)))
         elif args.action == "promote":
             _promote(registry, spec, args.version, args.reason, args.force)
+        elif args.action == "shadow":
+            return _shadow(registry, spec, args.version or CHALLENGER, args.days)
         else:
             move = registry.rollback(
                 spec.name, reason=args.reason or "manual rollback", by=cli_actor()
@@ -65,6 +70,46 @@ def _show(registry: ModelRegistry, name: str, which: str) -> None:
                 f"{alias}#{move.sequence}: {move.previous} -> {move.version} "
                 f"{move.action} at {move.at:%Y-%m-%d %H:%M:%S} by {move.by}: {move.reason}"
             )
+
+
+def _shadow(registry: ModelRegistry, spec: PipelineSpec, which: str, days: int) -> int:
+    """Judge `which` (default: the challenger) on its shadow scores of the last `days` days
+    against the champion's, record the verdict and print it; 1 unless it passed."""
+    from datetime import UTC, datetime, timedelta
+
+    from loopline.commands.consumers import cli_run
+    from loopline.promotion.shadow import judge_shadow, record_shadow_verdict
+
+    if spec.promotion.shadow is None:
+        raise RegistryError(f"{spec.name} has no promotion.shadow section: nothing to judge by")
+    version, champion = registry.resolve(spec.name, which), registry.alias(spec.name, CHAMPION)
+    if champion is None or champion == version:
+        raise RegistryError(f"v{version} has no champion to be compared with")
+    today = datetime.now(UTC).date()
+    window = [today - timedelta(days=n) for n in range(max(days, 1))]
+    verdict = judge_shadow(registry.store, spec, version, champion, window)
+    record = record_shadow_verdict(
+        registry.store, spec.data.bucket, verdict, cli_run(spec, "shadow")
+    )
+    print(f"{spec.name} v{version} in shadow against champion v{champion}: {verdict.verdict}")
+    for reason in verdict.reasons:
+        print(f"  {reason}")
+    print(f"recorded as run {record.run_id}")
+    return 0 if verdict.verdict == "pass" else 1
+
+
+def shadow_lines(registry: ModelRegistry, spec: PipelineSpec, version: int) -> list[str]:
+    from loopline.promotion.shadow import latest_shadow_verdict
+
+    verdict = latest_shadow_verdict(registry.store, spec, version)
+    if verdict is None:
+        return [f"shadow verdict (v{version}): none"]
+    numbers = ", ".join(f"{k} {v:.4g}" for k, v in verdict.numbers.items())
+    return [
+        f"shadow verdict (v{version}): {verdict.verdict} against "
+        f"v{verdict.payload.get('champion')} at {verdict.ended_at:%Y-%m-%d %H:%M}: {numbers}",
+        *(f"  {reason}" for reason in verdict.reasons),
+    ]
 
 
 def importance_lines(record: ModelVersion) -> list[str]:

@@ -119,13 +119,14 @@ def apply_judgement(
     """Promote a passing candidate (only if the champion is still the one it beat), or point
     the challenger alias at a refused one, with its reasons; recorded either way. A move this
     run already made (an earlier try) is returned instead of made again."""
-    move = registry.last_move_by(spec.name, judgement.alias, run.by)
+    alias = target_alias(spec, judgement)
+    move = registry.last_move_by(spec.name, alias, run.by)
     if move is None:
-        move = _move(registry, spec, judgement, by=run.by)
+        move = _move(registry, spec, judgement, alias, by=run.by)
     shift = judgement.importance_shift
     record = run.record(
         RecordStage.PROMOTION,
-        judgement.alias,
+        alias,
         reasons=[move.reason, *([shift.describe()] if shift else [])],
         numbers={"version": move.version, "previous": move.previous or 0},
         payload={"move": move.model_dump(mode="json"), **judgement.model_dump(mode="json")},
@@ -153,8 +154,33 @@ def roll_back_champion(
     return move
 
 
-def _move(registry: ModelRegistry, spec: PipelineSpec, judgement: Judgement, by: str) -> AliasMove:
-    if judgement.decision.promote:
+def target_alias(spec: PipelineSpec, judgement: Judgement) -> str:
+    """Where a judged candidate goes: champion if it passed, unless ``promotion.shadow`` wants
+    it judged on live traffic first (then challenger, until a shadow verdict passes; a first
+    model, with no champion to compare with, is promoted)."""
+    if judgement.alias == CHAMPION and awaits_shadow(spec, judgement):
+        return CHALLENGER
+    return judgement.alias
+
+
+def awaits_shadow(spec: PipelineSpec, judgement: Judgement) -> bool:
+    return (
+        spec.promotion.shadow is not None
+        and judgement.decision.promote
+        and judgement.champion is not None
+    )
+
+
+AWAITING_SHADOW = (
+    "passed the offline gate; waits as challenger for a passing shadow verdict on live "
+    "traffic (promotion.shadow): `loopline stream shadow`, then `loopline models shadow`"
+)
+
+
+def _move(
+    registry: ModelRegistry, spec: PipelineSpec, judgement: Judgement, alias: str, by: str
+) -> AliasMove:
+    if alias == CHAMPION:
         reason = "beat champion" if judgement.champion else "first model above thresholds"
         return registry.move_alias(
             spec.name,
@@ -171,7 +197,9 @@ def _move(registry: ModelRegistry, spec: PipelineSpec, judgement: Judgement, by:
         judgement.version,
         expected=registry.alias(spec.name, CHALLENGER),
         action="set",
-        reason="; ".join(judgement.decision.reasons),
+        reason=AWAITING_SHADOW
+        if judgement.decision.promote
+        else "; ".join(judgement.decision.reasons),
         by=by,
     )
 

@@ -12,7 +12,9 @@ judgement. The checks, each a gate `Check` like the judge's:
 - not rolled back: the champion was never rolled back from it (someone took it out of
   service, with a reason);
 - approval: with ``promotion.require_approval`` the approval is answered in the Airflow UI,
-  by the spec's approvers, which a terminal cannot ask.
+  by the spec's approvers, which a terminal cannot ask;
+- shadow verdict: with ``promotion.shadow``, the version's newest shadow verdict on live
+  traffic passed, against this champion.
 
 A failed check refuses, with the reasons. ``force`` with a reason moves anyway; the promotion
 record then says forced, the reason and the checks that failed. Who asked is the OS user of
@@ -26,6 +28,7 @@ import pwd
 import socket
 
 from loopline.promotion.gates import Check
+from loopline.promotion.shadow import latest_shadow_verdict
 from loopline.records import RecordStage, RecordStore, RunContext, StageRecord
 from loopline.registry import CHAMPION, AliasMove, ModelRegistry, RegistryError
 from loopline.registry.importance import importance_shift
@@ -66,8 +69,10 @@ def manual_checks(registry: ModelRegistry, spec: PipelineSpec, version: int) -> 
         if move.action == "rollback" and move.previous == version
     ]
     approval = spec.promotion.require_approval
+    shadow = _shadow_check(registry, spec, version, champion)
     return [
         Check(name="judged", passed=passed(judgement), detail=_judged(judgement)),
+        *([shadow] if shadow is not None else []),
         Check(
             name="against this champion",
             passed=judgement is not None and against == champion,
@@ -85,6 +90,25 @@ def manual_checks(registry: ModelRegistry, spec: PipelineSpec, version: int) -> 
             else "not required",
         ),
     ]
+
+
+def _shadow_check(
+    registry: ModelRegistry, spec: PipelineSpec, version: int, champion: int | None
+) -> Check | None:
+    """With ``promotion.shadow``: the version's newest shadow verdict passed, against this
+    champion (none is needed for a first champion: there is nothing to compare with)."""
+    if spec.promotion.shadow is None or champion is None:
+        return None
+    verdict = latest_shadow_verdict(registry.store, spec, version)
+    if verdict is None:
+        detail = "no shadow verdict: `loopline stream shadow`, then `loopline models shadow`"
+        return Check(name="shadow verdict", passed=False, detail=detail)
+    against = verdict.payload.get("champion")
+    ok = verdict.verdict == "pass" and against == champion
+    detail = f"{verdict.verdict} against v{against} in run {verdict.run_id}: " + "; ".join(
+        verdict.reasons
+    )
+    return Check(name="shadow verdict", passed=ok, detail=detail)
 
 
 def _judged(judgement: StageRecord | None) -> str:

@@ -30,6 +30,7 @@ class RecordStage(StrEnum):
     REPRODUCTION = "reproduction"  # a version retrained from its record, compared
     COST = "cost"  # what one try of any task used: seconds, memory, bytes
     REPLAY = "replay"  # quarantined files requeued, dead letters re-produced
+    SHADOW = "shadow"  # a challenger judged on live traffic beside the champion
 
 
 class ObjectRef(BaseModel):

@@ -188,6 +188,22 @@ class BatchInferenceSpec(StrictModel):
     rows_per_batch: PositiveInt = 65_536
 
 
+class ShadowSpec(StrictModel):
+    """The challenger judged on live traffic before it is promoted: the replicas also score a
+    share of the live events and requests with it (its scores go to the prediction log, never
+    to a caller or the output topic), and a shadow verdict compares it with the champion on
+    the same events. With this section a candidate that passes the offline gate waits as
+    challenger until a shadow verdict passes."""
+
+    share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # of events and requests, by id
+    min_pairs: PositiveInt = 1000  # events both scored, before a verdict is given
+    decision_threshold: Fraction = 0.5  # a score at or above it: the positive decision
+    min_agreement: Fraction = 0.95  # events on the same side of the threshold
+    max_score_shift: Annotated[float, Field(ge=0.0)] = 0.1  # Wasserstein-1 of the two scores
+    max_p99_ratio: Annotated[float, Field(gt=0.0)] = 2.0  # challenger's scoring p99 / champion's
+    max_error_share: Fraction = 0.0  # events the challenger failed to score
+
+
 class PromotionSpec(StrictModel):
     metric: Metric = Metric.AUC
     min_improvement: Annotated[float, Field(ge=0.0)] = 0.0
@@ -199,6 +215,8 @@ class PromotionSpec(StrictModel):
     # Who may approve (require_approval): Airflow user ids, which are the user names under
     # the simple auth manager. Empty: anyone allowed to answer the DAG's HITL tasks.
     approvers: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    # Set: a promotion also needs a passing shadow verdict on live traffic (see ShadowSpec).
+    shadow: ShadowSpec | None = None
 
     @model_validator(mode="after")
     def _approvers_need_an_approval_step(self) -> PromotionSpec:
@@ -573,6 +591,21 @@ def cross_section_problems(spec: PipelineSpec) -> list[Problem]:
         *_promotion_problems(spec),
         *_drift_problems(spec),
         *_streaming_problems(spec.streaming),
+        *_shadow_problems(spec),
+    ]
+
+
+def _shadow_problems(spec: PipelineSpec) -> list[Problem]:
+    """A shadow is scored by the streaming replicas and compared from their prediction log."""
+    streaming = spec.streaming
+    if spec.promotion.shadow is None or (streaming is not None and streaming.log_predictions):
+        return []
+    return [
+        Problem(
+            ("promotion", "shadow"),
+            "needs a streaming section with log_predictions: the challenger is scored by the "
+            "replicas on live traffic and compared from their prediction log",
+        )
     ]
 
 

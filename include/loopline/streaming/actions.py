@@ -1,5 +1,5 @@
 """What can be done to a pipeline's consumers, each decided and recorded here: deploy, roll,
-scale, stop, and the monitor's pass.
+scale, stop, a challenger in shadow, and the monitor's pass.
 
 Every caller (an Airflow operator, the CLI, a benchmark) gets the same decisions and leaves
 the same record: which version may serve (a refusal is a ``refused`` record, written before
@@ -15,6 +15,7 @@ StatefulSet) from the spec and the caller's connection values.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,9 +26,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from loopline.records import RecordStage, RecordStore, RunContext
 from loopline.registry import CHAMPION, ModelRegistry, RegistryError
+from loopline.registry.judgements import check_servable
+from loopline.runtime.files import write_atomically
 from loopline.streaming.deployment import Deployment, Outcome, version_to_serve
 from loopline.streaming.monitor import MonitorPass, monitor_once, scaling_limits, scaling_window
 from loopline.streaming.scaling import replicas_to_run
+from loopline.streaming.shadow import shadow_path
 from loopline.streaming.topics import ensure_topics
 
 if TYPE_CHECKING:
@@ -167,6 +171,37 @@ def scale_consumers(
 def stop_consumers(consumers: Consumers, run: RunContext) -> Outcome:
     """Stop every replica; each leaves the group after draining."""
     return _recorded(consumers, run, consumers.deployment.stop())
+
+
+def shadow_consumers(
+    consumers: Consumers, run: RunContext, model_version: int | None, share: float | None = None
+) -> Outcome:
+    """Have the replicas score a share of their live traffic with `model_version` in shadow
+    (None: stop the shadow), for a shadow verdict (`loopline.promotion.shadow`). Only a
+    version whose judgement passed and that is not the champion; the share is the spec's
+    ``promotion.shadow.share`` unless given. Local replicas follow the pipeline's shadow file
+    within a second; a Kubernetes deployment is refused (not yet)."""
+    spec = consumers.spec
+    if spec.streaming is not None and spec.streaming.backend == "kubernetes":
+        why = "a shadow on Kubernetes replicas is not supported yet: use local replicas"
+        return _refused(consumers, run, "shadow", str(model_version), why)
+    path = shadow_path(consumers.state / "streaming", spec.name)
+    if model_version is None:
+        write_atomically(path, json.dumps({"version": None}).encode())
+        return _recorded(consumers, run, Outcome("shadow", "done", ["shadow stopped"]))
+    rules = spec.promotion.shadow
+    share = share if share is not None else rules.share if rules is not None else 1.0
+    try:
+        servable = check_servable(consumers.registry, spec.name, model_version)
+    except RegistryError as exc:
+        return _refused(consumers, run, "shadow", model_version, str(exc))
+    if servable == "champion":
+        why = f"v{model_version} is the champion: a shadow is a challenger beside it"
+        return _refused(consumers, run, "shadow", model_version, why)
+    write_atomically(path, json.dumps({"version": model_version, "share": share}).encode())
+    step = f"v{model_version} in shadow on {share:.0%} of events and requests ({servable})"
+    return _recorded(consumers, run, Outcome("shadow", "done", [step]),
+                     model_version=model_version, share=share)  # fmt: skip
 
 
 def monitor_consumers(consumers: Consumers, run: RunContext) -> MonitorPass | None:

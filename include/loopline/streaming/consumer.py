@@ -53,6 +53,7 @@ from loopline.streaming.health import heartbeat_path
 from loopline.streaming.kafka_settings import client_settings
 from loopline.streaming.metrics import ReplicaMetrics
 from loopline.streaming.prediction_log import Logged, PredictionLog
+from loopline.streaming.shadow import ShadowScorer
 
 if TYPE_CHECKING:  # kafka-python ships no types: these document, mypy reads them as Any
     from kafka import KafkaConsumer, KafkaProducer
@@ -165,6 +166,7 @@ class ScoringConsumer:
         # the replica's online endpoint, when it serves one: its numbers join the heartbeat
         self.endpoint_summary: Callable[[], dict[str, Any]] | None = None
         self.prediction_log: PredictionLog | None = None  # every prediction, written apart
+        self.shadow: ShadowScorer | None = None  # a challenger scoring a share, never served
         self._last_heartbeat, self._last_state = 0.0, ""
         self.consumer = self._consumer()
         self.producer = self._producer()
@@ -310,6 +312,8 @@ class ScoringConsumer:
                        np.fromiter((item.score for item in scored), np.float32, len(scored)),
                        self.model_version, latencies, time.time())  # fmt: skip
         into.add(entry)
+        if self.shadow is not None:  # a challenger in shadow scores a share of them, apart
+            self.shadow.offer("kafka", entry.ids, entry.features)
 
     def _read_and_score(self, records: list[Any]) -> tuple[list[Scored], list[Rejected]]:
         """Each record's score or dead letter. Records a death of a replica covered are read
@@ -466,6 +470,8 @@ class ScoringConsumer:
             beat["endpoint"] = self.endpoint_summary()
         if self.prediction_log is not None:
             beat["prediction_log"] = self.prediction_log.summary()
+        if self.shadow is not None:
+            beat["shadow"] = self.shadow.summary()
         write_atomically(self.replica.heartbeat_path, json.dumps(beat).encode(), durable=False)
 
     def _lag(self) -> int | None:

@@ -40,6 +40,7 @@ from loopline.serving.protocol import (
 )
 from loopline.spec.sections import ModelSpec, ServeSpec
 from loopline.streaming.prediction_log import Logged, PredictionLog
+from loopline.streaming.shadow import ShadowScorer
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class OnlineModel:
         self.batcher = AdaptiveBatcher(serve.max_batch_size, serve.max_queue_delay_ms / 1000)
         self.stats = RequestStats()
         self.prediction_log = prediction_log
+        self.shadow: ShadowScorer | None = None  # set by the replica: a challenger in shadow
 
     def version(self) -> int | None:
         return self.batcher.version
@@ -160,7 +162,9 @@ class OnlineModel:
         scored = await self.batcher.score(request.rows)
         if self.prediction_log is not None:
             latency_ms = (time.perf_counter() - started) * 1000
-            _log(self.prediction_log, request, scored, latency_ms)
+            entry = _log(self.prediction_log, request, scored, latency_ms)
+            if self.shadow is not None:  # a challenger in shadow scores a share, apart
+                self.shadow.offer(request.source, entry.ids, entry.features)
         return scored
 
     async def counted(self, call: Callable[[], Awaitable[Any]]) -> Any:
@@ -179,12 +183,15 @@ class OnlineModel:
             stats.leave((time.perf_counter() - started) * 1000)
 
 
-def _log(into: PredictionLog, request: InferenceRequest, scored: Scored, latency_ms: float) -> None:
+def _log(
+    into: PredictionLog, request: InferenceRequest, scored: Scored, latency_ms: float
+) -> Logged:
     rows = request.rows.num_rows  # one id per row: "<request id>/<row>" past the first
     ids = [request.id] if rows == 1 else [f"{request.id}/{i}" for i in range(rows)]
     entry = Logged(request.source, ids, lambda: request.rows, scored.scores,
                    scored.version, [latency_ms] * rows, time.time())  # fmt: skip
     into.add(entry)
+    return entry
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:

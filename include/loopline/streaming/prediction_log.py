@@ -149,8 +149,8 @@ class PredictionLog:
         for (day, version, source), entries in groups.items():
             self._sequence += 1
             first_ms = int(entries[0].at * 1000)
-            name = f"{source}-{self.replica}-{first_ms}-{self._sequence}"
-            key = log_key(self.prefix, datetime.fromisoformat(day).date(), version, name)
+            name = f"{self.replica}-{first_ms}-{self._sequence}"
+            key = log_key(self.prefix, datetime.fromisoformat(day).date(), version, source, name)
             files.append((key, self._table(entries)))
         return files
 

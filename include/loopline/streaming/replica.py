@@ -28,6 +28,7 @@ from loopline.streaming.consumer import Replica, Scorer, ScoringConsumer
 from loopline.streaming.cost_meter import COST_EVERY_SECONDS, CostMeter
 from loopline.streaming.endpoint import Endpoint
 from loopline.streaming.prediction_log import PredictionLog
+from loopline.streaming.shadow import ShadowScorer, shadow_path
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,23 @@ def prediction_log(spec: PipelineSpec, slot: int) -> PredictionLog | None:
     return writer
 
 
+def shadow_scorer(
+    spec: PipelineSpec, state_dir: Path, consumer: ScoringConsumer, log: PredictionLog | None
+) -> ShadowScorer | None:
+    """The replica's shadow thread, following the pipeline's shadow file (idle without one);
+    None where predictions are not logged (a shadow is compared from the log)."""
+    if log is None:
+        return None
+    shadow = ShadowScorer(
+        shadow_path(state_dir, spec.name),
+        log,
+        load=lambda version: champion_scorer(spec, version),
+        champion=lambda: (consumer.scorer, consumer.model_version),
+    )
+    shadow.start()
+    return shadow
+
+
 def online_endpoint(
     spec: PipelineSpec,
     scorer: Scorer,
@@ -234,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = online_endpoint(spec, scorer, version, args.serve_host, predictions)
     if endpoint is not None:
         consumer.endpoint_summary = endpoint.summary
+    shadow = shadow_scorer(spec, args.state_dir, consumer, predictions)
+    consumer.shadow = shadow
+    if endpoint is not None:
+        endpoint.online.shadow = shadow
     if args.version_file is not None:
         VersionFollower(args.version_file, spec, consumer, stop, endpoint).start()
     meter = cost_meter(spec, consumer, args.cost_every)
@@ -245,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             endpoint.stop()
         consumer.close(retire=args.retire_on_stop)
         meter.close()
+        if shadow is not None:
+            shadow.close()
         if predictions is not None:  # the last predictions, written before it exits
             predictions.close()
     log.info("stopped after %d events (%d dead-lettered)", stats.events, stats.dead_lettered)

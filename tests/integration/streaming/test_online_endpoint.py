@@ -25,13 +25,16 @@ import pytest
 import yaml
 from loopline.cli import main as cli
 from loopline.data.prediction_log import log_prefix, logged_files
+from loopline.promotion.shadow import judge_shadow
 from loopline.registry import ModelRegistry
 from loopline.serving.artifacts import compiled, load_model
 from loopline.serving.inputs import served_scores
+from loopline.spec.sections import ShadowSpec
 from loopline.stack.config import S3_ACCESS_KEY, S3_SECRET_KEY, free_ports
 from loopline.storage.objects import ObjectStore
 from loopline.storage.settings import S3Settings
 from loopline.streaming.consumer import heartbeat_path
+from loopline.streaming.shadow import shadow_path
 from support.batch_world import crown_champion, land_validated
 from support.oip_clients import run_clients
 from support.paths import PIPELINES, PROJECT_ROOT
@@ -162,6 +165,10 @@ def test_rest_scores_are_the_champions_and_a_roll_under_load_fails_no_request(
         assert str(v1) in versions and versions[-1] == str(v2)
         ready = client.get("/v2/models/card_fraud")
         assert ready.json()["versions"] == [str(v2)]
+        # v1 in shadow beside champion v2: every request from here on is scored by both
+        shadow_path(replica["state"], DEMO.name).write_text(json.dumps({"version": v1}))
+        wait_beat(replica["state"], replica["process"],
+                  lambda b: (b.get("shadow") or {}).get("version") == v1)  # fmt: skip
         # `loopline stream infer` asks it too (from generated events: the demo feed's)
         capsys.readouterr()
         assert cli(["--project", str(PROJECT_ROOT), "stream", "infer", DEMO.name,
@@ -213,3 +220,11 @@ def test_rest_scores_are_the_champions_and_a_roll_under_load_fails_no_request(
     assert counts[("grpc", v2)] == 16 * 3  # three gRPC clients, 16 rows each
     first = logged.filter(pc.equal(logged.column("id"), "first/0"))
     assert first.column("score").to_pylist() == pytest.approx(expected[:1], abs=1e-5)
+    # ...and the shadow's scores of the same requests, judged against the champion's
+    rules = DEMO.promotion.model_copy(update={"shadow": ShadowSpec(min_pairs=10)})
+    shadowed = DEMO.model_copy(update={"promotion": rules})
+    verdict = judge_shadow(store, shadowed, v1, v2, [today])
+    # the CLI's rows and the clients' (one request id for all seven: counted once)
+    assert verdict.pairs >= 3 + 16
+    assert verdict.verdict in ("pass", "fail") and verdict.numbers["error_share"] == 0.0
+    assert verdict.numbers["champion_p99_ms"] > 0 and verdict.numbers["challenger_p99_ms"] > 0

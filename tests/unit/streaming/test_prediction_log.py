@@ -50,8 +50,8 @@ def test_what_s3_refuses_is_kept_bounded_and_written_once_it_is_back() -> None:
     assert writer.summary() == {"logged": 25, "pending": 0, "dropped": 10, "files": 2,
                                 "last_error": None}  # fmt: skip
     keys = sorted(store.objects)
-    assert keys[0].startswith("p/prediction-log/dt=2026-12-07/v=1/kafka-slot0-1-")
-    assert keys[1].startswith("p/prediction-log/dt=2026-12-07/v=2/kafka-slot0-1-")
+    assert keys[0].startswith("p/prediction-log/dt=2026-12-07/v=1/source=kafka/slot0-1-")
+    assert keys[1].startswith("p/prediction-log/dt=2026-12-07/v=2/source=kafka/slot0-1-")
     table = pq.read_table(io.BytesIO(store.objects[keys[0]]))
     assert table.num_rows == 20 and table.column("score").to_pylist() == [0.25] * 20
     assert table.column_names == ["id", "source", "model_version", "score", "latency_ms", "at",

@@ -198,16 +198,16 @@ class PromoteOperator(PipelineOperator):
         self.judgement = judgement
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from loopline.promotion.judge import apply_judgement
+        from loopline.promotion.judge import apply_judgement, target_alias
 
         judgement = _judgement(self.judgement)
         bind_model_version(judgement.version)
         move = apply_judgement(self.registry, self.spec, judgement, self.run_context(context))
-        self.keep_outcome({"version": judgement.version, "alias": judgement.alias})
-        if not judgement.decision.promote:
+        alias = target_alias(self.spec, judgement)
+        self.keep_outcome({"version": judgement.version, "alias": alias})
+        if alias != CHAMPION:  # refused, or waiting for its shadow verdict on live traffic
             raise AirflowSkipException(
-                f"version {judgement.version} not promoted (now challenger): "
-                + "; ".join(judgement.decision.reasons)
+                f"version {judgement.version} not promoted (now challenger): {move.reason}"
             )
         return _announce_move(self, context, move)
 
