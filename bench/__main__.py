@@ -22,6 +22,7 @@ BENCHMARKS = [
     "drift_audit",
     "streaming",
     "streaming_ops",
+    "online_serving",
 ]
 
 

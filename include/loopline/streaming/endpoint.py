@@ -200,6 +200,10 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # Accepted connections inherit it: a response's head and body are two writes, and with
+    # Nagle's algorithm the body waited for the client's delayed ACK (measured on one
+    # keep-alive connection to the floor server: 48 ms per request without it, 5.5 ms with).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.setblocking(False)
