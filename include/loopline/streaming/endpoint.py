@@ -173,11 +173,11 @@ class OnlineModel:
         stats.arrive()
         try:
             return await call()
-        except (BadRequest, LookupError):
-            stats.refused += 1
-            raise
-        except Exception:
-            stats.failed += 1
+        except Exception as exc:
+            if not_served_here(exc) or isinstance(exc, BadRequest):
+                stats.refused += 1
+            else:
+                stats.failed += 1
             raise
         finally:
             stats.leave((time.perf_counter() - started) * 1000)
@@ -257,14 +257,13 @@ def rest_app(online: OnlineModel) -> Any:
             status = 413 if isinstance(exc, TooLarge) else 400
             return JSONResponse({"error": str(exc)}, status_code=status)
         except LookupError as exc:
+            if not not_served_here(exc):  # a KeyError or IndexError of ours: the 500 below
+                return _internal_error(exc)
             return JSONResponse({"error": str(exc)}, status_code=404)
         except NotReady as exc:
             return JSONResponse({"error": str(exc)}, status_code=503)
         except Exception as exc:  # ours, not the caller's: a 500 that says what, never a crash
-            log.exception("infer failed")
-            return JSONResponse(
-                {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}, status_code=500
-            )
+            return _internal_error(exc)
 
     model = "/v2/models/{model}"
     version = model + "/versions/{version}"
@@ -281,6 +280,19 @@ def rest_app(online: OnlineModel) -> Any:
             Route(version + "/infer", infer, methods=["POST"]),
         ]
     )
+
+
+def not_served_here(exc: Exception) -> bool:
+    """Another model or version asked for (a 404 / NOT_FOUND). KeyError and IndexError are
+    LookupErrors too, but raised by a bug of ours, never by a caller's choice of model."""
+    return isinstance(exc, LookupError) and not isinstance(exc, KeyError | IndexError)
+
+
+def _internal_error(exc: Exception) -> Any:
+    from starlette.responses import JSONResponse
+
+    log.exception("infer failed")
+    return JSONResponse({"error": f"{type(exc).__name__}: {str(exc)[:300]}"}, status_code=500)
 
 
 async def _rest_infer(online: OnlineModel, request: Any) -> Any:

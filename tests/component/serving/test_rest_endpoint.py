@@ -288,3 +288,22 @@ def test_replicas_share_one_port() -> None:
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_bug_of_ours_is_a_500_not_a_404(
+    endpoint: Endpoint, client: httpx.Client, monkeypatch
+) -> None:
+    """A KeyError raised by our code is a LookupError, but not "no such model": 500, counted
+    as failed, and the endpoint serves on."""
+    from loopline.streaming import endpoint as module
+
+    def broken(*args: object) -> None:
+        raise KeyError("a bug")
+
+    failed = endpoint.summary()["failed"]
+    monkeypatch.setattr(module, "read_rest_request", broken)
+    response = client.post("/v2/models/fraud/infer", json=request([1.0]))
+    assert response.status_code == 500 and "KeyError" in response.json()["error"]
+    assert endpoint.summary()["failed"] == failed + 1
+    monkeypatch.undo()
+    assert client.post("/v2/models/fraud/infer", json=request([1.0])).status_code == 200
