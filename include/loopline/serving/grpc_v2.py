@@ -291,12 +291,11 @@ def _answered(handler: _Handler) -> _Handler:
             code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         except NotReady as exc:
             code, message = grpc.StatusCode.UNAVAILABLE, str(exc) or "no model is loaded yet"
-        except (KeyError, IndexError):  # LookupErrors too, but a bug's, not "no such model"
-            code, message = _internal(handler)
-        except LookupError as exc:
-            code, message = grpc.StatusCode.NOT_FOUND, str(exc)
-        except Exception:
-            code, message = _internal(handler)
+        except Exception as exc:
+            if protocol.not_served_here(exc):
+                code, message = grpc.StatusCode.NOT_FOUND, str(exc)
+            else:
+                code, message = _internal(handler)
         await context.abort(code, message[:MAX_STATUS_CHARS])  # raises: ends the call
 
     return answer

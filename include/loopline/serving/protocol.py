@@ -421,6 +421,12 @@ def check_finite(scores: np.ndarray) -> None:
         raise BadRequest(f"the model scored row {int(bad[0])} {scores[bad[0]]}: not a score")
 
 
+def not_served_here(exc: BaseException) -> bool:
+    """Another model or version asked for (REST 404, gRPC NOT_FOUND). KeyError and IndexError
+    are LookupErrors too, but raised by a bug of ours, never by a caller's choice of model."""
+    return isinstance(exc, LookupError) and not isinstance(exc, KeyError | IndexError)
+
+
 def version_matches(asked: str | None, serving: int) -> None:
     """``/versions/{v}/infer``: only the version this replica serves answers it."""
     if asked is not None and asked != str(serving):

@@ -34,6 +34,7 @@ from loopline.serving.protocol import (
     Scored,
     TooLarge,
     model_metadata,
+    not_served_here,
     read_rest_request,
     rest_response,
     version_matches,
@@ -280,12 +281,6 @@ def rest_app(online: OnlineModel) -> Any:
             Route(version + "/infer", infer, methods=["POST"]),
         ]
     )
-
-
-def not_served_here(exc: Exception) -> bool:
-    """Another model or version asked for (a 404 / NOT_FOUND). KeyError and IndexError are
-    LookupErrors too, but raised by a bug of ours, never by a caller's choice of model."""
-    return isinstance(exc, LookupError) and not isinstance(exc, KeyError | IndexError)
 
 
 def _internal_error(exc: Exception) -> Any:
