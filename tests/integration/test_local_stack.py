@@ -162,9 +162,10 @@ def verdict_log(api, run_id: str) -> str:
     return "\n".join(json.dumps(line) for line in logs.get("content") or [])
 
 
-class Scenarios:
-    """What a user does with the stack, on each metadata database (the classes below): one
-    class per database, so that pytest-xdist's --dist loadscope runs the two stacks on two
+class OnEveryDatabase:
+    """What depends on the metadata database: the stack comes up on it, Airflow's components
+    share it, REST runs and their Params go through it. Run on each (the classes at the end):
+    one class per database, so that pytest-xdist's --dist loadscope runs the two stacks on two
     workers instead of one after the other on the same one."""
 
     def test_up_prints_the_ui_url_and_login(self, stack) -> None:
@@ -327,67 +328,6 @@ class Scenarios:
         shown = loopline_command(local.config.state_dir, "models", "show", "card_fraud", "1")
         assert "feature importance (v1): shap." in shown
 
-    def test_rest_trigger_with_params_lands_that_batch(self, stack) -> None:
-        local, _ = stack
-        api = local.api()
-        run_id = api.trigger(
-            "card_fraud.demo_feed", {"rows": 123, "file_format": "jsonl", "new_category_share": 0.5}
-        )
-        assert api.wait_for_run("card_fraud.demo_feed", run_id) == "success"
-        landed = time.monotonic()
-        store = ObjectStore(local.s3_client())
-        # The landing event starts the validation gate, which moves the file on.
-        [key] = wait_for(
-            lambda: [
-                k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl.parquet")
-            ]
-        )
-        print(f"landing -> validated: {time.monotonic() - landed:.1f} s (from the feed run's end)")
-        table = decode(store.get("loopline", key), "parquet")  # the validated zone is Parquet
-        assert table.num_rows == 123
-        # The landed bytes move to the archive just after the Parquet is written.
-        archived = key.replace(VALIDATED, "card_fraud/archive/").removesuffix(".parquet")
-        wait_for(lambda: store.head("loopline", archived))
-        assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
-
-    @pytest.mark.timeout(1500)  # an audit, then a whole training run, on two shared cores
-    def test_a_drifted_batch_closes_the_loop_through_retraining(self, stack) -> None:
-        """Drift lands -> validation -> drift audit (on the validated event) -> training
-        started with the audit's reason -> a promotion decision recorded, and the model's
-        lineage says why."""
-        from loopline.records import RecordStage, RecordStore
-        from loopline.registry import ModelRegistry
-
-        local, _ = stack
-        api = local.api()
-        drift = {"rows": 5000, "mean_shift": 1.5, "drifted_features": 8}
-        assert (
-            api.wait_for_run("card_fraud.demo_feed", api.trigger("card_fraud.demo_feed", drift))
-            == "success"
-        )
-        store = ObjectStore(local.s3_client())
-        records = RecordStore(store, "loopline")
-
-        def retrained() -> list:
-            audits = records.records("card_fraud", RecordStage.DRIFT)
-            return [record for record in audits if record.verdict == "retrain"]
-
-        # The first audit that retrained: this batch's, or one of an earlier test's batch (unseen
-        # categories); the cooldown then holds the next, as it should.
-        [audit, *_] = wait_for(retrained, timeout=600)
-        assert audit.reasons and audit.payload["report"].startswith("s3://loopline/reports/")
-        train_run = f"drift_audit__{audit.run_id}"
-        wait_for(lambda: run_exists(api, "card_fraud.train", train_run), timeout=300)
-        assert api.wait_for_run("card_fraud.train", train_run, timeout=900) == "success"
-        conf = api.call("GET", f"/api/v2/dags/card_fraud.train/dagRuns/{train_run}")["conf"]
-        assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
-        [*_, judgement] = records.records("card_fraud", RecordStage.JUDGEMENT, train_run)
-        assert (
-            judgement.verdict in ("promote", "refuse") and judgement.payload["decision"]["checks"]
-        )
-        version = ModelRegistry(store, "loopline").get("card_fraud", int(judgement.subject[1:]))
-        assert version.lineage["reason"] == conf["reason"]
-
     def test_the_champion_scores_events_in_real_time(self, stack) -> None:
         """The champion event deployed a scoring replica: events in, predictions out."""
         from loopline.registry import CHAMPION, ModelRegistry
@@ -430,21 +370,50 @@ class Scenarios:
         assert response.status_code == 400
         assert "rows" in response.text
 
-    def test_up_again_is_idempotent_and_restart_keeps_s3_objects(self, stack) -> None:
+
+class TheLoopAsTheReadmeWalksIt:
+    """The loop a newcomer follows on `make run`'s default database: a drifted batch retrains
+    through every stage, a bad file is quarantined and named, Prometheus answers for the
+    dashboard. These run on one database only,
+    as what they test is Loopline's, not the database's (and each stack costs minutes of a
+    2-core machine)."""
+
+    def test_a_drifted_batch_closes_the_loop_through_retraining(self, stack) -> None:
+        """Drift lands -> validation -> drift audit (on the validated event) -> training
+        started with the audit's reason -> a promotion decision recorded, and the model's
+        lineage says why."""
+        from loopline.records import RecordStage, RecordStore
+        from loopline.registry import ModelRegistry
+
         local, _ = stack
-        state_dir = local.config.state_dir
-        again = stack_command(state_dir, "up").stdout
-        assert "already running" in again and "data already present" in again
-
+        api = local.api()
+        drift = {"rows": 5000, "mean_shift": 1.5, "drifted_features": 8}
+        assert (
+            api.wait_for_run("card_fraud.demo_feed", api.trigger("card_fraud.demo_feed", drift))
+            == "success"
+        )
         store = ObjectStore(local.s3_client())
-        before = data_files(store)
-        down = stack_command(state_dir, "down").stdout
-        assert "saved" in down
-        assert not any(local.status().values())
+        records = RecordStore(store, "loopline")
 
-        restarted = stack_command(state_dir, "up", "--no-demo-data").stdout
-        assert "restored" in restarted
-        assert data_files(store) == before
+        def retrained() -> list:
+            audits = records.records("card_fraud", RecordStage.DRIFT)
+            return [record for record in audits if record.verdict == "retrain"]
+
+        # The first audit that retrained: this batch's, or one of an earlier test's batch (unseen
+        # categories); the cooldown then holds the next, as it should.
+        [audit, *_] = wait_for(retrained, timeout=600)
+        assert audit.reasons and audit.payload["report"].startswith("s3://loopline/reports/")
+        train_run = f"drift_audit__{audit.run_id}"
+        wait_for(lambda: run_exists(api, "card_fraud.train", train_run), timeout=300)
+        assert api.wait_for_run("card_fraud.train", train_run, timeout=900) == "success"
+        conf = api.call("GET", f"/api/v2/dags/card_fraud.train/dagRuns/{train_run}")["conf"]
+        assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
+        [*_, judgement] = records.records("card_fraud", RecordStage.JUDGEMENT, train_run)
+        assert (
+            judgement.verdict in ("promote", "refuse") and judgement.payload["decision"]["checks"]
+        )
+        version = ModelRegistry(store, "loopline").get("card_fraud", int(judgement.subject[1:]))
+        assert version.lineage["reason"] == conf["reason"]
 
     def test_a_quarantined_file_fails_the_validation_run_that_names_it(self, stack) -> None:
         local, _ = stack
@@ -470,8 +439,7 @@ class Scenarios:
     def test_prometheus_answers_for_every_metric_of_the_dashboard(self, stack) -> None:
         """The stack's Prometheus scrapes the exporter (records as metrics, Airflow's own metrics
         sent over OTLP) and the replicas: it answers for each metric the Grafana dashboard reads.
-        Last in the module, so every stage has left records (the replicas stopped with the
-        restart above: their samples are looked for over the last two hours)."""
+        Last in its class, so every stage has left records, the drift audit's included."""
         import httpx
         from loopline.telemetry.dashboard import metric_names
         from loopline.telemetry.prometheus import HOW_TO_GET, prometheus_binary
@@ -501,13 +469,61 @@ class Scenarios:
         print(f"{len(metric_names())} metrics answered after {time.monotonic() - started:.1f} s")
 
 
-class TestOnSQLite(Scenarios):
+class RunningItForLonger:
+    """What a team running the stack for longer does, on PostgreSQL (what the README says to
+    use for anything concurrent): Params given over REST, `up` again and a restart that keeps
+    every object. One database only, as above."""
+
+    def test_rest_trigger_with_params_lands_that_batch(self, stack) -> None:
+        local, _ = stack
+        api = local.api()
+        run_id = api.trigger(
+            "card_fraud.demo_feed", {"rows": 123, "file_format": "jsonl", "new_category_share": 0.5}
+        )
+        assert api.wait_for_run("card_fraud.demo_feed", run_id) == "success"
+        landed = time.monotonic()
+        store = ObjectStore(local.s3_client())
+        # The landing event starts the validation gate, which moves the file on.
+        [key] = wait_for(
+            lambda: [
+                k for k in store.list_keys("loopline", VALIDATED) if k.endswith(".jsonl.parquet")
+            ]
+        )
+        print(f"landing -> validated: {time.monotonic() - landed:.1f} s (from the feed run's end)")
+        table = decode(store.get("loopline", key), "parquet")  # the validated zone is Parquet
+        assert table.num_rows == 123
+        # The landed bytes move to the archive just after the Parquet is written.
+        archived = key.replace(VALIDATED, "card_fraud/archive/").removesuffix(".parquet")
+        wait_for(lambda: store.head("loopline", archived))
+        assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
+
+    @pytest.mark.timeout(1500)  # an audit, then a whole training run, on two shared cores
+    def test_up_again_is_idempotent_and_restart_keeps_s3_objects(self, stack) -> None:
+        local, _ = stack
+        state_dir = local.config.state_dir
+        again = stack_command(state_dir, "up").stdout
+        assert "already running" in again and "data already present" in again
+
+        store = ObjectStore(local.s3_client())
+        before = data_files(store)
+        down = stack_command(state_dir, "down").stdout
+        assert "saved" in down
+        assert not any(local.status().values())
+
+        restarted = stack_command(state_dir, "up", "--no-demo-data").stdout
+        assert "restored" in restarted
+        assert data_files(store) == before
+
+
+# Each class below lists OnEveryDatabase last: pytest collects inherited tests in reverse MRO
+# order, so its checks of what `up` left run first, before the scenarios that change it.
+class TestOnSQLite(TheLoopAsTheReadmeWalksIt, OnEveryDatabase):
     """`make run`'s default database."""
 
     database = "sqlite"
 
 
-class TestOnPostgreSQL(Scenarios):
+class TestOnPostgreSQL(RunningItForLonger, OnEveryDatabase):
     """What to use for anything concurrent (`LOOPLINE_DATABASE_URL`)."""
 
     database = "postgresql"
