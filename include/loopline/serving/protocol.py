@@ -116,12 +116,14 @@ def rows_of(tensors: Sequence[Tensor], model: ModelSpec, max_rows: int) -> pa.Ta
     rows = {name: _rows_in(by_name[name], max_rows) for name in expected}
     if len(set(rows.values())) > 1:
         raise BadRequest(f"inputs disagree on the number of rows: {rows}")
-    columns: dict[str, pa.Array] = {}
-    for name in model.features.numeric:
-        columns[name] = pa.array(_numbers(by_name[name]), pa.float32())
+    count, numeric = rows[expected[0]], model.features.numeric
+    # One Arrow array of every number, a slice per input: one pa.array call, not one per input
+    # (30 calls of about 4.6 us each went through pyarrow's pandas layer).
+    numbers = pa.array(_number_matrix([by_name[name] for name in numeric], count).ravel())
+    columns = [numbers.slice(i * count, count) for i in range(len(numeric))]
     for name in model.features.categorical:
-        columns[name] = pa.array(_texts(by_name[name]), pa.string())
-    return pa.table(columns)
+        columns.append(pa.array(_texts(by_name[name]), pa.string()))
+    return pa.Table.from_arrays(columns, names=expected)
 
 
 def _rows_in(tensor: Tensor, max_rows: int) -> int:
@@ -138,23 +140,28 @@ def _rows_in(tensor: Tensor, max_rows: int) -> int:
     return rows
 
 
-def _numbers(tensor: Tensor) -> np.ndarray:
-    name, datatype = tensor.name, tensor.datatype
-    if datatype not in NUMERIC_DTYPES:
-        raise BadRequest(
-            f"input {name!r} is a number: datatype {datatype!r}; expected one of "
-            f"{sorted(NUMERIC_DTYPES)}"
-        )
-    rows = tensor.shape[0]
-    if isinstance(tensor.data, bytes | bytearray | memoryview):
-        values = _raw_numbers(tensor, rows)
-    else:
-        values = _json_numbers(tensor, rows)
-    if not np.isfinite(values).all():
-        raise BadRequest(f"input {name!r} holds a value that is not finite")
-    if (np.abs(values) > FLOAT32_MAX).any():
-        raise BadRequest(f"input {name!r} holds a value beyond float32's range")
-    return values.astype(np.float32)
+def _number_matrix(tensors: Sequence[Tensor], rows: int) -> np.ndarray:
+    """The numeric inputs as one float32 matrix, a row per input (each row contiguous).
+
+    Checked as one array, not input by input: a request is mostly numbers, one row each, and
+    numpy's per-call cost on 32 tiny arrays was a third of reading it (212 of 620 us)."""
+    matrix = np.empty((len(tensors), rows), np.float64)
+    for i, tensor in enumerate(tensors):
+        if tensor.datatype not in NUMERIC_DTYPES:
+            raise BadRequest(
+                f"input {tensor.name!r} is a number: datatype {tensor.datatype!r}; expected one "
+                f"of {sorted(NUMERIC_DTYPES)}"
+            )
+        if isinstance(tensor.data, bytes | bytearray | memoryview):
+            matrix[i] = _raw_numbers(tensor, rows)
+        else:
+            matrix[i] = _json_numbers(tensor, rows)
+    for faulty, why in ((~np.isfinite(matrix), "a value that is not finite"),
+                        (np.abs(matrix) > FLOAT32_MAX, "a value beyond float32's range")):  # fmt: skip
+        if faulty.any():
+            first = int(np.flatnonzero(faulty.any(axis=1))[0])
+            raise BadRequest(f"input {tensors[first].name!r} holds {why}")
+    return matrix.astype(np.float32)
 
 
 def _raw_numbers(tensor: Tensor, rows: int) -> np.ndarray:
@@ -168,7 +175,7 @@ def _raw_numbers(tensor: Tensor, rows: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).astype(np.float64)
 
 
-def _json_numbers(tensor: Tensor, rows: int) -> np.ndarray:
+def _json_numbers(tensor: Tensor, rows: int) -> list[Any]:
     data = _flat(tensor)
     if len(data) != rows:
         raise BadRequest(
@@ -182,7 +189,7 @@ def _json_numbers(tensor: Tensor, rows: int) -> np.ndarray:
             )
         if isinstance(value, int) and abs(value) > 2**64:  # float() of a huge int overflows
             raise BadRequest(f"input {tensor.name!r} holds a value beyond float32's range")
-    return np.asarray(data, dtype=np.float64)
+    return data
 
 
 def _texts(tensor: Tensor) -> list[str]:
