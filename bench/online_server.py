@@ -7,7 +7,9 @@ so that it is measured as the peers are (one server process each).
 
 --floor answers 0.5 for every row without calling the model (the same server, the same
 protocol code: what the protocol costs); --no-batching scores each request alone
-(max_batch_size 1). Prints ``READY`` once both listen; stops on SIGTERM.
+(max_batch_size 1). Prints ``READY`` once both listen; stops on SIGTERM. SIGUSR1 rolls it to
+the next version as a replica's version follower does: the model loaded again from its folder,
+compiled and warmed up beside the traffic, then switched to in place.
 """
 
 from __future__ import annotations
@@ -46,11 +48,10 @@ def main() -> int:
         max_batch_size=1 if args.no_batching else 64,
         max_queue_delay_ms=0.0 if args.no_batching else 2.0,
     )
-    if args.floor:
 
-        def score(table):
-            return np.full(table.num_rows, 0.5, np.float32)
-    else:
+    def load():
+        if args.floor:
+            return lambda table: np.full(table.num_rows, 0.5, np.float32)
         from loopline.serving.artifacts import compiled, load_model
         from loopline.serving.inputs import served_scores
 
@@ -60,12 +61,22 @@ def main() -> int:
             return served_scores(serve_fn, table, spec.model)
 
         warm_up(score, spec.model)
+        return score
+
     endpoint = Endpoint(spec.name, spec.model, serve)
-    endpoint.switch_to(score, args.version)
+    version = args.version
+    endpoint.switch_to(load(), version)
     endpoint.start()
     print("READY", flush=True)
+
+    def roll() -> None:
+        nonlocal version
+        version += 1
+        endpoint.switch_to(load(), version)
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=roll).start())
     stop.wait()
     endpoint.stop()
     return 0

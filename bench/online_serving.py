@@ -17,6 +17,11 @@ Contenders, each a server process of its own:
 
 Goals (issue 22): throughput at 64 clients >= 1.5x the better peer and >= 5x Loopline without
 batching; p50 <= floor + 5 ms and p99 <= 1.5x the floor at every rate the floor sustains.
+
+Two failure drills, REST: two rolls (load, compile, warm up, switch in place) at 500 requests/s,
+open loop, against the floor at the same rate (goal: no failed request, p99 <= 2x the floor);
+kill -9 of one of two replicas sharing one address under 16 keep-alive clients that retry a
+failed call once (goal: no request lost).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class Server:
     http: str  # host:port
     grpc: str
     model: str
+    pid: int = 0  # Loopline's servers: the process, for a roll (SIGUSR1) or kill -9
 
 
 # ---------------------------------------------------------------------------- requests
@@ -223,7 +229,8 @@ def loopline_server(
         line = process.stdout.readline() if process.stdout else ""
         if "READY" not in line:
             raise RuntimeError(f"{name} did not start (exit {process.poll()})")
-        yield Server(name, f"127.0.0.1:{http}", f"127.0.0.1:{grpc_port}", "card_fraud")
+        yield Server(name, f"127.0.0.1:{http}", f"127.0.0.1:{grpc_port}", "card_fraud",
+                     process.pid)  # fmt: skip
     finally:
         _stop(process)
 
@@ -245,6 +252,8 @@ def peer_server(peer: str, model_dir: Path, spec: Any, batching: bool) -> Iterat
 
 
 def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:  # killed by a drill
+        return
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
@@ -352,6 +361,82 @@ def spread(model_dir: Path, body: bytes, request: bytes) -> dict[str, dict[str, 
     }
 
 
+# ---------------------------------------------------------------------------- drills
+ROLL_RATE = 500  # requests per second during the rolls
+KILL_CLIENTS = 16
+
+
+async def _rolled_at(make: Callable[..., Any], pid: int, rolls: int) -> Point:
+    """The open loop at ROLL_RATE with `rolls` rolls spread over its measured seconds."""
+    loop = asyncio.get_running_loop()
+    for i in range(rolls):
+        loop.call_later(WARMUP_S + 0.2 + i * DURATION_S / rolls, os.kill, pid, signal.SIGUSR1)
+    return await open_loop(make, ROLL_RATE)
+
+
+async def _answered_version(server: Server, body: bytes) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        url = f"http://{server.http}/v2/models/{server.model}/infer"
+        async with session.post(url, data=body) as response:
+            return (await response.json())["model_version"]
+
+
+def roll_under_load(model_dir: Path, bodies: list[bytes]) -> dict[str, Any]:
+    """Two rolls of Loopline's endpoint at ROLL_RATE against the floor at the same rate."""
+    with loopline_server(model_dir, "floor", "--floor") as floor:
+        base = asyncio.run(open_loop(lambda c: _rest_caller(floor, bodies, c), ROLL_RATE))
+    with loopline_server(model_dir, "loopline") as ours:
+        rolled = asyncio.run(_rolled_at(lambda c: _rest_caller(ours, bodies, c), ours.pid, 2))
+        time.sleep(2)  # the second roll's model is loaded and switched to
+        version = asyncio.run(_answered_version(ours, bodies[0]))
+    return {"floor": base, "rolled": rolled, "version after": version}
+
+
+async def _retrying_clients(server: Server, bodies: list[bytes], kill_pid: int) -> dict:
+    """KILL_CLIENTS keep-alive clients, each retrying a failed call once; one replica is
+    killed (SIGKILL) after WARMUP_S."""
+    import aiohttp
+
+    counts = {"requests": 0, "retried": 0, "lost": 0}
+    url = f"http://{server.http}/v2/models/{server.model}/infer"
+    stop_at = time.perf_counter() + WARMUP_S + DURATION_S
+    asyncio.get_running_loop().call_later(WARMUP_S, os.kill, kill_pid, signal.SIGKILL)
+
+    async def post(session: aiohttp.ClientSession, body: bytes) -> bool:
+        try:
+            async with session.post(url, data=body) as response:
+                await response.read()
+                return response.status == 200
+        except (TimeoutError, aiohttp.ClientError):
+            return False
+
+    async def client(index: int) -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while time.perf_counter() < stop_at:
+                body = bodies[counts["requests"] % len(bodies)]
+                counts["requests"] += 1
+                if await post(session, body):
+                    continue
+                counts["retried"] += 1
+                counts["lost"] += not await post(session, body)
+
+    await asyncio.gather(*(client(i) for i in range(KILL_CLIENTS)))
+    return counts
+
+
+def kill_one_of_two(model_dir: Path, bodies: list[bytes]) -> dict[str, int]:
+    """Two replicas with the model on one address (SO_REUSEPORT); kill -9 one under load."""
+    ports = tuple(free_ports(2))
+    first = loopline_server(model_dir, "replica-1", ports=ports)
+    second = loopline_server(model_dir, "replica-2", "--version", "2", ports=ports)
+    with first as victim, second as survivor:
+        counts = asyncio.run(_retrying_clients(survivor, bodies, victim.pid))
+    return counts
+
+
 # ---------------------------------------------------------------------------- the run
 def run() -> list[Comparison]:
     from loopline.spec import load_spec
@@ -381,11 +466,30 @@ def run() -> list[Comparison]:
                 print(f"   {name}: measuring", flush=True)
                 results[name] = measure(server, bodies, grpc_bodies)
         spreads = spread(model_dir, bodies[0], grpc_bodies[0])
+        rolls = roll_under_load(model_dir, bodies)
+        killed = kill_one_of_two(model_dir, bodies)
     print_table(results, peers)
     print("   two replicas on one address (SO_REUSEPORT), clients per replica version:")
     for what, counts in spreads.items():
         print(f"     {what}: {dict(sorted(counts.items()))}")
-    return comparisons(results)
+    return comparisons(results) + drills(rolls, killed)
+
+
+def drills(rolls: dict[str, Any], killed: dict[str, int]) -> list[Comparison]:
+    rolled, floor = rolls["rolled"], rolls["floor"]
+    print(f"   two rolls at {ROLL_RATE}/s: {rolled.requests} requests, {rolled.errors} failed, "
+          f"p50 {rolled.percentile(50):.1f} ms, p99 {rolled.percentile(99):.1f} ms (floor "
+          f"{floor.percentile(50):.1f} / {floor.percentile(99):.1f} ms); answering version "
+          f"{rolls['version after']} after (3 expected)")  # fmt: skip
+    print(f"   kill -9 of one of two replicas under {KILL_CLIENTS} clients retrying once: "
+          f"{killed['requests']} requests, {killed['retried']} retried, {killed['lost']} lost "
+          "(goal 0)")  # fmt: skip
+    p99, floor_p99 = rolled.percentile(99), floor.percentile(99)
+    note = f"errors {rolled.errors} (goal 0); p99 {p99 / floor_p99:.2f}x floor (goal <= 2)"
+    level = f"rest r{ROLL_RATE} p99, two rolls"
+    return [
+        Comparison("online_serving", level, "floor p99", [p99 / 1000], [floor_p99 / 1000], note)
+    ]
 
 
 def print_table(results: dict[str, dict[str, Point]], peers: dict[str, str]) -> None:

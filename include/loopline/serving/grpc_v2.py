@@ -303,8 +303,7 @@ def _answered(handler: _Handler) -> _Handler:
 
 def _internal(handler: _Handler) -> tuple[Any, str]:
     """INTERNAL, the traceback logged here: the caller learns nothing of the model's insides."""
-    log.exception("%s failed", handler.__name__)
-    return grpc.StatusCode.INTERNAL, "the model failed to answer; see the server's log"
+    return grpc.StatusCode.INTERNAL, protocol.internal_error(handler.__name__)
 
 
 class _Service:

@@ -15,6 +15,7 @@ and hand them to `rows_of`; whatever a caller sends, the worst it gets is a `Bad
 from __future__ import annotations
 
 import json
+import logging
 import struct
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.spec.sections import ModelSpec
+
+log = logging.getLogger(__name__)
 
 SCORE_OUTPUT = "score"
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -156,8 +159,11 @@ def _number_matrix(tensors: Sequence[Tensor], rows: int) -> np.ndarray:
             matrix[i] = _raw_numbers(tensor, rows)
         else:
             matrix[i] = _json_numbers(tensor, rows)
-    for faulty, why in ((~np.isfinite(matrix), "a value that is not finite"),
-                        (np.abs(matrix) > FLOAT32_MAX, "a value beyond float32's range")):  # fmt: skip
+    faults = (
+        (~np.isfinite(matrix), "a value that is not finite"),
+        (np.abs(matrix) > FLOAT32_MAX, "a value beyond float32's range"),
+    )
+    for faulty, why in faults:
         if faulty.any():
             first = int(np.flatnonzero(faulty.any(axis=1))[0])
             raise BadRequest(f"input {tensors[first].name!r} holds {why}")
@@ -426,6 +432,14 @@ def check_finite(scores: np.ndarray) -> None:
     bad = np.flatnonzero(~np.isfinite(scores))
     if bad.size:
         raise BadRequest(f"the model scored row {int(bad[0])} {scores[bad[0]]}: not a score")
+
+
+def internal_error(what: str) -> str:
+    """Log the exception being handled under a new error id; the caller's message, which
+    names only the id: an exception's text may hold paths, data or the model's insides."""
+    error_id = uuid.uuid4().hex[:12]
+    log.exception("%s failed (error %s)", what, error_id)
+    return f"internal error {error_id}: the server's log has the details"
 
 
 def not_served_here(exc: BaseException) -> bool:

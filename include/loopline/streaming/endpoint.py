@@ -33,6 +33,7 @@ from loopline.serving.protocol import (
     NotReady,
     Scored,
     TooLarge,
+    internal_error,
     model_metadata,
     not_served_here,
     read_rest_request,
@@ -150,8 +151,10 @@ class OnlineModel:
     ) -> None:
         self.pipeline, self.model = pipeline, model
         self.limits = Limits(serve.max_request_rows, serve.max_request_bytes)
-        self.batcher = AdaptiveBatcher(serve.max_batch_size, serve.max_queue_delay_ms / 1000)
         self.stats = RequestStats()
+        self.batcher = AdaptiveBatcher(
+            serve.max_batch_size, serve.max_queue_delay_ms / 1000, lambda: self.stats.in_flight
+        )
         self.prediction_log = prediction_log
         self.shadow: ShadowScorer | None = None  # set by the replica: a challenger in shadow
 
@@ -284,10 +287,10 @@ def rest_app(online: OnlineModel) -> Any:
 
 
 def _internal_error(exc: Exception) -> Any:
+    """500, naming an error id the log has beside the traceback, never the exception's text."""
     from starlette.responses import JSONResponse
 
-    log.exception("infer failed")
-    return JSONResponse({"error": f"{type(exc).__name__}: {str(exc)[:300]}"}, status_code=500)
+    return JSONResponse({"error": internal_error("infer")}, status_code=500)
 
 
 async def _rest_infer(online: OnlineModel, request: Any) -> Any:

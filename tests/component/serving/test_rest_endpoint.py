@@ -291,19 +291,24 @@ def test_replicas_share_one_port() -> None:
 
 
 def test_a_bug_of_ours_is_a_500_not_a_404(
-    endpoint: Endpoint, client: httpx.Client, monkeypatch
+    endpoint: Endpoint, client: httpx.Client, monkeypatch, caplog
 ) -> None:
     """A KeyError raised by our code is a LookupError, but not "no such model": 500, counted
-    as failed, and the endpoint serves on."""
+    as failed, and the endpoint serves on. The caller gets an error id, never the exception's
+    text (it may hold paths or data); the log has the id beside the traceback."""
     from loopline.streaming import endpoint as module
 
     def broken(*args: object) -> None:
-        raise KeyError("a bug")
+        raise KeyError("/secret/path/of/the/model")
 
     failed = endpoint.summary()["failed"]
     monkeypatch.setattr(module, "read_rest_request", broken)
     response = client.post("/v2/models/fraud/infer", json=request([1.0]))
-    assert response.status_code == 500 and "KeyError" in response.json()["error"]
+    error = response.json()["error"]
+    assert response.status_code == 500 and "secret" not in error and "KeyError" not in error
+    error_id = error.split()[2].rstrip(":")
+    logged = [r for r in caplog.records if f"(error {error_id})" in r.getMessage()]
+    assert logged and "/secret/path/of/the/model" in str(logged[0].exc_info[1])
     assert endpoint.summary()["failed"] == failed + 1
     monkeypatch.undo()
     assert client.post("/v2/models/fraud/infer", json=request([1.0])).status_code == 200

@@ -38,6 +38,46 @@ def test_raw_and_json_tensors_give_the_same_table() -> None:
     assert as_json.column("amount").type == "float" and as_json.num_rows == 2
 
 
+THREE = ModelSpec(features=Features(numeric=["a", "b", "c"], categorical=["m"]), label="y")
+
+
+def three(c: object, datatype: str = "FP64") -> list[Tensor]:
+    """Three numeric inputs of two rows, `b` raw and the others JSON, and a category."""
+    return [
+        Tensor("c", datatype, (2, 1), c),
+        Tensor("a", "FP32", (2,), [1.0, 2.0]),
+        Tensor("b", "INT32", (2,), np.array([3, 4], "<i4").tobytes()),
+        Tensor("m", "BYTES", (2,), ["x", "y"]),
+    ]
+
+
+def test_each_numeric_input_keeps_its_own_values_in_row_order() -> None:
+    """The numbers are read as one matrix: no value may land in another input's column."""
+    table = rows_of(three([[5.0], [6.0]]), THREE, 10)
+    assert table.column_names == ["a", "b", "c", "m"]
+    assert {name: table.column(name).to_pylist() for name in table.column_names} == {
+        "a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 6.0], "m": ["x", "y"],
+    }  # fmt: skip
+    assert all(table.column(name).type == "float" for name in "abc")
+
+
+@pytest.mark.parametrize(
+    ("c", "datatype", "reason"),
+    [
+        ([[5.0], [float("inf")]], "FP64", "input 'c' holds a value that is not finite"),
+        ([[5.0], [1e39]], "FP64", "input 'c' holds a value beyond float32's range"),
+        (np.array([5.0, np.nan], "<f8").tobytes(), "FP64", "input 'c' holds a value that is not"),
+        ([[5.0], [True]], "FP64", "input 'c' holds bool"),
+        ([[5.0], ["6"]], "FP64", "input 'c' holds str"),
+        ([[5.0], [6.0]], "BYTES", "input 'c' is a number: datatype 'BYTES'"),
+    ],
+)
+def test_the_numeric_input_at_fault_is_named(c: object, datatype: str, reason: str) -> None:
+    with pytest.raises(BadRequest) as refused:
+        rows_of(three(c, datatype), THREE, 10)
+    assert reason in str(refused.value)
+
+
 def inputs(amount: object, merchant: object, rows: int = 1) -> list[Tensor]:
     return [
         Tensor("amount", "FP32", (rows,), amount),
