@@ -15,6 +15,7 @@ from loopline.plan.drift import plan_drift_audit
 from loopline.plan.paths import ProjectPaths
 from loopline.plan.replay import plan_replay
 from loopline.plan.rollback import plan_rollback
+from loopline.plan.shadow import plan_shadow
 from loopline.plan.streaming import plan_stream_deploy, plan_stream_monitor
 from loopline.plan.tasks import TaskKind
 from loopline.plan.training import plan_training
@@ -40,6 +41,7 @@ PLANNERS: tuple[Planner, ...] = (
     plan_validation,
     plan_training,
     plan_rollback,
+    plan_shadow,
     plan_batch_scoring,
     plan_drift_audit,
     plan_stream_deploy,

@@ -30,6 +30,11 @@ class TaskKind(StrEnum):
     APPROVE_PROMOTION = "approve_promotion"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    START_SHADOW = "start_shadow"
+    JUDGE_SHADOW = "judge_shadow"
+    APPROVE_SHADOW_PROMOTION = "approve_shadow_promotion"
+    PROMOTE_CHALLENGER = "promote_challenger"
+    STOP_SHADOW = "stop_shadow"
     BATCH_SCORE = "batch_score"
     DRIFT_AUDIT = "drift_audit"
     RETRAIN_ON_DRIFT = "retrain_on_drift"
@@ -194,6 +199,47 @@ class Rollback(TaskArgs):
     kind: ClassVar[TaskKind] = TaskKind.ROLLBACK
     spec: SpecFile
     reason: Template
+
+
+# -- a challenger judged on live traffic (shadow) -----------------------------------------
+@dataclass(frozen=True)
+class StartShadow(TaskArgs):
+    """Finds the challenger awaiting its shadow verdict and has the replicas shadow it."""
+
+    kind: ClassVar[TaskKind] = TaskKind.START_SHADOW
+    spec: SpecFile
+
+
+@dataclass(frozen=True)
+class JudgeShadow(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.JUDGE_SHADOW
+    spec: SpecFile
+    challenger: XCom  # start_shadow's: the challenger and the champion it is judged against
+    days: Template
+
+
+@dataclass(frozen=True)
+class ApproveShadowPromotion(TaskArgs):
+    """The train DAG's approval (``ApprovePromotion``), asked for a shadow verdict's winner."""
+
+    kind: ClassVar[TaskKind] = TaskKind.APPROVE_SHADOW_PROMOTION
+    pipeline: str
+    verdict: XCom
+    approvers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PromoteChallenger(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.PROMOTE_CHALLENGER
+    spec: SpecFile
+    verdict: XCom
+
+
+@dataclass(frozen=True)
+class StopShadow(TaskArgs):
+    kind: ClassVar[TaskKind] = TaskKind.STOP_SHADOW
+    spec: SpecFile
+    verdict: XCom
 
 
 # -- batch scoring -----------------------------------------------------------------------

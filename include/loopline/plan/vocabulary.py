@@ -29,6 +29,7 @@ class Stage(StrEnum):
     VALIDATE = "validate"
     TRAIN = "train"
     ROLLBACK = "rollback"
+    SHADOW = "shadow"
     BATCH_SCORE = "batch_score"
     DRIFT_AUDIT = "drift_audit"
     STREAM_DEPLOY = "stream_deploy"

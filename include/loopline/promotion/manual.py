@@ -159,6 +159,22 @@ def _record(
     failed: list[Check],
 ) -> StageRecord:
     run = RunContext(spec.name, f"cli__{move.at:%Y-%m-%dT%H:%M:%S.%f}", started_at=move.at)
+    return record_promotion(
+        registry, spec, move, run, failed, by=actor, forced=bool(failed), reason=reason
+    )
+
+
+def record_promotion(
+    registry: ModelRegistry,
+    spec: PipelineSpec,
+    move: AliasMove,
+    run: RunContext,
+    failed: list[Check] | None = None,
+    **payload: object,
+) -> StageRecord:
+    """The record of a promotion made outside the train DAG's judge (by a person here, or by
+    the shadow DAG): the move, any check it was forced past, which features moved the model."""
+    failed = failed or []
     shift = None
     if move.previous is not None:  # which features moved the model, as the DAG records it
         shift = importance_shift(
@@ -176,9 +192,7 @@ def _record(
         ],
         numbers={"version": move.version, "previous": move.previous or 0},
         payload={
-            "by": actor,
-            "forced": bool(failed),
-            "reason": reason,
+            **payload,
             "failed_checks": [c.model_dump() for c in failed],
             "move": move.model_dump(mode="json"),
             "importance_shift": shift.model_dump(mode="json") if shift else None,

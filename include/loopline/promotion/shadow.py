@@ -13,11 +13,15 @@ the prediction log. The verdict pairs them by event or request id and checks, ag
 
 It is recorded (stage ``shadow``, verdict pass, fail or pending, with its numbers and reasons)
 and a promotion under ``promotion.shadow`` requires the newest one for the version to pass.
+
+The ``<pipeline>.shadow`` DAG runs the loop: the challenger that awaits a verdict
+(`challenger_awaiting_verdict`), its verdict recorded (`judge_and_record_shadow`), and on a
+pass its promotion under the checks of ``loopline models promote`` (`promote_shadow_winner`).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import numpy as np
@@ -28,6 +32,8 @@ from pydantic import BaseModel, ConfigDict
 
 from loopline.data.prediction_log import SHADOW, SHADOW_CHAMPION, log_prefix, logged_files
 from loopline.records import RecordStage, RecordStore, RunContext, StageRecord
+from loopline.registry import CHALLENGER, CHAMPION, AliasMove, ModelRegistry, RegistryError
+from loopline.registry.judgements import latest_judgement, passed
 from loopline.spec.sections import PipelineSpec, ShadowSpec
 from loopline.storage.objects import ObjectStore
 
@@ -166,3 +172,94 @@ def latest_shadow_verdict(
     records = RecordStore(store, spec.data.bucket).records(spec.name, RecordStage.SHADOW)
     found = [record for record in records if record.payload.get("version") == version]
     return max(found, key=lambda r: (r.ended_at, r.started_at), default=None)
+
+
+# -- the shadow DAG's steps (``<pipeline>.shadow``) ----------------------------------------
+class AwaitingChallenger(BaseModel):
+    """The challenger a shadow verdict is wanted for, or why there is none (`reason`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int | None
+    champion: int | None
+    reason: str
+
+
+def challenger_awaiting_verdict(registry: ModelRegistry, spec: PipelineSpec) -> AwaitingChallenger:
+    """The challenger whose judgement passed the offline gate against the current champion
+    and has no final (pass or fail) shadow verdict against it yet. A final verdict ends its
+    shadow: judging the same days again each hour would only repeat it."""
+    champion = registry.alias(spec.name, CHAMPION)
+    challenger = registry.alias(spec.name, CHALLENGER)
+
+    def none(why: str) -> AwaitingChallenger:
+        return AwaitingChallenger(version=None, champion=champion, reason=why)
+
+    if champion is None or challenger is None or challenger == champion:
+        return none(f"{spec.name} has no challenger beside a champion (v{champion})")
+    judgement = latest_judgement(registry, spec.name, challenger)
+    if not passed(judgement) or judgement is None:
+        return none(f"challenger v{challenger} did not pass the offline gate")
+    if judgement.payload.get("champion") != champion:
+        against = judgement.payload.get("champion")
+        return none(f"challenger v{challenger} was judged against v{against}, not v{champion}")
+    verdict = latest_shadow_verdict(registry.store, spec, challenger)
+    if (
+        verdict is not None
+        and verdict.verdict != "pending"
+        and verdict.payload.get("champion") == champion
+    ):
+        return none(
+            f"challenger v{challenger} already has a {verdict.verdict} shadow verdict against "
+            f"v{champion} (run {verdict.run_id})"
+        )
+    why = f"challenger v{challenger} passed the offline gate against v{champion}"
+    return AwaitingChallenger(version=challenger, champion=champion, reason=why)
+
+
+def last_days(end: date, days: int) -> list[date]:
+    """`days` days ending with `end` (at least that day), the prediction log's partitions."""
+    return [end - timedelta(days=n) for n in range(max(days, 1))]
+
+
+def judge_and_record_shadow(
+    store: ObjectStore,
+    spec: PipelineSpec,
+    challenger: AwaitingChallenger,
+    days: list[date],
+    run: RunContext,
+) -> ShadowVerdict:
+    """`judge_shadow` for the awaiting challenger, recorded (pending too)."""
+    if challenger.version is None or challenger.champion is None:
+        raise ValueError(f"no challenger to judge: {challenger.reason}")
+    verdict = judge_shadow(store, spec, challenger.version, challenger.champion, days)
+    record_shadow_verdict(store, spec.data.bucket, verdict, run)
+    return verdict
+
+
+def promote_shadow_winner(
+    registry: ModelRegistry, spec: PipelineSpec, version: int, run: RunContext
+) -> AliasMove:
+    """Champion for a challenger whose shadow verdict passed, held to the checks of
+    ``loopline models promote`` (`manual_checks`: judged, its shadow verdict passed against
+    this champion, not rolled back) but the approval: the shadow DAG asks a person in its
+    approve task, before this one, whenever ``promotion.require_approval``. Recorded; a move
+    this run already made (an earlier try) is returned instead of made again."""
+    # manual imports this module (latest_shadow_verdict): imported here, not at the top
+    from loopline.promotion.manual import manual_checks, record_promotion
+
+    move = registry.last_move_by(spec.name, CHAMPION, run.by)
+    if move is None:
+        checks = manual_checks(registry, spec, version)
+        failed = [c for c in checks if not c.passed and c.name != "approval"]
+        if failed:
+            lines = "; ".join(f"{check.name}: {check.detail}" for check in failed)
+            raise RegistryError(f"{spec.name} v{version} not promoted: {lines}")
+        champion = registry.alias(spec.name, CHAMPION)
+        verdict = latest_shadow_verdict(registry.store, spec, version)
+        won = f"passed its shadow verdict against v{champion} (run {verdict and verdict.run_id})"
+        move = registry.move_alias(
+            spec.name, CHAMPION, version, expected=champion, action="promote", reason=won, by=run.by
+        )
+    record_promotion(registry, spec, move, run, by=run.by)
+    return move

@@ -596,17 +596,21 @@ def cross_section_problems(spec: PipelineSpec) -> list[Problem]:
 
 
 def _shadow_problems(spec: PipelineSpec) -> list[Problem]:
-    """A shadow is scored by the streaming replicas and compared from their prediction log."""
+    """A shadow is scored by the streaming replicas and compared from their prediction log;
+    only local replicas can follow a shadow yet (the shadow DAG would fail every hour)."""
     streaming = spec.streaming
-    if spec.promotion.shadow is None or (streaming is not None and streaming.log_predictions):
+    if spec.promotion.shadow is None:
         return []
-    return [
-        Problem(
-            ("promotion", "shadow"),
+    if streaming is None or not streaming.log_predictions:
+        why = (
             "needs a streaming section with log_predictions: the challenger is scored by the "
-            "replicas on live traffic and compared from their prediction log",
+            "replicas on live traffic and compared from their prediction log"
         )
-    ]
+        return [Problem(("promotion", "shadow"), why)]
+    if streaming.backend == "kubernetes":
+        why = "needs local replicas (streaming.backend: local): Kubernetes ones cannot shadow yet"
+        return [Problem(("promotion", "shadow"), why)]
+    return []
 
 
 def _drift_problems(spec: PipelineSpec) -> list[Problem]:

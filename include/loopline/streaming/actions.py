@@ -188,7 +188,10 @@ def shadow_consumers(
     path = shadow_path(consumers.state / "streaming", spec.name)
     if model_version is None:
         write_atomically(path, json.dumps({"version": None}).encode())
-        return _recorded(consumers, run, Outcome("shadow", "done", ["shadow stopped"]))
+        # A subject of its own: a run that starts and stops a shadow (the shadow DAG, when a
+        # verdict is final the run the shadow started) keeps both records.
+        stopped = Outcome("shadow", "done", ["shadow stopped"])
+        return _recorded(consumers, run, stopped, subject="shadow-stop")
     rules = spec.promotion.shadow
     share = share if share is not None else rules.share if rules is not None else 1.0
     try:
@@ -274,12 +277,19 @@ def _prefixed(outcome: Outcome, steps: list[str]) -> Outcome:
     return dataclasses.replace(outcome, steps=[*steps, *outcome.steps])
 
 
-def _recorded(consumers: Consumers, run: RunContext, outcome: Outcome, **payload: Any) -> Outcome:
+def _recorded(
+    consumers: Consumers,
+    run: RunContext,
+    outcome: Outcome,
+    subject: str | None = None,
+    **payload: Any,
+) -> Outcome:
+    """The outcome's streaming record, under `subject` (default: its action)."""
     _write(
         consumers,
         run,
         outcome.verdict,
-        outcome.action,
+        subject or outcome.action,
         reasons=outcome.steps,
         numbers={"replicas": len(outcome.replicas)},
         payload={**outcome.to_dict(), **payload},

@@ -7,14 +7,12 @@ and a promotion passes only on a passing verdict against this champion."""
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import UTC, datetime
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from loopline.commands.models import run_models_command
-from loopline.data.prediction_log import SHADOW, SHADOW_CHAMPION, log_prefix
+from loopline.data.prediction_log import log_prefix
 from loopline.promotion.judge import apply_judgement
 from loopline.promotion.manual import PromotionRefused, promote_manually
 from loopline.promotion.shadow import judge_shadow, latest_shadow_verdict, record_shadow_verdict
@@ -22,9 +20,9 @@ from loopline.records import RecordStage, RecordStore, RunContext
 from loopline.registry import CHALLENGER, CHAMPION
 from loopline.spec.sections import ShadowSpec
 from loopline.streaming.actions import Consumers, shadow_consumers
-from loopline.streaming.prediction_log import Logged, PredictionLog
 from loopline.streaming.shadow import shadow_path, wanted_shadow
 from support.judged_versions import SPEC, crown, empty_registry, judge_as, register
+from support.shadow_traffic import shadow_log as write_shadow_log
 
 SHADOWED = SPEC.model_copy(
     update={"promotion": SPEC.promotion.model_copy(update={"shadow": ShadowSpec(min_pairs=200)})}
@@ -46,19 +44,8 @@ def world(s3, tmp_path):
     return registry, move, tmp_path
 
 
-def shadow_log(registry, theirs: np.ndarray, rows: int = 300) -> None:
-    """What a replica's shadow thread writes: the champion's and the challenger's scores of
-    the same events, through the real prediction log writer."""
-    writer = PredictionLog(lambda: registry.store, SHADOWED.data.bucket, log_prefix(SHADOWED),
-                           "slot0-1", SHADOWED.model)  # fmt: skip
-    ids = [f"e{i}" for i in range(rows)]
-    ours = np.linspace(0.0, 1.0, rows, dtype=np.float32)
-    table = pa.table({"amount": pa.array(np.zeros(rows), pa.float32())})
-    now = time.time()
-    for source, scores, version in ((SHADOW_CHAMPION, ours, 1), (SHADOW, theirs, 2)):
-        writer.add(Logged(source, ids, lambda: table, scores, version, [2.0] * rows, now))
-    writer.flush()
-    assert writer.summary()["last_error"] is None
+def shadow_log(registry, theirs: np.ndarray) -> None:
+    write_shadow_log(registry.store, SHADOWED, theirs)
 
 
 def verdict_of(registry, days=None):

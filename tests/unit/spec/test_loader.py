@@ -50,6 +50,12 @@ def mutate(change):
     return build
 
 
+def shadowed(document: dict, **streaming: object) -> None:
+    """A shadow in `document`'s promotion section, and `streaming` changed."""
+    document["promotion"]["shadow"] = {"min_pairs": 100}
+    document["streaming"].update(streaming)
+
+
 BROKEN = [
     pytest.param(
         mutate(lambda d: d["model"]["hyperparameters"].update(epochs="ten")),
@@ -94,6 +100,16 @@ BROKEN = [
         mutate(lambda d: d["streaming"]["replicas"].update(max=8)),
         r"streaming\.replicas\.max \(line \d+\): 8 exceeds partitions \(4\)",
         id="more-replicas-than-partitions",
+    ),
+    pytest.param(
+        mutate(lambda d: shadowed(d, log_predictions=False)),
+        r"promotion\.shadow \(line \d+\): needs a streaming section with log_predictions",
+        id="shadow-without-the-prediction-log",
+    ),
+    pytest.param(
+        mutate(lambda d: shadowed(d, backend="kubernetes", kubernetes={"image": "loopline:1"})),
+        r"promotion\.shadow \(line \d+\): needs local replicas",
+        id="shadow-on-kubernetes",
     ),
     pytest.param(
         mutate(lambda d: d["data"]["columns"][2].update(type="float33")),

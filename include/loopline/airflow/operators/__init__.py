@@ -12,6 +12,13 @@ from loopline.airflow.operators.replay import (
     ReplayDeadLettersOperator,
     ReplayQuarantinedOperator,
 )
+from loopline.airflow.operators.shadow import (
+    ApproveShadowPromotionOperator,
+    JudgeShadowOperator,
+    PromoteChallengerOperator,
+    StartShadowOperator,
+    StopShadowOperator,
+)
 from loopline.airflow.operators.streaming import (
     ChooseConsumerActionOperator,
     DeployConsumersOperator,
@@ -38,6 +45,7 @@ from loopline.airflow.operators.validation import (
 
 __all__ = [
     "ApprovePromotionOperator",
+    "ApproveShadowPromotionOperator",
     "BatchScoreOperator",
     "ChooseConsumerActionOperator",
     "ChooseReplayOperator",
@@ -46,8 +54,10 @@ __all__ = [
     "DriftReportOperator",
     "GroupLandedOperator",
     "JudgeCandidateOperator",
+    "JudgeShadowOperator",
     "LandDemoBatchOperator",
     "MonitorConsumersOperator",
+    "PromoteChallengerOperator",
     "PromoteOperator",
     "PublishValidatedOperator",
     "ReplayDeadLettersOperator",
@@ -56,7 +66,9 @@ __all__ = [
     "RollConsumersOperator",
     "RollbackChampionOperator",
     "ScaleConsumersOperator",
+    "StartShadowOperator",
     "StopConsumersOperator",
+    "StopShadowOperator",
     "TrainModelOperator",
     "TrainingSnapshotOperator",
     "ValidateFilesOperator",
