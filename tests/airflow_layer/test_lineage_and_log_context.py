@@ -128,7 +128,13 @@ def test_a_rollback_reports_the_versions_and_logs_them_on_every_line(
 
 
 # Tasks that read and write no data: branches, the approval form, the trigger of a train run.
-NO_DATA = {"approve_promotion", "retrain_on_drift", "choose_consumer_action", "choose_replay"}
+NO_DATA = {
+    "approve_promotion",
+    "approve_shadow_promotion",
+    "retrain_on_drift",
+    "choose_consumer_action",
+    "choose_replay",
+}
 
 
 def test_every_operator_that_touches_data_reports_its_datasets() -> None:
