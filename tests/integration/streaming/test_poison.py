@@ -163,7 +163,13 @@ def test_a_record_that_kills_its_replica_twice_is_dead_lettered_the_third_time(
         supervisor.terminate()
         supervisor.wait(timeout=60)
 
-    assert {p["event_id"] for p in predictions} == set(events)
+    missing = sorted(set(events) - {p["event_id"] for p in predictions})
+    # Seen once in a full CI run under load (2026-12-07): events after the killer still
+    # unscored after 120 s. Say enough to tell a slow restart from a lost event next time.
+    story = (f"{len(missing)} of {len(events)} events unscored ({missing[:3]} .. {missing[-3:]}); "
+             f"dead letters {[d['key'] for d in letters]}; supervisor {read_status(status_file)}; "
+             f"heartbeat crashes {beat.get('crashes')}, events {beat.get('events')}")  # fmt: skip
+    assert not missing, story
     assert [d["key"] for d in letters] == ["killer"]
     offset = letters[0]["offset"]
     assert letters[0]["reason"].startswith("a replica died 2 times reading or scoring it")
