@@ -31,7 +31,8 @@ RAISES_ON, NAN_ON = 666.0, 777.0
 
 
 def streaming_spec(name: str):
-    """One partition and one replica: the killed replica's record comes back to it."""
+    """One replica: the killed replica's record comes back to it. (The broker creates the
+    topic on first use with its own default, 4 partitions; the one replica holds them all.)"""
     one = DEMO.streaming.replicas.model_copy(update={"min": 1, "max": 1})
     return streams.streaming_spec(name, partitions=1, replicas=one, session_timeout_ms=2000)
 
@@ -104,12 +105,13 @@ def test_hostile_events_become_dead_letters_and_every_other_event_is_scored(
 # on one amount, run under the real supervisor.
 CRASHING_REPLICA = textwrap.dedent(
     """
-    import os, signal, sys, threading
+    import logging, os, signal, sys, threading
     from pathlib import Path
     import numpy as np
     from loopline.spec.sections import PipelineSpec
     from loopline.streaming.consumer import Replica, ScoringConsumer
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
     spec = PipelineSpec.model_validate_json(Path(sys.argv[1]).read_text())
     bootstrap, state = sys.argv[2], Path(sys.argv[3])
 
@@ -142,10 +144,11 @@ def test_a_record_that_kills_its_replica_twice_is_dead_lettered_the_third_time(
     (spec_file := tmp_path / "spec.json").write_text(spec.model_dump_json())
     (script := tmp_path / "replica.py").write_text(CRASHING_REPLICA)
     status_file = tmp_path / "supervisor.json"
+    log_file = (tmp_path / "replicas.log").open("wb")  # the supervisor's and replicas' logs
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "loopline.runtime.supervise", "--status-file", str(status_file),
          "--", sys.executable, str(script), str(spec_file), kafka_broker.bootstrap, str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=log_file, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         predictions = read_topic(
@@ -162,13 +165,15 @@ def test_a_record_that_kills_its_replica_twice_is_dead_lettered_the_third_time(
     finally:
         supervisor.terminate()
         supervisor.wait(timeout=60)
+        log_file.close()
 
     missing = sorted(set(events) - {p["event_id"] for p in predictions})
     # Seen once in a full CI run under load (2026-12-07): events after the killer still
     # unscored after 120 s. Say enough to tell a slow restart from a lost event next time.
     story = (f"{len(missing)} of {len(events)} events unscored ({missing[:3]} .. {missing[-3:]}); "
              f"dead letters {[d['key'] for d in letters]}; supervisor {read_status(status_file)}; "
-             f"heartbeat crashes {beat.get('crashes')}, events {beat.get('events')}")  # fmt: skip
+             f"heartbeat crashes {beat.get('crashes')}, events {beat.get('events')}; "
+             f"the replicas' log ends:\n{_tail(tmp_path / 'replicas.log')}")  # fmt: skip
     assert not missing, story
     assert [d["key"] for d in letters] == ["killer"]
     offset = letters[0]["offset"]
@@ -178,3 +183,7 @@ def test_a_record_that_kills_its_replica_twice_is_dead_lettered_the_third_time(
     crashes = [(c["partition"], c["first"], c["last"]) for c in beat["crashes"]]
     assert crashes[-1] == (0, offset, offset) and crashes[0][1] <= offset <= crashes[0][2]
     assert not Path(tmp_path / spec.name / "replica-0.inflight.json").exists()
+
+
+def _tail(log: Path, lines: int = 60) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
