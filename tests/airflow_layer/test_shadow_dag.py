@@ -121,11 +121,14 @@ def test_too_few_pairs_is_pending_and_leaves_the_challenger_in_shadow(world) -> 
     wanted = wanted_shadow(shadow_file(tmp_path))
     assert wanted is not None and (wanted.version, wanted.share) == (v2, 0.25)
 
-    # An hour later, still pending: the shadow is not started again (one streaming record).
+    # An hour later, still pending: the shadow is not started again ("no_change", recorded).
     again = dag.test(logical_date=datetime.now(UTC) - timedelta(minutes=5))
     assert states(again)["start_shadow"] == "success"
     streaming = RecordStore(registry.store, "loopline").records("card_fraud", RecordStage.STREAMING)
-    assert [r.run_id for r in streaming] == [run.run_id]
+    assert [(r.run_id, r.verdict) for r in streaming] == [
+        (run.run_id, "done"),
+        (again.run_id, "no_change"),
+    ]
 
 
 def test_a_failing_verdict_ends_the_shadow_and_keeps_the_champion(world) -> None:

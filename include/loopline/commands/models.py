@@ -75,18 +75,17 @@ def _show(registry: ModelRegistry, name: str, which: str) -> None:
 def _shadow(registry: ModelRegistry, spec: PipelineSpec, which: str, days: int) -> int:
     """Judge `which` (default: the challenger) on its shadow scores of the last `days` days
     against the champion's, record the verdict and print it; 1 unless it passed."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from loopline.commands.consumers import cli_run
-    from loopline.promotion.shadow import judge_shadow, record_shadow_verdict
+    from loopline.promotion.shadow import judge_shadow, last_days, record_shadow_verdict
 
     if spec.promotion.shadow is None:
         raise RegistryError(f"{spec.name} has no promotion.shadow section: nothing to judge by")
     version, champion = registry.resolve(spec.name, which), registry.alias(spec.name, CHAMPION)
     if champion is None or champion == version:
         raise RegistryError(f"v{version} has no champion to be compared with")
-    today = datetime.now(UTC).date()
-    window = [today - timedelta(days=n) for n in range(max(days, 1))]
+    window = last_days(datetime.now(UTC).date(), days)
     verdict = judge_shadow(registry.store, spec, version, champion, window)
     record = record_shadow_verdict(
         registry.store, spec.data.bucket, verdict, cli_run(spec, "shadow")

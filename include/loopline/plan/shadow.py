@@ -24,7 +24,14 @@ from loopline.plan.tasks import (
     StopShadow,
     XCom,
 )
-from loopline.plan.vocabulary import DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.plan.vocabulary import (
+    DagPlan,
+    PipelineTarget,
+    Stage,
+    TaskPlan,
+    approval_step,
+    dag_plan,
+)
 from loopline.spec.sections import PipelineSpec
 
 # Shadow pairs accrue with live traffic, over hours: hourly bounds how long a challenger that
@@ -79,15 +86,13 @@ def plan_shadow(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan | None:
     ]
     if promotion.require_approval:
         tasks.append(
-            TaskPlan(
-                "approve",
+            approval_step(
                 ApproveShadowPromotion(
                     spec.name, verdict=XCom("judge_shadow"), approvers=tuple(promotion.approvers)
                 ),
-                upstream=("judge_shadow",),
-                doc_md="A person approves (or rejects) the shadow winner's promotion in the "
-                "Airflow UI"
-                + (f": one of {', '.join(promotion.approvers)}." if promotion.approvers else "."),
+                upstream="judge_shadow",
+                approvers=promotion.approvers,
+                what="the shadow winner's promotion",
             )
         )
     tasks.append(

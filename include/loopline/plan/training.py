@@ -24,7 +24,15 @@ from loopline.plan.tasks import (
     TrainModel,
     XCom,
 )
-from loopline.plan.vocabulary import GPU_POOL, DagPlan, PipelineTarget, Stage, TaskPlan, dag_plan
+from loopline.plan.vocabulary import (
+    GPU_POOL,
+    DagPlan,
+    PipelineTarget,
+    Stage,
+    TaskPlan,
+    approval_step,
+    dag_plan,
+)
 from loopline.spec.sections import HyperParameters, PipelineSpec, TrainingSpec
 
 _FORM = {"section": "Training"}
@@ -109,14 +117,13 @@ def plan_training(spec: PipelineSpec, paths: ProjectPaths) -> DagPlan:
     ]
     if promotion.require_approval:
         tasks.append(
-            TaskPlan(
-                "approve",
+            approval_step(
                 ApprovePromotion(
                     spec.name, judgement=XCom("judge"), approvers=tuple(promotion.approvers)
                 ),
-                upstream=("judge",),
-                doc_md="A person approves (or rejects) the promotion in the Airflow UI"
-                + (f": one of {', '.join(promotion.approvers)}." if promotion.approvers else "."),
+                upstream="judge",
+                approvers=promotion.approvers,
+                what="the promotion",
             )
         )
     tasks.append(

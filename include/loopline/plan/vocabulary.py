@@ -8,7 +8,7 @@ a ``PlanError`` while specs are planned, never a ``None`` pulled at run time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -87,6 +87,18 @@ class TaskPlan:
     def depends_on(self) -> tuple[str, ...]:
         """Direct upstream tasks: the declared ones and those this task is mapped over."""
         return (*self.upstream, *(ref.task_id for ref in self.args.expansions().values()))
+
+
+def approval_step(args: TaskArgs, upstream: str, approvers: Sequence[str], what: str) -> TaskPlan:
+    """The step in which a person approves (or rejects) `what` before it happens
+    (``promotion.require_approval``), named ``approve`` in every DAG that has one."""
+    who = f": one of {', '.join(approvers)}." if approvers else "."
+    return TaskPlan(
+        "approve",
+        args,
+        upstream=(upstream,),
+        doc_md=f"A person approves (or rejects) {what} in the Airflow UI{who}",
+    )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from loopline.runtime.files import write_atomically
 from loopline.streaming.deployment import Deployment, Outcome, version_to_serve
 from loopline.streaming.monitor import MonitorPass, monitor_once, scaling_limits, scaling_window
 from loopline.streaming.scaling import replicas_to_run
-from loopline.streaming.shadow import shadow_path
+from loopline.streaming.shadow import ShadowTarget, shadow_path, wanted_shadow
 from loopline.streaming.topics import ensure_topics
 
 if TYPE_CHECKING:
@@ -180,7 +180,8 @@ def shadow_consumers(
     (None: stop the shadow), for a shadow verdict (`loopline.promotion.shadow`). Only a
     version whose judgement passed and that is not the champion; the share is the spec's
     ``promotion.shadow.share`` unless given. Local replicas follow the pipeline's shadow file
-    within a second; a Kubernetes deployment is refused (not yet)."""
+    within a second; a Kubernetes deployment is refused (not yet). Asked again for the
+    shadow they already follow, nothing changes ("no_change", recorded too)."""
     spec = consumers.spec
     if spec.streaming is not None and spec.streaming.backend == "kubernetes":
         why = "a shadow on Kubernetes replicas is not supported yet: use local replicas"
@@ -201,6 +202,10 @@ def shadow_consumers(
     if servable == "champion":
         why = f"v{model_version} is the champion: a shadow is a challenger beside it"
         return _refused(consumers, run, "shadow", model_version, why)
+    if wanted_shadow(path) == ShadowTarget(model_version, share):  # an hourly run, say
+        step = f"the replicas already shadow v{model_version} on {share:.0%}"
+        return _recorded(consumers, run, Outcome("shadow", "no_change", [step]),
+                         model_version=model_version, share=share)  # fmt: skip
     write_atomically(path, json.dumps({"version": model_version, "share": share}).encode())
     step = f"v{model_version} in shadow on {share:.0%} of events and requests ({servable})"
     return _recorded(consumers, run, Outcome("shadow", "done", [step]),

@@ -99,7 +99,7 @@ def test_the_shadow_action_is_decided_and_recorded(world) -> None:
         raise AssertionError("a shadow needs no deployment handle")
 
     consumers = Consumers(SHADOWED, unused, "127.0.0.1:1", registry, records, tmp_path)
-    runs = iter(RunContext(SHADOWED.name, f"cli-shadow-{n}") for n in range(4))
+    runs = iter(RunContext(SHADOWED.name, f"cli-shadow-{n}") for n in range(6))
     assert shadow_consumers(consumers, next(runs), 1).verdict == "refused"  # the champion
     v3 = register(registry, tmp_path)
     refused = shadow_consumers(consumers, next(runs), v3)
@@ -108,7 +108,10 @@ def test_the_shadow_action_is_decided_and_recorded(world) -> None:
     assert done.verdict == "done" and "25% of events" in done.steps[0]
     wanted = wanted_shadow(shadow_path(tmp_path / "streaming", SHADOWED.name))
     assert wanted is not None and (wanted.version, wanted.share) == (2, 0.25)
+    again = shadow_consumers(consumers, next(runs), 2, share=0.25)  # the next hourly run
+    assert again.verdict == "no_change" and "already shadow v2 on 25%" in again.steps[0]
+    assert shadow_consumers(consumers, next(runs), 2, share=0.5).verdict == "done"  # a new share
     assert shadow_consumers(consumers, next(runs), None).verdict == "done"
     assert wanted_shadow(shadow_path(tmp_path / "streaming", SHADOWED.name)) is None
     verdicts = [r.verdict for r in records.records(SHADOWED.name, RecordStage.STREAMING)]
-    assert verdicts == ["refused", "refused", "done", "done"]
+    assert verdicts == ["refused", "refused", "done", "no_change", "done", "done"]

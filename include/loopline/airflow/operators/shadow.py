@@ -18,19 +18,18 @@ from loopline.airflow.lineage import NOTHING, TaskLineage, model_version
 from loopline.airflow.log_context import bind_model_version
 from loopline.airflow.operators.arguments import typed
 from loopline.airflow.operators.base import PipelineOperator
-from loopline.airflow.operators.streaming import ConsumersOperator, _finish
+from loopline.airflow.operators.streaming import ConsumersOperator, finish_action
 from loopline.airflow.operators.training import (
     SUMMARY_KEY,
     ApprovePromotionOperator,
-    _alias_moved,
-    _announce_move,
+    alias_moved_lineage,
+    announce_champion_move,
 )
 from loopline.plan.shadow import ShadowArguments
 from loopline.registry.layout import CHAMPION
 
 if TYPE_CHECKING:
     from loopline.promotion.shadow import ShadowVerdict
-    from loopline.streaming.shadow import ShadowTarget
 
 
 def _verdict(payload: Any) -> ShadowVerdict:
@@ -56,30 +55,10 @@ class StartShadowOperator(ConsumersOperator):
             )
         bind_model_version(challenger.version)
         self.log.info("%s", challenger.reason)
-        shadowed, share = self._shadowed(), self._share()
-        if shadowed is not None and (shadowed.version, shadowed.share) == (
-            challenger.version,
-            share,
-        ):
-            self.log.info(
-                "the replicas already shadow v%d on %.0f%%", shadowed.version, share * 100
-            )
-        else:
-            _finish(
-                self,
-                shadow_consumers(self.consumers, self.run_context(context), challenger.version),
-            )
+        finish_action(
+            self, shadow_consumers(self.consumers, self.run_context(context), challenger.version)
+        )
         return challenger.model_dump(mode="json")
-
-    def _shadowed(self) -> ShadowTarget | None:
-        """The shadow the replicas follow now (their shadow file)."""
-        from loopline.streaming.shadow import shadow_path, wanted_shadow
-
-        return wanted_shadow(shadow_path(self.consumers.state / "streaming", self.spec.name))
-
-    def _share(self) -> float:
-        rules = self.spec.promotion.shadow
-        return rules.share if rules is not None else 1.0
 
     def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
         """The challenger put in shadow."""
@@ -190,11 +169,13 @@ class PromoteChallengerOperator(PipelineOperator):
         except RegistryError as exc:  # the champion moved or was rolled back: a retry agrees
             raise AirflowFailException(str(exc)) from exc
         self.keep_outcome({"version": verdict.version})
-        return _announce_move(self, context, move)
+        return announce_champion_move(self, context, move)
 
     def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
         """The version promoted, and the champion alias."""
-        return NOTHING if outcome is None else _alias_moved(self, outcome["version"], CHAMPION)
+        return (
+            NOTHING if outcome is None else alias_moved_lineage(self, outcome["version"], CHAMPION)
+        )
 
 
 class StopShadowOperator(ConsumersOperator):
@@ -221,7 +202,9 @@ class StopShadowOperator(ConsumersOperator):
         if shadowed is None or shadowed.version != verdict.version:
             now = f"v{shadowed.version}" if shadowed else "none"
             raise AirflowSkipException(f"v{verdict.version} is not in shadow (now: {now})")
-        return _finish(self, shadow_consumers(self.consumers, self.run_context(context), None))
+        return finish_action(
+            self, shadow_consumers(self.consumers, self.run_context(context), None)
+        )
 
     def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
         return NOTHING

@@ -138,7 +138,7 @@ class DeployConsumersOperator(ConsumersOperator):
         args, run = typed(self, SizeArguments), self.run_context(context)
         bind_model_version(args.model_version)
         outcome = deploy_consumers(self.consumers, run, args.model_version, args.replicas)
-        return _finish(self, outcome)
+        return finish_action(self, outcome)
 
 
 class RollConsumersOperator(ConsumersOperator):
@@ -171,7 +171,7 @@ class RollConsumersOperator(ConsumersOperator):
         args, run = typed(self, VersionArguments), self.run_context(context)
         bind_model_version(args.model_version)
         outcome = roll_consumers(self.consumers, run, args.model_version)
-        return _finish(self, outcome)
+        return finish_action(self, outcome)
 
 
 class ScaleConsumersOperator(ConsumersOperator):
@@ -209,7 +209,7 @@ class ScaleConsumersOperator(ConsumersOperator):
         args, run = typed(self, SizeArguments), self.run_context(context)
         bind_model_version(args.model_version)
         outcome = scale_consumers(self.consumers, run, args.replicas, args.model_version)
-        return _finish(self, outcome)
+        return finish_action(self, outcome)
 
 
 class StopConsumersOperator(ConsumersOperator):
@@ -227,7 +227,7 @@ class StopConsumersOperator(ConsumersOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from loopline.streaming.actions import stop_consumers
 
-        return _finish(self, stop_consumers(self.consumers, self.run_context(context)))
+        return finish_action(self, stop_consumers(self.consumers, self.run_context(context)))
 
     def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
         """Stopping reads and writes nothing."""
@@ -301,7 +301,7 @@ class ChooseConsumerActionOperator(BaseBranchOperator):
         return self.branches[action]
 
 
-def _finish(operator: PipelineOperator, outcome: Outcome) -> dict[str, Any]:
+def finish_action(operator: PipelineOperator, outcome: Outcome) -> dict[str, Any]:
     """Log what an action did; fail the task where it did not do what was asked."""
     for step in outcome.steps:
         operator.log.info("%s", step)

@@ -209,14 +209,14 @@ class PromoteOperator(PipelineOperator):
             raise AirflowSkipException(
                 f"version {judgement.version} not promoted (now challenger): {move.reason}"
             )
-        return _announce_move(self, context, move)
+        return announce_champion_move(self, context, move)
 
     def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
         """The judged version, and the alias it went to: champion, or challenger (then this
         task is skipped)."""
         if outcome is None:
             return NOTHING
-        return _alias_moved(self, outcome["version"], outcome["alias"])
+        return alias_moved_lineage(self, outcome["version"], outcome["alias"])
 
 
 class RollbackChampionOperator(PipelineOperator):
@@ -237,14 +237,16 @@ class RollbackChampionOperator(PipelineOperator):
         reason = typed(self, RollbackParams).reason or "rollback"
         move = roll_back_champion(self.registry, self.spec, reason, self.run_context(context))
         bind_model_version(move.version)
-        return _announce_move(self, context, move)
+        return announce_champion_move(self, context, move)
 
     def lineage(self, run_id: str | None, outcome: Any) -> TaskLineage:
-        """The version restored (`_announce_move`'s summary), and the champion alias."""
-        return NOTHING if outcome is None else _alias_moved(self, outcome["version"], CHAMPION)
+        """The version restored (`announce_champion_move`'s summary), and the champion alias."""
+        return (
+            NOTHING if outcome is None else alias_moved_lineage(self, outcome["version"], CHAMPION)
+        )
 
 
-def _alias_moved(operator: PipelineOperator, version: Any, alias: str) -> TaskLineage:
+def alias_moved_lineage(operator: PipelineOperator, version: Any, alias: str) -> TaskLineage:
     """A version read, an alias (its log of moves) written."""
     bucket, name = operator.spec.data.bucket, operator.spec.name
     return TaskLineage.of(
@@ -252,7 +254,9 @@ def _alias_moved(operator: PipelineOperator, version: Any, alias: str) -> TaskLi
     )
 
 
-def _announce_move(operator: PipelineOperator, context: Context, move: AliasMove) -> dict[str, Any]:
+def announce_champion_move(
+    operator: PipelineOperator, context: Context, move: AliasMove
+) -> dict[str, Any]:
     """Put the champion's move on the task's asset events and in its log."""
     extra = {"version": move.version, "previous": move.previous, "action": move.action}
     announce(context, operator.outlets, extra)
