@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(PYTHON) -m uv
 STAMP  := $(VENV)/.loopline-installed
 
-.PHONY: install bytecode prometheus oip-clients run stop status test test-fast lint audit bench lock clean
+.PHONY: install bytecode prometheus oip-clients browser run stop status test test-fast lint audit bench lock clean
 
 install: $(STAMP)
 
@@ -55,6 +55,15 @@ $(OIP_CLIENTS_STAMP): requirements-oip-clients.lock
 		&& touch $@ \
 		|| echo "!!  could not install the OIP clients into $(OIP_CLIENTS_DIR); their tests skip"
 
+# Chromium for the browser tests (Playwright drives it; its own browser download is not
+# used): Debian's package, installed where it is missing and apt-get may install (root). Soft
+# like Prometheus: without it those tests skip (LOOPLINE_TEST_REQUIRE_BROWSER makes them fail).
+browser:
+	@test -x /usr/bin/chromium || { \
+		echo "==> Installing Chromium (Debian's package) for the browser tests (first time: a minute)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "!!  could not install chromium (apt-get install chromium); the browser tests skip"; }
+
 run: install bytecode prometheus ## start S3, Kafka broker, Airflow and Prometheus; seed demo data
 	@$(BIN)/loopline stack up
 
@@ -72,7 +81,7 @@ status:
 # (--dist loadgroup would be finer, but pytest-xdist 3.8 cannot rename pytest 9's node ids:
 # its groups are ignored.)
 TEST_WORKERS ?= auto
-test: install bytecode prometheus oip-clients ## every test, the real servers included
+test: install bytecode prometheus oip-clients browser ## every test, the real servers included
 	@$(BIN)/pytest tests/unit
 	@$(BIN)/pytest --ignore=tests/unit -n $(TEST_WORKERS) --dist loadscope
 

@@ -436,6 +436,48 @@ class TheLoopAsTheReadmeWalksIt:
         assert f"card_fraud.validate {run_id}: verdict try 1 failed" in debug
         assert "upstream-semicolons.csv" in debug and "transaction_id;amount" in debug
 
+    def test_the_loopline_view_shows_the_loop_to_logged_in_users_only(self, stack) -> None:
+        """The view's routes on the real api-server: 401 without a login; the admin and the
+        read-only viewer see the pipeline the loop above left (a champion, a retraining
+        drift audit with its report as a sandboxed download, the quarantined file); the
+        viewer's rollback, through Airflow's REST API as the view's button sends it, is
+        refused by Airflow itself."""
+        import httpx
+
+        local, _ = stack
+        admin, viewer = local.api(), local.api(viewer=True)
+        anonymous = httpx.get(f"{local.config.airflow_url}/loopline/api/pipelines/card_fraud")
+        assert anonymous.status_code == 401
+        plugins = admin.call("GET", "/api/v2/plugins")["plugins"]
+        views = [app for p in plugins if p["name"] == "loopline" for app in p["react_apps"]]
+        assert {v["destination"] for v in views} == {"nav", "dag"}
+        bundle = viewer.request("GET", f"/{views[0]['bundle_url']}")
+        assert bundle.status_code == 200 and "globalThis.Loopline" in bundle.text
+        assert [p["name"] for p in viewer.call("GET", "/loopline/api/pipelines")] == ["card_fraud"]
+        seen = viewer.call("GET", "/loopline/api/pipelines/card_fraud")
+        assert seen["champion"] is not None and seen["versions"] and seen["cost"]
+        audit = next(a for a in seen["drift"] if a["verdict"] == "retrain")
+        assert audit["drifted_share"] > 0 and audit["features"]
+        assert any(v["verdict"] == "quarantined" and v["report"] for v in seen["validations"])
+
+        def report_written() -> bool:
+            path = f"/loopline/api/pipelines/card_fraud/reports/drift/{audit['run_id']}"
+            return viewer.request("GET", path).status_code == 200
+
+        wait_for(report_written, timeout=300)  # the audit's report task may still be running
+        report = viewer.request(
+            "GET", f"/loopline/api/pipelines/card_fraud/reports/drift/{audit['run_id']}"
+        )
+        assert report.headers["content-security-policy"] == "sandbox"
+        assert report.headers["content-disposition"].startswith("attachment;")
+        assert b"<html" in report.content[:2000].lower()
+        rollback = viewer.request(
+            "POST",
+            "/api/v2/dags/card_fraud.rollback/dagRuns",
+            json={"logical_date": None, "conf": {"reason": "a viewer tries"}},
+        )
+        assert rollback.status_code == 403
+
     def test_prometheus_answers_for_every_metric_of_the_dashboard(self, stack) -> None:
         """The stack's Prometheus scrapes the exporter (records as metrics, Airflow's own metrics
         sent over OTLP) and the replicas: it answers for each metric the Grafana dashboard reads.

@@ -58,6 +58,14 @@ class RecordStore:
         selected = [r for r in found if run_id is None or r.run_id == run_id]
         yield from sorted(selected, key=lambda record: (record.started_at, record.ended_at))
 
+    def latest(self, pipeline: str, stage: RecordStage, limit: int) -> list[StageRecord]:
+        """The `limit` records of one stage written last, oldest first: a view of a pipeline
+        that has run for months reads a page, not every record it ever wrote."""
+        listed = self.store.list_modified(self.bucket, self.stage_prefix(pipeline, stage))
+        newest = sorted((when, key) for key, when in listed if key.endswith(".json"))[-limit:]
+        found = [self._parse(key) for _, key in newest]
+        return sorted(found, key=lambda record: (record.started_at, record.ended_at))
+
     def _parse(self, key: str) -> StageRecord:
         try:
             return StageRecord.model_validate_json(self.store.get(self.bucket, key))

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from loopline.runtime.files import open_private_log
-from loopline.stack.config import ADMIN_USER, HOST, StackConfig, write_secret
+from loopline.stack.config import ADMIN_USER, HOST, VIEWER_USER, StackConfig, write_secret
 from loopline.stack.console import echo
 
 
@@ -34,7 +34,7 @@ def airflow_environment(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": c.state.fernet_key,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{VIEWER_USER}:viewer",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{c.airflow_url}/execution/",
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(c.state.ports["airflow"]),
@@ -114,6 +114,8 @@ def migrate_metadata_db(config: StackConfig, log: Path) -> None:
 
 
 def write_admin_login(config: StackConfig) -> None:
-    """Pin the admin's password: Airflow's simple auth manager would generate a new one here."""
+    """Pin the admin's and the viewer's passwords: Airflow's simple auth manager would
+    generate new ones here."""
     passwords = config.airflow_home / "simple_auth_manager_passwords.json.generated"
-    write_secret(passwords, json.dumps({ADMIN_USER: config.state.admin_password}))
+    logins = {ADMIN_USER: config.state.admin_password, VIEWER_USER: config.state.viewer_password}
+    write_secret(passwords, json.dumps(logins))

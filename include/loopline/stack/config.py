@@ -35,6 +35,9 @@ DEFAULT_PORTS = {
 PORT_ENV = {name: f"LOOPLINE_{name.upper()}_PORT" for name in DEFAULT_PORTS}
 HOST = "127.0.0.1"
 ADMIN_USER = "admin"
+# A read-only login (Airflow's "viewer" role): sees every DAG, run and the Loopline view,
+# triggers, approves and rolls back nothing.
+VIEWER_USER = "viewer"
 S3_ACCESS_KEY = "loopline"
 S3_SECRET_KEY = "loopline-local-secret"
 
@@ -49,6 +52,7 @@ class StackState:
     fernet_key: str
     database_url: str | None = None  # None: SQLite under the state folder
     spark_connect_token: str = ""  # the Spark Connect server's pre-shared token
+    viewer_password: str = ""  # VIEWER_USER's
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,9 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
         if not state.spark_connect_token:  # a state folder from before the Connect server
             state = replace(state, spark_connect_token=secrets.token_urlsafe(24))
             write_secret(state_file, json.dumps(asdict(state), indent=2))
+        if not state.viewer_password:  # a state folder from before the viewer login
+            state = replace(state, viewer_password=secrets.token_urlsafe(12))
+            write_secret(state_file, json.dumps(asdict(state), indent=2))
     else:
         state = StackState(
             ports=_choose_ports(),
@@ -176,6 +183,7 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
             # later runs use the same database without the variable.
             database_url=os.environ.get("LOOPLINE_DATABASE_URL") or None,
             spark_connect_token=secrets.token_urlsafe(24),
+            viewer_password=secrets.token_urlsafe(12),
         )
         write_secret(state_file, json.dumps(asdict(state), indent=2))
     return StackConfig(project_root, state_dir, state)

@@ -32,6 +32,7 @@ from loopline.stack.config import (
     HOST,
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
+    VIEWER_USER,
     StackConfig,
     stack_s3_client,
 )
@@ -93,7 +94,12 @@ class LocalStack:
             api.close()
         self._print_welcome()
 
-    def api(self) -> AirflowApi:
+    def api(self, viewer: bool = False) -> AirflowApi:
+        """Airflow's REST API as the admin (or, with `viewer`, as the read-only login)."""
+        if viewer:
+            return AirflowApi(
+                self.config.airflow_url, VIEWER_USER, self.config.state.viewer_password
+            )
         return AirflowApi(self.config.airflow_url, ADMIN_USER, self.config.state.admin_password)
 
     def s3_client(self) -> BaseClient:
@@ -288,7 +294,9 @@ class LocalStack:
         c = self.config
         echo("")
         echo(f"Loopline is running. Airflow UI: {c.airflow_url}")
-        echo(f"  log in as {ADMIN_USER} / {c.state.admin_password}")
+        echo(f"  log in as {ADMIN_USER} / {c.state.admin_password}"
+             f" (read-only: {VIEWER_USER} / {c.state.viewer_password})")  # fmt: skip
+        echo(f"  the Loopline view: {c.airflow_url}/plugin/loopline")
         echo(f"  S3 endpoint {c.s3_endpoint} (key {S3_ACCESS_KEY}, secret {S3_SECRET_KEY})")
         echo(f"  Kafka bootstrap {c.kafka_bootstrap}")
         echo(f"  Spark Connect {c.spark_connect_address} (batch scoring's engine)")

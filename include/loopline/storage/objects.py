@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from botocore.client import BaseClient  # boto3 ships no types: Any to mypy
 
 log = logging.getLogger(__name__)
@@ -391,6 +393,13 @@ class ObjectStore:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield item["Key"], item["Size"]
+
+    def list_modified(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """(key, when it was last written) of every object under `prefix`."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many."""

@@ -31,7 +31,21 @@ def test_secrets_at_rest_are_readable_by_their_owner_only(tmp_path: Path) -> Non
     write_admin_login(config)
     [passwords] = config.airflow_home.glob("simple_auth_manager_passwords*")
     assert mode(passwords) == 0o600
-    assert json.loads(passwords.read_text()) == {"admin": config.state.admin_password}
+    assert json.loads(passwords.read_text()) == {
+        "admin": config.state.admin_password,
+        "viewer": config.state.viewer_password,
+    }
+    assert len({config.state.admin_password, config.state.viewer_password}) == 2
+
+
+def test_a_state_file_from_before_the_viewer_login_gets_a_viewer_password(tmp_path: Path) -> None:
+    first = load_config(PROJECT_ROOT, tmp_path)
+    state = json.loads((tmp_path / "stack.json").read_text())
+    del state["viewer_password"]
+    (tmp_path / "stack.json").write_text(json.dumps(state))
+    again = load_config(PROJECT_ROOT, tmp_path)
+    assert again.state.viewer_password and again.state.admin_password == first.state.admin_password
+    assert load_config(PROJECT_ROOT, tmp_path).state.viewer_password == again.state.viewer_password
 
 
 def test_a_state_file_left_world_readable_by_an_older_version_is_closed(tmp_path: Path) -> None:
