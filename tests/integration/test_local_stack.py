@@ -478,6 +478,59 @@ class TheLoopAsTheReadmeWalksIt:
         )
         assert rollback.status_code == 403
 
+    def test_in_a_browser_the_trigger_form_runs_and_the_view_refuses_a_viewer(
+        self, stack, tmp_path
+    ) -> None:
+        """Headless Chromium through the UI as people use it: the admin logs in on Airflow's
+        login form, triggers the demo feed from Airflow's own trigger form with a Param
+        changed (and a run id of their own), and the run succeeds with that Param; the
+        Loopline view shows the champion; the viewer's Roll back button is refused by
+        Airflow (403, shown in the view). Screenshots go to LOOPLINE_SCREENSHOTS (the docs'
+        come from here) or the test's folder."""
+        from loopline.stack.config import ADMIN_USER, VIEWER_USER
+        from support.browser import browser, log_in
+
+        local, _ = stack
+        url, state = local.config.airflow_url, local.config.state
+        shots = Path(os.environ.get("LOOPLINE_SCREENSHOTS") or tmp_path)
+        shots.mkdir(parents=True, exist_ok=True)
+        run_id = f"browser__{uuid.uuid4().hex[:8]}"
+        with browser() as chromium:
+            admin = chromium.new_page(viewport={"width": 1400, "height": 1000})
+            log_in(admin, url, ADMIN_USER, state.admin_password)
+            admin.goto(f"{url}/dags/card_fraud.demo_feed")
+            admin.get_by_role("button", name="Trigger").first.click()
+            admin.get_by_text("Batch", exact=True).click()  # the Params' section
+            rows = admin.locator('[id="number-input:element_rows:inc"]').get_attribute(
+                "aria-controls"
+            )
+            admin.locator(f'[id="{rows}"]').fill("1234")
+            admin.get_by_text("Advanced Options", exact=True).click()
+            admin.locator("input[name=dagRunId]").fill(run_id)
+            admin.screenshot(path=shots / "trigger-form.png")
+            admin.locator("[data-testid=trigger-dag-submit]").click()
+            api = local.api()
+            wait_for(lambda: run_exists(api, "card_fraud.demo_feed", run_id), timeout=60)
+            assert api.wait_for_run("card_fraud.demo_feed", run_id, timeout=300) == "success"
+            run = api.call("GET", f"/api/v2/dags/card_fraud.demo_feed/dagRuns/{run_id}")
+            assert run["conf"]["rows"] == 1234
+
+            admin.goto(f"{url}/plugin/loopline")
+            models = admin.locator("[data-testid=models]")
+            models.get_by_text("champion", exact=True).first.wait_for(timeout=60_000)
+            assert "v" in admin.locator("[data-testid=aliases]").inner_text()
+            admin.screenshot(path=shots / "loopline-view.png", full_page=True)
+
+            viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            log_in(viewer, url, VIEWER_USER, state.viewer_password)
+            viewer.goto(f"{url}/plugin/loopline")
+            viewer.on("dialog", lambda dialog: dialog.accept("a viewer tries"))
+            viewer.locator("[data-testid=rollback]").click()
+            said = viewer.locator("[data-testid=rollback-state]")
+            said.get_by_text("refused", exact=False).wait_for(timeout=30_000)
+            assert said.inner_text().startswith("refused: 403")
+            viewer.screenshot(path=shots / "viewer-refused.png")
+
     def test_prometheus_answers_for_every_metric_of_the_dashboard(self, stack) -> None:
         """The stack's Prometheus scrapes the exporter (records as metrics, Airflow's own metrics
         sent over OTLP) and the replicas: it answers for each metric the Grafana dashboard reads.

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 PAGE = 20  # records of each stage read for the view: the newest ones
 TOP_FEATURES = 8  # features of a version's importance shown
+COST_PAGES = 10  # cost records: one per task try, so more of them (the newest 200 tries)
 
 
 class VersionRow(BaseModel):
@@ -151,7 +152,7 @@ def pipeline_overview(spec: PipelineSpec, store: ObjectStore, page: int = PAGE) 
         validations=[_decision(r, report=_has_report(r)) for r in latest(RecordStage.VALIDATION)],
         drift=[_drift_point(r) for r in latest(RecordStage.DRIFT) if r.subject == "run"],
         deployment=_deployment(latest(RecordStage.STREAMING)),
-        cost=_cost(latest(RecordStage.COST, limit=page * 25)),
+        cost=_cost(latest(RecordStage.COST, limit=page * COST_PAGES)),
         failures=[_failure(r) for r in latest(RecordStage.FAILURE)][::-1],
     )
 

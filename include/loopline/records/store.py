@@ -6,6 +6,7 @@ A retried task writes its record again (the newest try wins); everything else is
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import ValidationError
 
@@ -18,6 +19,9 @@ RECORDS_PREFIX = "records/"
 
 class RecordError(Exception):
     """A record that is missing or not a record."""
+
+
+READERS = 8  # records read at once by `latest`
 
 
 class RecordStore:
@@ -63,7 +67,9 @@ class RecordStore:
         that has run for months reads a page, not every record it ever wrote."""
         listed = self.store.list_modified(self.bucket, self.stage_prefix(pipeline, stage))
         newest = sorted((when, key) for key, when in listed if key.endswith(".json"))[-limit:]
-        found = [self._parse(key) for _, key in newest]
+        # One GET each: a few at once (boto3's clients are thread-safe), a page in ~100 ms.
+        with ThreadPoolExecutor(max_workers=READERS) as readers:
+            found = list(readers.map(self._parse, [key for _, key in newest]))
         return sorted(found, key=lambda record: (record.started_at, record.ended_at))
 
     def _parse(self, key: str) -> StageRecord:
