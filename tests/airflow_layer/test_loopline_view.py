@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 from fastapi import Header, HTTPException
 from fastapi.testclient import TestClient
 from loopline.airflow.ui.view import create_app
@@ -108,12 +110,32 @@ def as_header_user(x_user: str | None = Header(default=None)) -> str:
     return x_user
 
 
+READERS = {("ana", "card_fraud"), ("ana", "third"), ("bo", "third")}  # (user, pipeline)
+
+
 @pytest.fixture
-def client(world) -> TestClient:
-    """The view's app over the project's own pipelines; only "ana" may read card_fraud."""
-    app = create_app(PIPELINES, lambda: world, user=as_header_user,
-                     authorize=lambda who, pipeline: who == "ana")  # fmt: skip
+def client(world, tmp_path) -> TestClient:
+    """The view's app over two pipelines, the demo's and a "third" with data places of its
+    own (as ``loopline spec check`` wants them); ana may read both, bo only the third."""
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    shutil.copy(PIPELINES / "card_fraud.yaml", folder)
+    shutil.copytree(PIPELINES.parent / "expectations", tmp_path / "expectations")
+    third = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    third["name"] = "third"
+    third["data"] |= {f"{zone}_prefix": f"third/{zone}/" for zone in ZONES}
+    third["data"].pop("archive_prefix")
+    third["batch_inference"]["output_prefix"] = "third/predictions/"
+    (folder / "third.yaml").write_text(yaml.safe_dump(third, sort_keys=False))
+
+    def reads(who: str, pipeline) -> bool:
+        return (who, pipeline.spec.name) in READERS
+
+    app = create_app(folder, lambda: world, user=as_header_user, authorize=reads)
     return TestClient(app)
+
+
+ZONES = ("landing", "validated", "quarantine")
 
 
 ROUTES = [
@@ -130,14 +152,17 @@ def test_every_route_refuses_an_anonymous_caller(client, route) -> None:
 
 
 def test_a_user_sees_only_the_pipelines_they_may_read(client) -> None:
-    assert [p["name"] for p in client.get("/api/pipelines", headers={"x-user": "ana"}).json()] == [
-        "card_fraud"
-    ]
-    assert client.get("/api/pipelines", headers={"x-user": "bo"}).json() == []
+    def listed(user: str) -> list[str]:
+        return [p["name"] for p in client.get("/api/pipelines", headers={"x-user": user}).json()]
+
+    assert (listed("ana"), listed("bo"), listed("cy")) == (["card_fraud", "third"], ["third"], [])
     refused = client.get("/api/pipelines/card_fraud", headers={"x-user": "bo"})
     assert refused.status_code == 403 and "amount" not in refused.text
     shown = client.get("/api/pipelines/card_fraud", headers={"x-user": "ana"}).json()
     assert shown["champion"] == 1 and shown["dags"]["rollback"] == "card_fraud.rollback"
+    # The third pipeline's view holds none of card_fraud's data, though they share a bucket.
+    third = client.get("/api/pipelines/third", headers={"x-user": "bo"}).json()
+    assert (third["champion"], third["versions"], third["drift"]) == (None, [], [])
     assert client.get("/api/pipelines/nope", headers={"x-user": "ana"}).status_code == 404
 
 
