@@ -102,6 +102,10 @@ def test_the_overview_holds_each_section_from_the_records(world) -> None:
 def test_a_page_of_each_stage_is_read_the_newest(world) -> None:
     seen = pipeline_overview(SPEC, world, page=2)
     assert [p.run_id for p in seen.drift] == ["drift-1", "drift-2"]
+    one = pipeline_overview(SPEC, world, page=1)
+    # The newest version, and the champion though it is older than the page.
+    assert [(v.version, v.alias) for v in one.versions] == [(2, "challenger"), (1, "champion")]
+    assert [p.run_id for p in one.drift] == ["drift-2"]
 
 
 def as_header_user(x_user: str | None = Header(default=None)) -> str:

@@ -144,9 +144,7 @@ def pipeline_overview(spec: PipelineSpec, store: ObjectStore, page: int = PAGE) 
         name=name,
         champion=champion,
         challenger=challenger,
-        versions=[
-            _version_row(v, champion, challenger) for v in registry.versions(name)[-page:][::-1]
-        ],
+        versions=[_version_row(v, champion, challenger) for v in _versions(registry, name, page)],
         alias_history=_alias_history(registry, name, page),
         promotions=[_decision(r) for r in _by_time(decided)[-page:]],
         validations=[_decision(r, report=_has_report(r)) for r in latest(RecordStage.VALIDATION)],
@@ -155,6 +153,16 @@ def pipeline_overview(spec: PipelineSpec, store: ObjectStore, page: int = PAGE) 
         cost=_cost(latest(RecordStage.COST, limit=page * COST_PAGES)),
         failures=[_failure(r) for r in latest(RecordStage.FAILURE)][::-1],
     )
+
+
+def _versions(registry: ModelRegistry, name: str, page: int) -> list[ModelVersion]:
+    """The newest page of versions, newest first, and the champion and challenger wherever
+    they are (a champion can be older than the last `page` candidates)."""
+    shown = registry.versions(name, newest=page)
+    numbers = {version.version for version in shown}
+    aliased = [registry.alias(name, CHAMPION), registry.alias(name, CHALLENGER)]
+    shown += [registry.get(name, n) for n in aliased if n is not None and n not in numbers]
+    return sorted(shown, key=lambda version: -version.version)
 
 
 def _version_row(record: ModelVersion, champion: int | None, challenger: int | None) -> VersionRow:

@@ -158,8 +158,12 @@ class ModelRegistry:
         log.info("registered %s version %d (%d files)", name, version, len(files))
         return metadata
 
-    def versions(self, name: str) -> list[ModelVersion]:
+    def versions(self, name: str, newest: int | None = None) -> list[ModelVersion]:
+        """Every registered version, oldest first; with `newest`, only that many of the
+        latest (one read each: a registry of hundreds of versions lists, then reads a page)."""
         numbers = sorted(self._version_numbers(name, with_metadata=True))
+        if newest is not None:
+            numbers = numbers[-newest:] if newest > 0 else []
         return [self.get(name, number) for number in numbers]
 
     def get(self, name: str, version: int) -> ModelVersion:
