@@ -484,7 +484,8 @@ class TheLoopAsTheReadmeWalksIt:
         """Headless Chromium through the UI as people use it: the admin logs in on Airflow's
         login form, triggers the demo feed from Airflow's own trigger form with a Param
         changed (and a run id of their own), and the run succeeds with that Param; the
-        Loopline view shows the champion; the viewer's Roll back button is refused by
+        Loopline view shows the champion, as a page and as a tab of the pipeline's DAGs; the
+        viewer's Roll back button is refused by
         Airflow (403, shown in the view). Screenshots go to LOOPLINE_SCREENSHOTS (the docs'
         come from here) or the test's folder."""
         from loopline.stack.config import ADMIN_USER, VIEWER_USER
@@ -520,6 +521,10 @@ class TheLoopAsTheReadmeWalksIt:
             models.get_by_text("champion", exact=True).first.wait_for(timeout=60_000)
             assert "v" in admin.locator("[data-testid=aliases]").inner_text()
             admin.screenshot(path=shots / "loopline-view.png", full_page=True)
+            # The same view as a tab of each of the pipeline's DAGs, for that pipeline only.
+            admin.goto(f"{url}/dags/card_fraud.train/plugin/loopline-pipeline")
+            admin.locator("[data-testid=aliases]").get_by_text("card_fraud").wait_for()
+            assert admin.locator("[data-testid=pipeline]").count() == 0  # no pipeline picker
 
             viewer = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             log_in(viewer, url, VIEWER_USER, state.viewer_password)
