@@ -45,3 +45,10 @@ ENV LOOPLINE_PIPELINES_DIR=/opt/airflow/include/pipelines \
 # TensorFlow takes GPU memory as it needs it rather than all of it at start-up, so a training
 # task leaves room for another process on the same card (the CPU image ignores it).
 ENV TF_FORCE_GPU_ALLOW_GROWTH=true
+# The production auth manager (Airflow documents the simple one as for development): users,
+# roles and per-DAG permissions in the metadata database. After `airflow db migrate`, run
+# `airflow fab-db migrate`, create the users (`airflow users create ... --role Viewer|User|Op|
+# Admin`), and give the Viewer role the plugin view (`airflow roles add-perms Viewer -r Plugins
+# -a can_read`), or viewers do not see the Loopline view. The README's Roles section says who
+# may do what.
+ENV AIRFLOW__CORE__AUTH_MANAGER=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager

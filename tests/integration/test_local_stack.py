@@ -91,6 +91,7 @@ def stack(
         ports = free_ports(len(DEFAULT_PORTS))
         settings = {PORT_ENV[name]: port for name, port in zip(DEFAULT_PORTS, ports, strict=True)}
         settings["LOOPLINE_DATABASE_URL"] = database_url
+        settings["LOOPLINE_AUTH_MANAGER"] = getattr(request.cls, "auth_manager", None)
         os.environ.update({key: str(value) for key, value in settings.items() if value})
         try:
             local = LocalStack(load_config(PROJECT_ROOT, state_dir))  # pins them in stack.json
@@ -598,6 +599,35 @@ class RunningItForLonger:
         assert not [k for k in store.list_keys("loopline", LANDING) if k.endswith(".jsonl")]
 
     @pytest.mark.timeout(1500)  # an audit, then a whole training run, on two shared cores
+    def test_fab_roles_decide_who_sees_and_does_what(self, stack) -> None:
+        """On the production auth manager (FAB: users and roles in the metadata database):
+        nobody unauthenticated gets anything; a Viewer sees the pipeline in the Loopline view
+        and over REST and may trigger nothing; a user of the Public role, who may read no DAG,
+        sees no pipeline and gets 403 for one by name."""
+        import httpx
+        from loopline.stack.airflow_api import AirflowApi
+        from loopline.stack.airflow_env import fab_logins
+
+        local, _ = stack
+        url = local.config.airflow_url
+        assert local.config.state.auth_manager == "fab"
+        logins = {user: password for user, password, _ in fab_logins(local.config)}
+        viewer = AirflowApi(url, "viewer", logins["viewer"])
+        outsider = AirflowApi(url, "outsider", logins["outsider"])
+        assert httpx.get(f"{url}/loopline/api/pipelines").status_code == 401
+        assert httpx.get(f"{url}/api/v2/dags").status_code == 401
+
+        assert [p["name"] for p in viewer.call("GET", "/loopline/api/pipelines")] == ["card_fraud"]
+        assert viewer.call("GET", "/loopline/api/pipelines/card_fraud")["champion"] is not None
+        assert viewer.request("GET", "/api/v2/plugins").status_code == 200  # the UI shows it
+        rollback = {"logical_date": None, "conf": {"reason": "a viewer tries"}}
+        path = "/api/v2/dags/card_fraud.rollback/dagRuns"
+        assert viewer.request("POST", path, json=rollback).status_code == 403
+
+        assert outsider.call("GET", "/loopline/api/pipelines") == []
+        assert outsider.request("GET", "/loopline/api/pipelines/card_fraud").status_code == 403
+        assert outsider.request("GET", "/api/v2/dags").status_code == 403  # no DAG at all
+
     def test_up_again_is_idempotent_and_restart_keeps_s3_objects(self, stack) -> None:
         local, _ = stack
         state_dir = local.config.state_dir
@@ -624,6 +654,8 @@ class TestOnSQLite(TheLoopAsTheReadmeWalksIt, OnEveryDatabase):
 
 
 class TestOnPostgreSQL(RunningItForLonger, OnEveryDatabase):
-    """What to use for anything concurrent (`LOOPLINE_DATABASE_URL`)."""
+    """What to use for anything concurrent (`LOOPLINE_DATABASE_URL`), with the production
+    auth manager (`LOOPLINE_AUTH_MANAGER=fab`): the production-shaped stack."""
 
     database = "postgresql"
+    auth_manager = "fab"

@@ -14,7 +14,15 @@ from importlib import metadata
 from pathlib import Path
 
 from loopline.runtime.files import open_private_log
-from loopline.stack.config import ADMIN_USER, HOST, VIEWER_USER, StackConfig, write_secret
+from loopline.stack.config import (
+    ADMIN_USER,
+    AUTH_MANAGERS,
+    HOST,
+    OUTSIDER_USER,
+    VIEWER_USER,
+    StackConfig,
+    write_secret,
+)
 from loopline.stack.console import echo
 
 
@@ -34,7 +42,13 @@ def airflow_environment(config: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": c.state.fernet_key,
+        "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGERS[c.state.auth_manager],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{VIEWER_USER}:viewer",
+        # FAB's login pages are a Flask app: one session key for every process, not a random
+        # one each (derived from the JWT secret, which no one outside the stack reads).
+        "AIRFLOW__API__SECRET_KEY": hashlib.sha256(
+            f"flask:{c.state.jwt_secret}".encode()
+        ).hexdigest(),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{c.airflow_url}/execution/",
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(c.state.ports["airflow"]),
@@ -111,6 +125,42 @@ def migrate_metadata_db(config: StackConfig, log: Path) -> None:
             umask=0o077,  # airflow.db is created here: owner-only
         )
     write_secret(marker, stamp)
+
+
+# (user, its password in the stack's state, its role) of each login FAB's database gets.
+def fab_logins(config: StackConfig) -> list[tuple[str, str, str]]:
+    state = config.state
+    return [
+        (ADMIN_USER, state.admin_password, "Admin"),
+        (VIEWER_USER, state.viewer_password, "Viewer"),
+        (OUTSIDER_USER, state.viewer_password + "-outsider", "Public"),
+    ]
+
+
+def set_up_fab(config: StackConfig, log: Path) -> None:
+    """With the FAB auth manager: its tables, the stack's logins with their roles, and read
+    access to plugins for the Viewer role (FAB's Viewer lacks it, so the UI would show a
+    viewer no Loopline view). Once per database; the api-server reads roles at start."""
+    marker = config.airflow_home / ".loopline-fab"
+    url_hash = hashlib.sha256(config.sql_alchemy_conn.encode()).hexdigest()
+    if marker.exists() and marker.read_text() == url_hash:
+        return
+    airflow = str(config.venv_bin / "airflow")
+    logins = [{"username": user, "password": password, "role": role}
+              for user, password, role in fab_logins(config)]  # fmt: skip
+    steps: list[tuple[list[str], bytes | None]] = [
+        ([airflow, "fab-db", "migrate"], None),
+        # Passwords on stdin, not in the command line (where `ps` shows them).
+        ([str(config.venv_bin / "python"), "-m", "loopline.airflow.fab_users"],
+         json.dumps(logins).encode()),
+        ([airflow, "roles", "add-perms", "Viewer", "-r", "Plugins", "-a", "can_read"], None),
+    ]  # fmt: skip
+    with open_private_log(log) as output:
+        for command, given in steps:
+            subprocess.run(command, env=airflow_environment(config), cwd=config.project_root,
+                           check=True, stdout=output, stderr=subprocess.STDOUT,
+                           input=given if given is not None else b"", umask=0o077)  # fmt: skip
+    write_secret(marker, url_hash)
 
 
 def write_admin_login(config: StackConfig) -> None:

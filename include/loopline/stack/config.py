@@ -38,6 +38,13 @@ ADMIN_USER = "admin"
 # A read-only login (Airflow's "viewer" role): sees every DAG, run and the Loopline view,
 # triggers, approves and rolls back nothing.
 VIEWER_USER = "viewer"
+# With the FAB auth manager, a login of Airflow's "Public" role: it may read no DAG, so it sees
+# no pipeline in the Loopline view (and gets 403 for one by name).
+OUTSIDER_USER = "outsider"
+AUTH_MANAGERS = {
+    "simple": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    "fab": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+}
 S3_ACCESS_KEY = "loopline"
 S3_SECRET_KEY = "loopline-local-secret"
 
@@ -53,6 +60,7 @@ class StackState:
     database_url: str | None = None  # None: SQLite under the state folder
     spark_connect_token: str = ""  # the Spark Connect server's pre-shared token
     viewer_password: str = ""  # VIEWER_USER's
+    auth_manager: str = "simple"  # Airflow's simple one, or "fab" (users and roles in the DB)
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,7 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
             # PostgreSQL when configured (e.g. postgresql+psycopg2://user@host/db); kept so
             # later runs use the same database without the variable.
             database_url=os.environ.get("LOOPLINE_DATABASE_URL") or None,
+            auth_manager=_auth_manager(os.environ.get("LOOPLINE_AUTH_MANAGER") or "simple"),
             spark_connect_token=secrets.token_urlsafe(24),
             viewer_password=secrets.token_urlsafe(12),
         )
@@ -244,3 +253,11 @@ def _fernet_key() -> str:
 def write_secret(path: Path, text: str) -> None:
     """Write `text` readable by its owner only (0600), atomically: the file holds secrets."""
     write_atomically(path, text.encode(), private=True)
+
+
+def _auth_manager(name: str) -> str:
+    if name not in AUTH_MANAGERS:
+        raise ValueError(
+            f"LOOPLINE_AUTH_MANAGER must be one of {sorted(AUTH_MANAGERS)}, not {name!r}"
+        )
+    return name

@@ -25,6 +25,7 @@ from loopline.stack.airflow_api import AirflowApi
 from loopline.stack.airflow_env import (
     airflow_environment,
     migrate_metadata_db,
+    set_up_fab,
     write_admin_login,
 )
 from loopline.stack.config import (
@@ -237,7 +238,10 @@ class LocalStack:
         return pipelines_folder(self.config.project_root / "include" / "pipelines")
 
     def _start_airflow(self) -> None:
-        write_admin_login(self.config)
+        if self.config.state.auth_manager == "fab":
+            set_up_fab(self.config, self.processes.log_file("airflow-fab-setup"))
+        else:
+            write_admin_login(self.config)
         for component in AIRFLOW_COMPONENTS:
             self._start(
                 f"airflow-{component}",
@@ -296,6 +300,8 @@ class LocalStack:
         echo(f"Loopline is running. Airflow UI: {c.airflow_url}")
         echo(f"  log in as {ADMIN_USER} / {c.state.admin_password}"
              f" (read-only: {VIEWER_USER} / {c.state.viewer_password})")  # fmt: skip
+        if c.state.auth_manager == "fab":
+            echo("  users and roles: FAB's (airflow users list / roles list), in the metadata DB")
         echo(f"  the Loopline view: {c.airflow_url}/plugin/loopline")
         echo(f"  S3 endpoint {c.s3_endpoint} (key {S3_ACCESS_KEY}, secret {S3_SECRET_KEY})")
         echo(f"  Kafka bootstrap {c.kafka_bootstrap}")

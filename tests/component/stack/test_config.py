@@ -120,3 +120,18 @@ def test_the_welcome_says_how_to_stop_a_stack_kept_elsewhere(tmp_path, monkeypat
     assert stop_command(load_config(tmp_path, elsewhere)) == (
         f"`LOOPLINE_STATE_DIR={elsewhere.resolve()} .venv/bin/loopline stack down`"
     )
+
+
+def test_the_auth_manager_is_chosen_once_and_a_wrong_one_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simple = load_config(PROJECT_ROOT, tmp_path / "simple")
+    assert airflow_environment(simple)["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    monkeypatch.setenv("LOOPLINE_AUTH_MANAGER", "fab")
+    fab = load_config(PROJECT_ROOT, tmp_path / "fab")
+    assert airflow_environment(fab)["AIRFLOW__CORE__AUTH_MANAGER"].endswith("FabAuthManager")
+    monkeypatch.delenv("LOOPLINE_AUTH_MANAGER")
+    assert load_config(PROJECT_ROOT, tmp_path / "fab").state.auth_manager == "fab"  # kept
+    monkeypatch.setenv("LOOPLINE_AUTH_MANAGER", "ldap")
+    with pytest.raises(ValueError, match="LOOPLINE_AUTH_MANAGER must be one of"):
+        load_config(PROJECT_ROOT, tmp_path / "other")
