@@ -372,49 +372,12 @@ class OnEveryDatabase:
         assert "rows" in response.text
 
 
-class TheLoopAsTheReadmeWalksIt:
-    """The loop a newcomer follows on `make run`'s default database: a drifted batch retrains
-    through every stage, a bad file is quarantined and named, Prometheus answers for the
-    dashboard. These run on one database only,
-    as what they test is Loopline's, not the database's (and each stack costs minutes of a
+class WhatANewcomerDoes:
+    """What a newcomer does on `make run`'s default database (SQLite, the simple auth
+    manager): a bad file is quarantined and named, the UI in a browser (the trigger form, the
+    Loopline view), Prometheus answers for the dashboard. These run on one database only, as
+    what they test is Loopline's, not the database's (and each stack costs minutes of a
     2-core machine)."""
-
-    def test_a_drifted_batch_closes_the_loop_through_retraining(self, stack) -> None:
-        """Drift lands -> validation -> drift audit (on the validated event) -> training
-        started with the audit's reason -> a promotion decision recorded, and the model's
-        lineage says why."""
-        from loopline.records import RecordStage, RecordStore
-        from loopline.registry import ModelRegistry
-
-        local, _ = stack
-        api = local.api()
-        drift = {"rows": 5000, "mean_shift": 1.5, "drifted_features": 8}
-        assert (
-            api.wait_for_run("card_fraud.demo_feed", api.trigger("card_fraud.demo_feed", drift))
-            == "success"
-        )
-        store = ObjectStore(local.s3_client())
-        records = RecordStore(store, "loopline")
-
-        def retrained() -> list:
-            audits = records.records("card_fraud", RecordStage.DRIFT)
-            return [record for record in audits if record.verdict == "retrain"]
-
-        # The first audit that retrained: this batch's, or one of an earlier test's batch (unseen
-        # categories); the cooldown then holds the next, as it should.
-        [audit, *_] = wait_for(retrained, timeout=600)
-        assert audit.reasons and audit.payload["report"].startswith("s3://loopline/reports/")
-        train_run = f"drift_audit__{audit.run_id}"
-        wait_for(lambda: run_exists(api, "card_fraud.train", train_run), timeout=300)
-        assert api.wait_for_run("card_fraud.train", train_run, timeout=900) == "success"
-        conf = api.call("GET", f"/api/v2/dags/card_fraud.train/dagRuns/{train_run}")["conf"]
-        assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
-        [*_, judgement] = records.records("card_fraud", RecordStage.JUDGEMENT, train_run)
-        assert (
-            judgement.verdict in ("promote", "refuse") and judgement.payload["decision"]["checks"]
-        )
-        version = ModelRegistry(store, "loopline").get("card_fraud", int(judgement.subject[1:]))
-        assert version.lineage["reason"] == conf["reason"]
 
     def test_a_quarantined_file_fails_the_validation_run_that_names_it(self, stack) -> None:
         local, _ = stack
@@ -436,48 +399,6 @@ class TheLoopAsTheReadmeWalksIt:
         debug = loopline_command(local.config.state_dir, "debug", "card_fraud", run_id)
         assert f"card_fraud.validate {run_id}: verdict try 1 failed" in debug
         assert "upstream-semicolons.csv" in debug and "transaction_id;amount" in debug
-
-    def test_the_loopline_view_shows_the_loop_to_logged_in_users_only(self, stack) -> None:
-        """The view's routes on the real api-server: 401 without a login; the admin and the
-        read-only viewer see the pipeline the loop above left (a champion, a retraining
-        drift audit with its report as a sandboxed download, the quarantined file); the
-        viewer's rollback, through Airflow's REST API as the view's button sends it, is
-        refused by Airflow itself."""
-        import httpx
-
-        local, _ = stack
-        admin, viewer = local.api(), local.api(viewer=True)
-        anonymous = httpx.get(f"{local.config.airflow_url}/loopline/api/pipelines/card_fraud")
-        assert anonymous.status_code == 401
-        plugins = admin.call("GET", "/api/v2/plugins")["plugins"]
-        views = [app for p in plugins if p["name"] == "loopline" for app in p["react_apps"]]
-        assert {v["destination"] for v in views} == {"nav", "dag"}
-        bundle = viewer.request("GET", f"/{views[0]['bundle_url']}")
-        assert bundle.status_code == 200 and "globalThis.Loopline" in bundle.text
-        assert [p["name"] for p in viewer.call("GET", "/loopline/api/pipelines")] == ["card_fraud"]
-        seen = viewer.call("GET", "/loopline/api/pipelines/card_fraud")
-        assert seen["champion"] is not None and seen["versions"] and seen["cost"]
-        audit = next(a for a in seen["drift"] if a["verdict"] == "retrain")
-        assert audit["drifted_share"] > 0 and audit["features"]
-        assert any(v["verdict"] == "quarantined" and v["report"] for v in seen["validations"])
-
-        def report_written() -> bool:
-            path = f"/loopline/api/pipelines/card_fraud/reports/drift/{audit['run_id']}"
-            return viewer.request("GET", path).status_code == 200
-
-        wait_for(report_written, timeout=300)  # the audit's report task may still be running
-        report = viewer.request(
-            "GET", f"/loopline/api/pipelines/card_fraud/reports/drift/{audit['run_id']}"
-        )
-        assert report.headers["content-security-policy"] == "sandbox"
-        assert report.headers["content-disposition"].startswith("attachment;")
-        assert b"<html" in report.content[:2000].lower()
-        rollback = viewer.request(
-            "POST",
-            "/api/v2/dags/card_fraud.rollback/dagRuns",
-            json={"logical_date": None, "conf": {"reason": "a viewer tries"}},
-        )
-        assert rollback.status_code == 403
 
     def test_in_a_browser_the_trigger_form_runs_and_the_view_refuses_a_viewer(
         self, stack, tmp_path
@@ -571,9 +492,11 @@ class TheLoopAsTheReadmeWalksIt:
 
 
 class RunningItForLonger:
-    """What a team running the stack for longer does, on PostgreSQL (what the README says to
-    use for anything concurrent): Params given over REST, `up` again and a restart that keeps
-    every object. One database only, as above."""
+    """What a team running the stack for longer does, on the production-shaped stack
+    (PostgreSQL, what the README says to use for anything concurrent, and FAB's auth
+    manager): Params given over REST, roles, the whole loop over REST with the official
+    client, the Loopline view of what it left, `up` again and a restart that keeps every
+    object. One database only, as above."""
 
     def test_rest_trigger_with_params_lands_that_batch(self, stack) -> None:
         local, _ = stack
@@ -628,6 +551,142 @@ class RunningItForLonger:
         assert outsider.request("GET", "/loopline/api/pipelines/card_fraud").status_code == 403
         assert outsider.request("GET", "/api/v2/dags").status_code == 403  # no DAG at all
 
+    def test_the_loop_end_to_end_over_rest_with_the_official_client(self, stack) -> None:
+        """The loop driven only through Airflow's REST API with the official client
+        (apache-airflow-client, a JWT from /auth/token, runs without a logical date), on the
+        production-shaped stack, each stage's state and outputs checked: a drifted batch
+        lands (demo feed) -> its validation run passes it -> a drift audit decides to retrain
+        (with its reason) -> the train run it started judges the candidate -> a promoted one
+        is the champion the replicas roll to, and live predictions carry its version; one is
+        traced back to its event. A candidate the gate refused leaves the champion and the
+        replicas as they were."""
+        import httpx
+        from airflow_client.client import ApiClient, Configuration
+        from airflow_client.client.api.dag_run_api import DagRunApi
+        from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
+        from loopline.records import RecordStage, RecordStore
+        from loopline.registry import CHAMPION, ModelRegistry
+        from loopline.spec import load_spec
+        from loopline.stack.config import ADMIN_USER
+        from support.paths import PIPELINES
+        from support.streams import as_records, feature_events, produce, read_topic
+
+        local, _ = stack
+        url = local.config.airflow_url
+        login = {"username": ADMIN_USER, "password": local.config.state.admin_password}
+        token = httpx.post(f"{url}/auth/token", json=login).json()["access_token"]
+        store = ObjectStore(local.s3_client())
+        records, registry = RecordStore(store, "loopline"), ModelRegistry(store, "loopline")
+        before = registry.alias("card_fraud", CHAMPION)
+        with ApiClient(Configuration(host=url, access_token=token)) as client:
+            runs = DagRunApi(client)
+
+            def state(dag_id: str, run_id: str) -> str:
+                return runs.get_dag_run(dag_id, run_id).state.value  # DagRunState, a str enum
+
+            def finished(dag_id: str, run_id: str, timeout: float = 600) -> str:
+                wait_for(lambda: state(dag_id, run_id) in ("success", "failed"), timeout)
+                return state(dag_id, run_id)
+
+            drift = {"rows": 5000, "mean_shift": 1.5, "drifted_features": 8}
+            fed = runs.trigger_dag_run(
+                "card_fraud.demo_feed", TriggerDAGRunPostBody(logical_date=None, conf=drift)
+            )
+            assert fed.logical_date is None and fed.conf == drift
+            assert finished("card_fraud.demo_feed", fed.dag_run_id) == "success"
+
+            def retrained() -> list:
+                audits = records.records("card_fraud", RecordStage.DRIFT)
+                return [record for record in audits if record.verdict == "retrain"]
+
+            # The first audit that retrained: on this batch's validated event (the cooldown
+            # then holds the next, as it should).
+            [audit, *_] = wait_for(retrained, timeout=600)
+            assert audit.reasons and audit.payload["report"].startswith("s3://loopline/reports/")
+            validated = [r for r in records.records("card_fraud", RecordStage.VALIDATION)
+                         if r.subject == "run" and r.verdict == "passed"]  # fmt: skip
+            assert validated, "no validation run passed the drifted batch"
+            train_run = f"drift_audit__{audit.run_id}"
+            wait_for(lambda: run_exists(local.api(), "card_fraud.train", train_run), 300)
+            assert finished("card_fraud.train", train_run, timeout=900) == "success"
+            conf = runs.get_dag_run("card_fraud.train", train_run).conf
+            assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
+            [*_, judgement] = records.records("card_fraud", RecordStage.JUDGEMENT, train_run)
+            assert judgement.payload["decision"]["checks"]
+            candidate = int(judgement.subject[1:])
+            assert registry.get("card_fraud", candidate).lineage["reason"] == conf["reason"]
+
+        champion = registry.alias("card_fraud", CHAMPION)
+        if judgement.verdict == "promote":
+            assert champion == candidate != before
+        else:
+            assert judgement.verdict == "refuse" and champion == before
+        # The replicas serve the champion (rolled by its asset event when it moved) and the
+        # predictions they write from now on carry its version.
+        beat = local.config.state_dir / "streaming" / "card_fraud" / "replica-0.json"
+
+        def serving_champion() -> bool:
+            heartbeat = json.loads(beat.read_text()) if beat.exists() else {}
+            return heartbeat.get("model_version") == champion and heartbeat["state"] == "running"
+
+        wait_for(serving_champion, timeout=300)
+        spec = load_spec(PIPELINES / "card_fraud.yaml")
+        events = feature_events(spec, 100, seed=17, prefix="e2e")
+        bootstrap = local.config.kafka_bootstrap
+        produce(bootstrap, spec.streaming.input_topic, as_records(events))
+        predictions = read_topic(
+            bootstrap, spec.streaming.output_topic, 100, timeout=120, ids=set(events)
+        )
+        mine = [p for p in predictions if p["event_id"] in events]
+        assert {p["event_id"] for p in mine} == set(events)
+        assert {p["model_version"] for p in mine} == {champion}
+        traced = loopline_command(
+            local.config.state_dir, "trace", "card_fraud", mine[0]["event_id"], "--source", "stream"
+        )
+        assert f"model card_fraud v{champion}" in traced
+
+    def test_the_loopline_view_shows_the_loop_to_logged_in_users_only(self, stack) -> None:
+        """The view's routes on the real api-server: 401 without a login; the read-only
+        viewer sees the pipeline the loop above left (a champion, a retraining drift audit
+        with its report as a sandboxed download, the validation runs, the cost); the viewer's
+        rollback, through Airflow's REST API as the view's button sends it, is refused by
+        Airflow itself."""
+        import httpx
+
+        local, _ = stack
+        admin, viewer = local.api(), local.api(viewer=True)
+        anonymous = httpx.get(f"{local.config.airflow_url}/loopline/api/pipelines/card_fraud")
+        assert anonymous.status_code == 401
+        plugins = admin.call("GET", "/api/v2/plugins")["plugins"]
+        views = [app for p in plugins if p["name"] == "loopline" for app in p["react_apps"]]
+        assert {v["destination"] for v in views} == {"nav", "dag"}
+        bundle = viewer.request("GET", f"/{views[0]['bundle_url']}")
+        assert bundle.status_code == 200 and "globalThis.Loopline" in bundle.text
+        assert [p["name"] for p in viewer.call("GET", "/loopline/api/pipelines")] == ["card_fraud"]
+        seen = viewer.call("GET", "/loopline/api/pipelines/card_fraud")
+        assert seen["champion"] is not None and seen["versions"] and seen["cost"]
+        audit = next(a for a in seen["drift"] if a["verdict"] == "retrain")
+        assert audit["drifted_share"] > 0 and audit["features"]
+        assert any(v["subject"] == "run" and v["verdict"] == "passed" for v in seen["validations"])
+
+        def report_written() -> bool:
+            path = f"/loopline/api/pipelines/card_fraud/reports/drift/{audit['run_id']}"
+            return viewer.request("GET", path).status_code == 200
+
+        wait_for(report_written, timeout=300)  # the audit's report task may still be running
+        report = viewer.request(
+            "GET", f"/loopline/api/pipelines/card_fraud/reports/drift/{audit['run_id']}"
+        )
+        assert report.headers["content-security-policy"] == "sandbox"
+        assert report.headers["content-disposition"].startswith("attachment;")
+        assert b"<html" in report.content[:2000].lower()
+        rollback = viewer.request(
+            "POST",
+            "/api/v2/dags/card_fraud.rollback/dagRuns",
+            json={"logical_date": None, "conf": {"reason": "a viewer tries"}},
+        )
+        assert rollback.status_code == 403
+
     def test_up_again_is_idempotent_and_restart_keeps_s3_objects(self, stack) -> None:
         local, _ = stack
         state_dir = local.config.state_dir
@@ -647,7 +706,7 @@ class RunningItForLonger:
 
 # Each class below lists OnEveryDatabase last: pytest collects inherited tests in reverse MRO
 # order, so its checks of what `up` left run first, before the scenarios that change it.
-class TestOnSQLite(TheLoopAsTheReadmeWalksIt, OnEveryDatabase):
+class TestOnSQLite(WhatANewcomerDoes, OnEveryDatabase):
     """`make run`'s default database."""
 
     database = "sqlite"
