@@ -131,6 +131,23 @@ def metadata_database(kind: str) -> Iterator[str | None]:
         admin.close()
 
 
+def live_predictions(local, spec, count: int, seed: int, prefix: str) -> list[dict]:
+    """`count` new events on the pipeline's input topic, and the replicas' prediction of each
+    (every one of them, or the test fails naming what is missing)."""
+    from support.streams import as_records, feature_events, produce, read_topic
+
+    events = feature_events(spec, count, seed=seed, prefix=prefix)
+    bootstrap = local.config.kafka_bootstrap
+    produce(bootstrap, spec.streaming.input_topic, as_records(events))
+    predictions = read_topic(
+        bootstrap, spec.streaming.output_topic, count, timeout=120, ids=set(events)
+    )
+    mine = [p for p in predictions if p["event_id"] in events]
+    assert {p["event_id"] for p in mine} == set(events), sorted(set(events) - {
+        p["event_id"] for p in mine})[:5]  # fmt: skip
+    return mine
+
+
 def run_exists(api, dag_id: str, run_id: str) -> bool:
     """True once the run exists (a run another task starts appears a moment later)."""
     from loopline.stack.airflow_api import AirflowApiError
@@ -334,7 +351,6 @@ class OnEveryDatabase:
         from loopline.registry import CHAMPION, ModelRegistry
         from loopline.spec import load_spec
         from support.paths import PIPELINES
-        from support.streams import as_records, feature_events, produce, read_topic
 
         local, _ = stack
         spec = load_spec(PIPELINES / "card_fraud.yaml")
@@ -343,14 +359,7 @@ class OnEveryDatabase:
         )
         beat = local.config.state_dir / "streaming" / "card_fraud" / "replica-0.json"
         wait_for(lambda: beat.exists() and json.loads(beat.read_text())["state"] == "running", 300)
-        events = feature_events(spec, 200, seed=11, prefix="live")
-        bootstrap = local.config.kafka_bootstrap
-        produce(bootstrap, spec.streaming.input_topic, as_records(events))
-        predictions = read_topic(
-            bootstrap, spec.streaming.output_topic, 200, timeout=120, ids=set(events)
-        )
-        mine = [p for p in predictions if p["event_id"] in events]
-        assert {p["event_id"] for p in mine} == set(events)
+        mine = live_predictions(local, spec, 200, seed=11, prefix="live")
         assert {p["model_version"] for p in mine} <= {champion, champion - 1}  # a roll may be on
         # One of them, traced from its event id: where it was read, which version scored it.
         event_id = mine[0]["event_id"]
@@ -569,7 +578,6 @@ class RunningItForLonger:
         from loopline.spec import load_spec
         from loopline.stack.config import ADMIN_USER
         from support.paths import PIPELINES
-        from support.streams import as_records, feature_events, produce, read_topic
 
         local, _ = stack
         url = local.config.airflow_url
@@ -631,14 +639,7 @@ class RunningItForLonger:
 
         wait_for(serving_champion, timeout=300)
         spec = load_spec(PIPELINES / "card_fraud.yaml")
-        events = feature_events(spec, 100, seed=17, prefix="e2e")
-        bootstrap = local.config.kafka_bootstrap
-        produce(bootstrap, spec.streaming.input_topic, as_records(events))
-        predictions = read_topic(
-            bootstrap, spec.streaming.output_topic, 100, timeout=120, ids=set(events)
-        )
-        mine = [p for p in predictions if p["event_id"] in events]
-        assert {p["event_id"] for p in mine} == set(events)
+        mine = live_predictions(local, spec, 100, seed=17, prefix="e2e")
         assert {p["model_version"] for p in mine} == {champion}
         traced = loopline_command(
             local.config.state_dir, "trace", "card_fraud", mine[0]["event_id"], "--source", "stream"
