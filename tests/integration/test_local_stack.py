@@ -629,13 +629,15 @@ class RunningItForLonger:
             assert champion == candidate != before
         else:
             assert judgement.verdict == "refuse" and champion == before
-        # The replicas serve the champion (rolled by its asset event when it moved) and the
-        # predictions they write from now on carry its version.
-        beat = local.config.state_dir / "streaming" / "card_fraud" / "replica-0.json"
+        # Every replica serves the champion (rolled by its asset event when it moved, one
+        # slot after another; the monitor may have scaled out meanwhile) and the predictions
+        # they write from now on carry its version.
+        beats = local.config.state_dir / "streaming" / "card_fraud"
 
         def serving_champion() -> bool:
-            heartbeat = json.loads(beat.read_text()) if beat.exists() else {}
-            return heartbeat.get("model_version") == champion and heartbeat["state"] == "running"
+            live = [beat for path in beats.glob("replica-*.json")
+                    if (beat := json.loads(path.read_text()))["state"] != "stopped"]  # fmt: skip
+            return bool(live) and all(beat["model_version"] == champion for beat in live)
 
         wait_for(serving_champion, timeout=300)
         spec = load_spec(PIPELINES / "card_fraud.yaml")
