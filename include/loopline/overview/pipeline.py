@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from loopline.records import RecordStage, RecordStore, StageRecord
 from loopline.records.cost import summarize
@@ -121,7 +121,6 @@ class PipelineOverview(BaseModel):
     deployment: DeploymentState
     cost: list[StageCost]
     failures: list[Failure]
-    notes: list[str] = Field(default_factory=list)  # what could not be read, and why
 
 
 def pipeline_overview(spec: PipelineSpec, store: ObjectStore, page: int = PAGE) -> PipelineOverview:

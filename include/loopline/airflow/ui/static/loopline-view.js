@@ -122,7 +122,6 @@
       h("div", { "data-testid": "aliases" },
         h("b", null, p), ` champion v${data.champion ?? "–"} · challenger v${data.challenger ?? "–"} `,
         h(Rollback, { pipeline: p, dags: data.dags, champion: data.champion })),
-      data.notes.length ? h("ul", null, data.notes.map((n, i) => h("li", { key: i }, n))) : null,
       h(Section, { title: "Models", testId: "models" }, h(Table, {
         rows: data.versions,
         columns: [
