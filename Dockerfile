@@ -50,5 +50,6 @@ ENV TF_FORCE_GPU_ALLOW_GROWTH=true
 # `airflow fab-db migrate`, create the users (`airflow users create ... --role Viewer|User|Op|
 # Admin`), and give the Viewer role the plugin view (`airflow roles add-perms Viewer -r Plugins
 # -a can_read`), or viewers do not see the Loopline view. The README's Roles section says who
-# may do what.
-ENV AIRFLOW__CORE__AUTH_MANAGER=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
+# may do what. Loopline's subclass only lets `promotion.approvers` name users by user name
+# (FAB's own compares HITL assignees with its numeric user ids: loopline/airflow/auth.py).
+ENV AIRFLOW__CORE__AUTH_MANAGER=loopline.airflow.auth.FabAuthManager

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from loopline.stack.config import DEFAULT_PORTS, PORT_ENV, free_ports, load_config
 from loopline.stack.local import LocalStack
@@ -58,16 +59,10 @@ def loopline_command(state_dir: Path, *args: str) -> str:
 
 
 def loopline_process(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "LOOPLINE_"))
-    }
-    env["LOOPLINE_STATE_DIR"] = str(state_dir)
     result = subprocess.run(
         [LOOPLINE, *args],
         cwd=PROJECT_ROOT,
-        env=env,
+        env=user_env(state_dir),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -75,6 +70,40 @@ def loopline_process(state_dir: Path, *args: str) -> subprocess.CompletedProcess
     )
     assert result.returncode == 0, result.stdout[-4000:]
     return result
+
+
+# The spec folder of a stack whose class changes the demo spec (its `spec_changes`), by the
+# stack's state folder: a user keeps LOOPLINE_PIPELINES_DIR set for every command.
+PIPELINES_DIRS: dict[Path, Path] = {}
+
+
+def user_env(state_dir: Path) -> dict[str, str]:
+    """A user's shell: none of the test run's own Airflow or Loopline settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "LOOPLINE_"))
+    }
+    env["LOOPLINE_STATE_DIR"] = str(state_dir)
+    if state_dir in PIPELINES_DIRS:
+        env["LOOPLINE_PIPELINES_DIR"] = str(PIPELINES_DIRS[state_dir])
+    return env
+
+
+def changed_demo_spec(folder: Path, changes: dict[str, dict]) -> Path:
+    """A spec folder holding the demo spec with `changes` merged into its sections."""
+    import shutil
+
+    import yaml
+    from support.paths import PIPELINES
+
+    spec = yaml.safe_load((PIPELINES / "card_fraud.yaml").read_text())
+    for section, values in changes.items():
+        spec[section] |= values
+    (folder / "pipelines").mkdir()
+    (folder / "pipelines" / "card_fraud.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    shutil.copytree(PROJECT_ROOT / "include" / "expectations", folder / "expectations")
+    return folder / "pipelines"
 
 
 @pytest.fixture(scope="class")
@@ -87,9 +116,17 @@ def stack(
     with metadata_database(database) as database_url:
         state_dir = tmp_path_factory.mktemp(f"stack-{database}")
         # Every port of the stack, reserved together: not the defaults, which a stack left
-        # running by `make run` holds, or another test run's stack may be about to take.
-        ports = free_ports(len(DEFAULT_PORTS))
-        settings = {PORT_ENV[name]: port for name, port in zip(DEFAULT_PORTS, ports, strict=True)}
+        # running by `make run` holds, or another test run's stack may be about to take; and
+        # the online endpoint's two where the class's spec serves online.
+        ports = free_ports(len(DEFAULT_PORTS) + 2)
+        settings = {PORT_ENV[name]: port for name, port in zip(DEFAULT_PORTS, ports, strict=False)}
+        if changes := getattr(request.cls, "spec_changes", None):
+            http_port, grpc_port = ports[-2:]
+            changes = changes | {"streaming": changes.get("streaming", {}) | {"serve": {
+                "http_port": http_port, "grpc_port": grpc_port}}}  # fmt: skip
+            pipelines = changed_demo_spec(tmp_path_factory.mktemp("spec"), changes)
+            PIPELINES_DIRS[state_dir] = pipelines
+            settings["LOOPLINE_PIPELINES_DIR"] = str(pipelines)
         settings["LOOPLINE_DATABASE_URL"] = database_url
         settings["LOOPLINE_AUTH_MANAGER"] = getattr(request.cls, "auth_manager", None)
         os.environ.update({key: str(value) for key, value in settings.items() if value})
@@ -99,10 +136,68 @@ def stack(
             for key in settings:
                 os.environ.pop(key, None)
         try:
-            output = stack_command(state_dir, "up").stdout
+            output = bring_up(local, approver=getattr(request.cls, "approver", None))
             yield local, output
         finally:
             stack_command(state_dir, "down")
+            PIPELINES_DIRS.pop(state_dir, None)
+
+
+def bring_up(local: LocalStack, approver: str | None) -> str:
+    """`loopline stack up`'s output. With an `approver` (the spec's promotion.approvers) the
+    first model waits for a person: answered over REST as each role, only the approver may."""
+    state_dir = local.config.state_dir
+    if approver is None:
+        return stack_command(state_dir, "up").stdout
+    with subprocess.Popen(
+        [LOOPLINE, "stack", "up"], cwd=PROJECT_ROOT, env=user_env(state_dir), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as up:  # fmt: skip
+        try:
+            answer_the_first_approval(local, approver, lambda: up.poll() is None)
+            output, _ = up.communicate(timeout=600)
+        except BaseException:
+            up.kill()
+            print(up.communicate()[0][-4000:])
+            raise
+    assert up.returncode == 0, output[-4000:]
+    assert f"It waits for {approver}: the Airflow UI's Required actions" in output, output
+    return output
+
+
+def answer_the_first_approval(local: LocalStack, approver: str, up_running) -> None:
+    """Wait for the first train run's approval request, then answer it over REST: the
+    viewer, the Public-role outsider and the admin (not among the approvers) are refused;
+    the approver's answer is taken, and names them."""
+    from loopline.stack.airflow_api import AirflowApi, AirflowApiError
+    from loopline.stack.airflow_env import fab_logins
+
+    url = local.config.airflow_url
+    logins = {user: password for user, password, _ in fab_logins(local.config)}
+    apis = {user: AirflowApi(url, user, password) for user, password in logins.items()}
+
+    def pending() -> tuple[str, dict] | None:
+        assert up_running(), "stack up ended before the first model asked for approval"
+        try:
+            runs = apis["admin"].call("GET", "/api/v2/dags/card_fraud.train/dagRuns")
+        except (AirflowApiError, httpx.HTTPError):  # the api-server or the DAG is not up yet
+            return None
+        for run in runs["dag_runs"]:
+            if requests := apis["admin"].pending_approvals("card_fraud.train", run["dag_run_id"]):
+                return run["dag_run_id"], requests[0]
+        return None
+
+    run_id, request = wait_for(pending, timeout=600)
+    assert [user["name"] for user in request["assigned_users"]] == [approver]
+    path = (f"/api/v2/dags/card_fraud.train/dagRuns/{run_id}/taskInstances/"
+            f"{request['task_instance']['task_id']}/-1/hitlDetails")  # fmt: skip
+    approve = {"chosen_options": ["Approve"]}
+    refused = {user: apis[user].request("PATCH", path, json=approve).status_code
+               for user in ("viewer", "outsider", "admin") if user != approver}  # fmt: skip
+    assert refused == dict.fromkeys(refused, 403), refused
+    answered = apis[approver].call("PATCH", path, json=approve)
+    assert answered["responded_by"]["name"] == approver
+    assert answered["chosen_options"] == ["Approve"]
 
 
 @contextmanager
@@ -560,6 +655,41 @@ class RunningItForLonger:
         assert outsider.request("GET", "/loopline/api/pipelines/card_fraud").status_code == 403
         assert outsider.request("GET", "/api/v2/dags").status_code == 403  # no DAG at all
 
+    def approve_if_asked(self, local: LocalStack, run_id: str, runs) -> dict | None:
+        """Once the train run either ends or asks for approval: the answer, given over REST
+        with the official client as the spec's approver (the viewer is refused first); None
+        when nothing was asked (the gates refused the candidate)."""
+        from airflow_client.client import ApiClient, Configuration
+        from airflow_client.client.api.task_instance_api import TaskInstanceApi
+        from airflow_client.client.models.update_hitl_detail_payload import (
+            UpdateHITLDetailPayload,
+        )
+        from loopline.stack.airflow_env import fab_logins
+
+        admin, viewer = local.api(), local.api(viewer=True)
+
+        def asked_or_ended() -> str | None:
+            if admin.pending_approvals("card_fraud.train", run_id):
+                return "asked"
+            state = runs.get_dag_run("card_fraud.train", run_id).state.value
+            return "ended" if state in ("success", "failed") else None
+
+        if wait_for(asked_or_ended, timeout=900) == "ended":
+            return None
+        url, approve = local.config.airflow_url, UpdateHITLDetailPayload(chosen_options=["Approve"])
+        path = f"/api/v2/dags/card_fraud.train/dagRuns/{run_id}/taskInstances/approve/-1"
+        refused = viewer.request("PATCH", f"{path}/hitlDetails", json=approve.to_dict())
+        assert refused.status_code == 403, refused.text
+        logins = {user: password for user, password, _ in fab_logins(local.config)}
+        login = {"username": self.approver, "password": logins[self.approver]}
+        token = httpx.post(f"{url}/auth/token", json=login).json()["access_token"]
+        with ApiClient(Configuration(host=url, access_token=token)) as client:
+            answer = TaskInstanceApi(client).update_hitl_detail(
+                "card_fraud.train", run_id, "approve", -1, approve
+            )
+        assert answer.responded_by.name == self.approver and answer.chosen_options == ["Approve"]
+        return answer.to_dict()
+
     def test_the_loop_end_to_end_over_rest_with_the_official_client(self, stack) -> None:
         """The loop driven only through Airflow's REST API with the official client
         (apache-airflow-client, a JWT from /auth/token, runs without a logical date), on the
@@ -577,7 +707,7 @@ class RunningItForLonger:
         from loopline.registry import CHAMPION, ModelRegistry
         from loopline.spec import load_spec
         from loopline.stack.config import ADMIN_USER
-        from support.paths import PIPELINES
+        from support.streams import feature_events, infer_body
 
         local, _ = stack
         url = local.config.airflow_url
@@ -616,6 +746,7 @@ class RunningItForLonger:
             assert validated, "no validation run passed the drifted batch"
             train_run = f"drift_audit__{audit.run_id}"
             wait_for(lambda: run_exists(local.api(), "card_fraud.train", train_run), 300)
+            approval = self.approve_if_asked(local, train_run, runs)
             assert finished("card_fraud.train", train_run, timeout=900) == "success"
             conf = runs.get_dag_run("card_fraud.train", train_run).conf
             assert conf["reason"].startswith(f"drift audit {audit.run_id}: ")
@@ -625,10 +756,10 @@ class RunningItForLonger:
             assert registry.get("card_fraud", candidate).lineage["reason"] == conf["reason"]
 
         champion = registry.alias("card_fraud", CHAMPION)
-        if judgement.verdict == "promote":
-            assert champion == candidate != before
-        else:
-            assert judgement.verdict == "refuse" and champion == before
+        if judgement.verdict == "promote":  # a person approved it (the spec asks for one)
+            assert champion == candidate != before and approval is not None
+        else:  # nothing to approve
+            assert judgement.verdict == "refuse" and champion == before and approval is None
         # Every replica serves the champion (rolled by its asset event when it moved, one
         # slot after another; the monitor may have scaled out meanwhile) and the predictions
         # they write from now on carry its version.
@@ -640,9 +771,17 @@ class RunningItForLonger:
             return bool(live) and all(beat["model_version"] == champion for beat in live)
 
         wait_for(serving_champion, timeout=300)
-        spec = load_spec(PIPELINES / "card_fraud.yaml")
+        spec = load_spec(PIPELINES_DIRS[local.config.state_dir] / "card_fraud.yaml")
         mine = live_predictions(local, spec, 100, seed=17, prefix="e2e")
         assert {p["model_version"] for p in mine} == {champion}
+        # ...and so do the answers of the online endpoint the same replicas serve.
+        serve = spec.streaming.serve
+        request = infer_body(spec, list(feature_events(spec, 4, seed=5, prefix="o").values()), "o")
+        online = httpx.post(f"http://{serve.host}:{serve.http_port}/v2/models/card_fraud/infer",
+                            json=request, timeout=30)  # fmt: skip
+        assert online.status_code == 200, online.text
+        assert online.json()["model_version"] == str(champion)
+        assert online.json()["outputs"][0]["shape"] == [4]
         traced = loopline_command(
             local.config.state_dir, "trace", "card_fraud", mine[0]["event_id"], "--source", "stream"
         )
@@ -721,3 +860,7 @@ class TestOnPostgreSQL(RunningItForLonger, OnEveryDatabase):
 
     database = "postgresql"
     auth_manager = "fab"
+    # Promotions wait for a person, FAB's `approver` login (role User); the replicas serve
+    # online too (the fixture adds `streaming.serve` on free ports).
+    approver = "approver"
+    spec_changes = {"promotion": {"require_approval": True, "approvers": [approver]}}

@@ -98,3 +98,14 @@ def _enough(found: list[dict[str, Any]], until: int, ids: set[str] | None) -> bo
     if len(found) < until:
         return False
     return ids is None or ids <= {record.get("event_id") for record in found}
+
+
+def infer_body(spec: PipelineSpec, rows: list[dict], request_id: str) -> dict:
+    """An Open Inference Protocol v2 request: each feature one tensor, numbers FP32,
+    categories BYTES."""
+    features = spec.model.features
+    inputs = [{"name": name, "datatype": "FP32", "shape": [len(rows)],
+               "data": [row[name] for row in rows]} for name in features.numeric]  # fmt: skip
+    inputs += [{"name": name, "datatype": "BYTES", "shape": [len(rows)],
+                "data": [row[name] for row in rows]} for name in features.categorical]  # fmt: skip
+    return {"id": request_id, "inputs": inputs}

@@ -212,8 +212,9 @@ class PromotionSpec(StrictModel):
     max_p99_latency_ms: Annotated[float, Field(gt=0.0)] = 50.0
     max_model_size_mb: Annotated[float, Field(gt=0.0)] = 100.0
     require_approval: bool = False
-    # Who may approve (require_approval): Airflow user ids, which are the user names under
-    # the simple auth manager. Empty: anyone allowed to answer the DAG's HITL tasks.
+    # Who may approve (require_approval): Airflow user names (the simple auth manager's user
+    # ids; under FAB, Loopline's auth manager matches names too: loopline/airflow/auth.py).
+    # Empty: anyone allowed to answer the DAG's HITL tasks.
     approvers: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     # Set: a promotion also needs a passing shadow verdict on live traffic (see ShadowSpec).
     shadow: ShadowSpec | None = None

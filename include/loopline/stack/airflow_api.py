@@ -8,6 +8,7 @@ lock gives the api-server, and the dev tool should not add a dependency for that
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -94,6 +95,12 @@ class AirflowApi:
     def import_errors(self) -> list[dict[str, Any]]:
         return self.call("GET", "/api/v2/importErrors")["import_errors"]
 
+    def pending_approvals(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The run's human-in-the-loop requests nobody has answered yet (Airflow's HITL)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails"
+        details = self.call("GET", path)["hitl_details"]
+        return [detail for detail in details if not detail["response_received"]]
+
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         run = self.call(
             "POST",
@@ -102,12 +109,21 @@ class AirflowApi:
         )
         return run["dag_run_id"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        timeout: float = 300.0,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> str:
+        """The run's end state; `while_waiting` is called on every poll until then."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
             if state in TERMINAL_RUN_STATES:
                 return state
+            if while_waiting is not None:
+                while_waiting()
             time.sleep(1.0)
         raise TimeoutError(f"run {run_id} of {dag_id} did not finish within {timeout:.0f}s")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from loopline.runtime.files import open_private_log
 from loopline.stack.config import (
     ADMIN_USER,
+    APPROVER_USER,
     AUTH_MANAGERS,
     HOST,
     OUTSIDER_USER,
@@ -134,15 +135,19 @@ def fab_logins(config: StackConfig) -> list[tuple[str, str, str]]:
         (ADMIN_USER, state.admin_password, "Admin"),
         (VIEWER_USER, state.viewer_password, "Viewer"),
         (OUTSIDER_USER, state.viewer_password + "-outsider", "Public"),
+        # FAB's User role (trigger, clear, answer HITL), for a spec's promotion.approvers.
+        (APPROVER_USER, state.approver_password, "User"),
     ]
 
 
 def set_up_fab(config: StackConfig, log: Path) -> None:
     """With the FAB auth manager: its tables, the stack's logins with their roles, and read
     access to plugins for the Viewer role (FAB's Viewer lacks it, so the UI would show a
-    viewer no Loopline view). Once per database; the api-server reads roles at start."""
+    viewer no Loopline view). Once per database and set of logins (a login added since is
+    created, the others left as they are); the api-server reads roles at start."""
     marker = config.airflow_home / ".loopline-fab"
-    url_hash = hashlib.sha256(config.sql_alchemy_conn.encode()).hexdigest()
+    names = ",".join(user for user, _, _ in fab_logins(config))
+    url_hash = hashlib.sha256(f"{config.sql_alchemy_conn} {names}".encode()).hexdigest()
     if marker.exists() and marker.read_text() == url_hash:
         return
     airflow = str(config.venv_bin / "airflow")

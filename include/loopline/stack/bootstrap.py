@@ -7,8 +7,9 @@ to look at and a model that batch scoring can use.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from loopline.plan import dag_id as plan_dag_id
@@ -32,6 +33,8 @@ class DemoBootstrap:
     # first model trains once that batch is validated, not on whatever a scheduled demo run
     # landed meanwhile (5,000 rows: a first model on those alone missed the AUC threshold).
     first_batches: dict[str, str] = field(default_factory=dict)
+    # (run id, task id) of each approval request already printed: said once, not every poll.
+    approvals_announced: set[tuple[str, str]] = field(default_factory=set)
 
     def seed_demo_data(self, specs: Iterable[PipelineSpec]) -> None:
         """Land a first batch for each demo pipeline that has no data anywhere yet."""
@@ -67,7 +70,8 @@ class DemoBootstrap:
                 echo(f"    {spec.name}: champion is version {version}")
                 continue
             self._wait_for_validated_data(spec)
-            run, _, state = self._run(spec, "train", {"reason": "first model, on the demo data"})
+            conf = {"reason": "first model, on the demo data"}
+            run, _, state = self._run(spec, "train", conf, while_waiting=self._say_who_approves)
             version = registry.alias(spec.name, CHAMPION)
             if state != "success" or version is None:
                 raise RuntimeError(
@@ -77,13 +81,36 @@ class DemoBootstrap:
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(record.metrics.items()))
             echo(f"    {spec.name}: champion is version {version} ({metrics})")
 
-    def _run(self, spec: PipelineSpec, stage: str, conf: dict[str, Any]) -> tuple[str, str, str]:
+    def _run(
+        self,
+        spec: PipelineSpec,
+        stage: str,
+        conf: dict[str, Any],
+        while_waiting: Callable[[str, str], None] | None = None,
+    ) -> tuple[str, str, str]:
         """Trigger the `stage` DAG of `spec` and wait; the run's name, id and end state."""
         dag_id = plan_dag_id(spec.name, stage)
         run_id = self.api.trigger(dag_id, conf)
         echo(f"    {spec.name}: triggered {dag_id} ({run_id}), waiting")
-        state = self.api.wait_for_run(dag_id, run_id, timeout=self.timeout)
+        poll = partial(while_waiting, dag_id, run_id) if while_waiting else None
+        state = self.api.wait_for_run(dag_id, run_id, timeout=self.timeout, while_waiting=poll)
         return f"{dag_id} run {run_id}", run_id, state
+
+    def _say_who_approves(self, dag_id: str, run_id: str) -> None:
+        """With `promotion.require_approval` the first model waits for a person too: the
+        stack does not answer for them (nor, under FAB, could it for a named approver). Say
+        once who may, and where; the wait goes on until they have (LOOPLINE_BOOT_TIMEOUT)."""
+        for request in self.api.pending_approvals(dag_id, run_id):
+            task = request["task_instance"]["task_id"]
+            if (run_id, task) in self.approvals_announced:
+                continue
+            self.approvals_announced.add((run_id, task))
+            named = ", ".join(user["name"] for user in request["assigned_users"])
+            echo(
+                f"    {request['subject']} It waits for {named or 'anyone who may answer it'}: "
+                f"the Airflow UI's Required actions, or PATCH /api/v2/dags/{dag_id}/dagRuns/"
+                f'{run_id}/taskInstances/{task}/-1/hitlDetails {{"chosen_options": ["Approve"]}}'
+            )
 
     def _has_champion(self, spec: PipelineSpec) -> bool:
         from loopline.registry import CHAMPION, ModelRegistry

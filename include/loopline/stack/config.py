@@ -41,9 +41,11 @@ VIEWER_USER = "viewer"
 # With the FAB auth manager, a login of Airflow's "Public" role: it may read no DAG, so it sees
 # no pipeline in the Loopline view (and gets 403 for one by name).
 OUTSIDER_USER = "outsider"
+# With the FAB auth manager, a login of the "User" role, to name in a spec's promotion.approvers.
+APPROVER_USER = "approver"
 AUTH_MANAGERS = {
     "simple": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-    "fab": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+    "fab": "loopline.airflow.auth.FabAuthManager",  # FAB's, approvers by user name
 }
 S3_ACCESS_KEY = "loopline"
 S3_SECRET_KEY = "loopline-local-secret"
@@ -60,6 +62,7 @@ class StackState:
     database_url: str | None = None  # None: SQLite under the state folder
     spark_connect_token: str = ""  # the Spark Connect server's pre-shared token
     viewer_password: str = ""  # VIEWER_USER's
+    approver_password: str = ""  # APPROVER_USER's (FAB only)
     auth_manager: str = "simple"  # Airflow's simple one, or "fab" (users and roles in the DB)
 
 
@@ -181,6 +184,9 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
         if not state.viewer_password:  # a state folder from before the viewer login
             state = replace(state, viewer_password=secrets.token_urlsafe(12))
             write_secret(state_file, json.dumps(asdict(state), indent=2))
+        if not state.approver_password:  # ...or before the approver login
+            state = replace(state, approver_password=secrets.token_urlsafe(12))
+            write_secret(state_file, json.dumps(asdict(state), indent=2))
     else:
         state = StackState(
             ports=_choose_ports(),
@@ -193,6 +199,7 @@ def load_config(project_root: Path, state_dir: Path | None = None) -> StackConfi
             auth_manager=_auth_manager(os.environ.get("LOOPLINE_AUTH_MANAGER") or "simple"),
             spark_connect_token=secrets.token_urlsafe(24),
             viewer_password=secrets.token_urlsafe(12),
+            approver_password=secrets.token_urlsafe(12),
         )
         write_secret(state_file, json.dumps(asdict(state), indent=2))
     return StackConfig(project_root, state_dir, state)

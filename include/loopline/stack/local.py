@@ -318,19 +318,19 @@ class LocalStack:
 
     # ---------------------------------------------------------------- down / status
     def down(self) -> None:
-        for component in reversed(AIRFLOW_COMPONENTS):
-            if self.processes.stop(f"airflow-{component}"):
-                echo(f"stopped airflow {component}")
+        airflow = [f"airflow-{component}" for component in AIRFLOW_COMPONENTS]
+        for name in self.processes.stop_together(airflow):
+            echo(f"stopped {name.replace('-', ' ', 1)}")
         self._stop_replicas()
         # After Airflow and the replicas: their last metrics and records are in.
-        if self.processes.stop("prometheus"):
-            echo("stopped Prometheus")
-        if self.processes.stop("spark-connect"):
-            echo("stopped the Spark Connect server")
-        if self.processes.stop("telemetry"):
-            echo("stopped the telemetry exporter")
-        if self.processes.stop("kafka"):
-            echo("stopped the Kafka broker")
+        services = {
+            "prometheus": "Prometheus",
+            "spark-connect": "the Spark Connect server",
+            "telemetry": "the telemetry exporter",
+            "kafka": "the Kafka broker",
+        }
+        for name in self.processes.stop_together(list(services)):
+            echo(f"stopped {services[name]}")
         if self.processes.stop("s3-snapshot"):  # it syncs once more on the way out
             echo("stopped the S3 snapshotter")
         if self.processes.pid("s3"):
@@ -362,9 +362,9 @@ class LocalStack:
         deploy them again."""
         for run_dir in sorted((self.config.state_dir / "streaming").glob("*/run")):
             replicas = ProcessManager(run_dir, run_dir.parent / "logs")
-            for pid_file in sorted(run_dir.glob("*.pid")):
-                if replicas.stop(pid_file.stem, timeout=60):
-                    echo(f"stopped {run_dir.parent.name} {pid_file.stem}")
+            slots = sorted(pid_file.stem for pid_file in run_dir.glob("*.pid"))
+            for slot in replicas.stop_together(slots, timeout=60):
+                echo(f"stopped {run_dir.parent.name} {slot}")
 
     def status(self) -> dict[str, int | None]:
         names = ["s3", "s3-snapshot", "kafka", *(f"airflow-{c}" for c in AIRFLOW_COMPONENTS)]

@@ -82,6 +82,27 @@ def test_stop_kills_a_group_that_ignores_sigterm(manager: ProcessManager, tmp_pa
             os.killpg(pid, signal.SIGKILL)
 
 
+def test_stop_together_signals_every_process_before_waiting_for_any(
+    manager: ProcessManager, tmp_path: Path
+) -> None:
+    """Each process, on SIGTERM, notes it and waits up to 5 s for the other's note: stopped
+    one after the other, the first would find no note and say "alone"."""
+    names = ["first", "second"]
+    for name, other in zip(names, reversed(names), strict=True):
+        on_term = (
+            f"touch {name}.term; i=0; while [ ! -e {other}.term ] && [ $i -lt 50 ]; do "
+            f"sleep 0.1; i=$((i+1)); done; [ -e {other}.term ] && echo together > {name}.out "
+            f"|| echo alone > {name}.out; exit 0"
+        )
+        argv = ["sh", "-c", f"trap '{on_term}' TERM; while :; do sleep 0.1; done"]
+        manager.start(ProcessSpec(name, argv, dict(os.environ), tmp_path))
+
+    assert manager.stop_together([*names, "never-started"], timeout=15) == names
+
+    assert [(tmp_path / f"{name}.out").read_text().strip() for name in names] == ["together"] * 2
+    assert manager.pid("first") is None and manager.pid("second") is None
+
+
 def test_a_stale_pid_file_is_removed(manager: ProcessManager) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()

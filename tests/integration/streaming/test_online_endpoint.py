@@ -35,6 +35,7 @@ from loopline.storage.objects import ObjectStore
 from loopline.storage.settings import S3Settings
 from loopline.streaming.consumer import heartbeat_path
 from loopline.streaming.shadow import shadow_path
+from support import streams
 from support.batch_world import crown_champion, land_validated
 from support.oip_clients import run_clients
 from support.paths import PIPELINES, PROJECT_ROOT
@@ -85,13 +86,7 @@ def wait_beat(state: Path, process: subprocess.Popen, check, timeout: float = 12
 
 
 def infer_body(rows: list[dict], request_id: str) -> dict:
-    """A v2 request: each feature one tensor, numbers FP32, categories BYTES."""
-    features = DEMO.model.features
-    inputs = [{"name": name, "datatype": "FP32", "shape": [len(rows)],
-               "data": [row[name] for row in rows]} for name in features.numeric]  # fmt: skip
-    inputs += [{"name": name, "datatype": "BYTES", "shape": [len(rows)],
-                "data": [row[name] for row in rows]} for name in features.categorical]  # fmt: skip
-    return {"id": request_id, "inputs": inputs}
+    return streams.infer_body(DEMO, rows, request_id)
 
 
 @pytest.fixture
