@@ -33,6 +33,27 @@ def test_a_connection_becomes_the_store_and_the_settings_a_worker_gets(
     assert hook.store is hook.store  # built once per task
 
 
+def test_hooks_of_one_connection_share_a_client_until_the_connection_changes(
+    s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task makes several hooks (its operator, its callbacks); each new boto3 client costs a
+    fresh load of S3's service model. One per connection and process; a changed secret or
+    endpoint gets its own, which still works."""
+    monkeypatch.setenv("AIRFLOW_CONN_LOOPLINE_TEST", s3.connection_uri())
+    first, second = (ObjectStoreHook(aws_conn_id="loopline_test") for _ in range(2))
+    assert first.shared_client() is second.shared_client()
+    first.store.ensure_bucket("shared")
+
+    changed = json.loads(s3.connection_uri())
+    changed["password"] = "another-secret"
+    monkeypatch.setenv("AIRFLOW_CONN_LOOPLINE_TEST", json.dumps(changed))
+    rotated = ObjectStoreHook(aws_conn_id="loopline_test")
+    assert rotated.shared_client() is not first.shared_client()
+    assert rotated.shared_client().meta.endpoint_url == s3.endpoint
+    creds = rotated.shared_client()._request_signer._credentials
+    assert creds.secret_key == "another-secret"
+
+
 def test_a_session_token_reaches_every_client_the_settings_build(
     s3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
