@@ -200,6 +200,23 @@ def answer_the_first_approval(local: LocalStack, approver: str, up_running) -> N
     assert answered["chosen_options"] == ["Approve"]
 
 
+# A FAB role that may read one DAG, and a user of it (password on stdin), made the way an
+# admin would script it: through FAB's security manager in the stack's Airflow environment.
+ONE_DAG_ROLE = """
+import json, sys
+from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+password = json.load(sys.stdin)["password"]
+with get_application_builder() as appbuilder:
+    security = appbuilder.sm
+    role = security.add_role("card-fraud-validation")
+    read = security.create_permission("can_read", "DAG:card_fraud.validate")
+    security.add_permission_to_role(role, read)
+    email = "validation-team@loopline.invalid"
+    assert security.add_user("validation-team", "validation", "team", email, role, password)
+"""
+
+
 @contextmanager
 def metadata_database(kind: str) -> Iterator[str | None]:
     """None for SQLite; for PostgreSQL a fresh database, dropped afterwards."""
@@ -654,6 +671,40 @@ class RunningItForLonger:
         assert outsider.call("GET", "/loopline/api/pipelines") == []
         assert outsider.request("GET", "/loopline/api/pipelines/card_fraud").status_code == 403
         assert outsider.request("GET", "/api/v2/dags").status_code == 403  # no DAG at all
+
+    def test_a_role_with_one_dag_of_a_pipeline_sees_that_dag_and_not_the_pipeline(
+        self, stack
+    ) -> None:
+        """FAB's per-DAG permissions, as a team gets only its DAGs: a role that may read
+        card_fraud.validate alone lists and reads that DAG, gets 403 for the pipeline's others,
+        and sees no pipeline in the Loopline view (a pipeline's page spans all its DAGs); the
+        approver's role (User) may trigger a run, which the viewer may not."""
+        import secrets
+
+        from loopline.stack.airflow_api import AirflowApi
+        from loopline.stack.airflow_env import fab_logins
+
+        local, _ = stack
+        url, password = local.config.airflow_url, secrets.token_urlsafe(12)
+        subprocess.run(
+            [sys.executable, "-c", ONE_DAG_ROLE], input=json.dumps({"password": password}),
+            env=local.airflow_env(), cwd=PROJECT_ROOT, text=True, capture_output=True, check=True,
+        )  # fmt: skip
+        team = AirflowApi(url, "validation-team", password)
+        listed = team.call("GET", "/api/v2/dags")["dags"]
+        assert [dag["dag_id"] for dag in listed] == ["card_fraud.validate"]
+        assert team.request("GET", "/api/v2/dags/card_fraud.validate").status_code == 200
+        assert team.request("GET", "/api/v2/dags/card_fraud.train").status_code == 403
+        assert team.call("GET", "/loopline/api/pipelines") == []
+        assert team.request("GET", "/loopline/api/pipelines/card_fraud").status_code == 403
+
+        logins = {user: password for user, password, _ in fab_logins(local.config)}
+        approver = AirflowApi(url, self.approver, logins[self.approver])
+        run = {"logical_date": None, "conf": {}}
+        path = "/api/v2/dags/card_fraud.validate/dagRuns"
+        assert local.api(viewer=True).request("POST", path, json=run).status_code == 403
+        started = approver.request("POST", path, json=run)
+        assert started.status_code == 200, started.text
 
     def approve_if_asked(self, local: LocalStack, run_id: str, runs) -> dict | None:
         """Once the train run either ends or asks for approval: the answer, given over REST
