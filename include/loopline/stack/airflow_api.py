@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 
 TERMINAL_RUN_STATES = {"success", "failed"}
-WAITING_FOR_A_PERSON = {"deferred", "awaiting_input"}  # a HITL task's parked states
 SERVER_ERROR_RETRIES = 4
 
 
@@ -97,14 +96,10 @@ class AirflowApi:
         return self.call("GET", "/api/v2/importErrors")["import_errors"]
 
     def pending_approvals(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        """The run's human-in-the-loop requests nobody has answered yet (Airflow's HITL), of
-        tasks already parked waiting for them. The request exists a moment before its task
-        parks, and Airflow resumes a task on an answer only once it is parked: an answer sent
-        in between is recorded, but nothing wakes the task (a CI run waited 8 min on one)."""
+        """The run's human-in-the-loop requests nobody has answered yet (Airflow's HITL)."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails"
         details = self.call("GET", path)["hitl_details"]
-        return [detail for detail in details if not detail["response_received"]
-                and detail["task_instance"]["state"] in WAITING_FOR_A_PERSON]  # fmt: skip
+        return [detail for detail in details if not detail["response_received"]]
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         run = self.call(
