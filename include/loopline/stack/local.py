@@ -47,8 +47,6 @@ if TYPE_CHECKING:
     from loopline.storage.objects import ObjectStore
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-AIRFLOW_SERVING = ("api-server", "dag-processor")  # started first: REST, and DAGs parsed
-AIRFLOW_RUNNING = ("scheduler", "triggerer")  # once the connections are in
 BROKER_BUCKET = "loopline-broker"
 BOOT_TIMEOUT = float(os.environ.get("LOOPLINE_BOOT_TIMEOUT", "300"))
 
@@ -78,17 +76,12 @@ class LocalStack:
         self._start_prometheus()
         with step("Airflow metadata database"):
             migrate_metadata_db(self.config, self.processes.log_file("airflow-db-migrate"))
-        with step(f"Airflow 3 ({', '.join(AIRFLOW_SERVING)}) on {self.config.airflow_url}"):
-            self._start_airflow(AIRFLOW_SERVING)
+        with step(f"Airflow 3 ({', '.join(AIRFLOW_COMPONENTS)}) on {self.config.airflow_url}"):
+            self._start_airflow()
         api = self.api()
         try:
             with step("Connections, pools and variables from airflow_settings.yaml"):
                 self._apply_settings(api)
-            # Only now: the scheduler starts a DAG's scheduled run at once, whose tasks would
-            # not find the connections yet (a first stream_monitor run looked up kafka_default
-            # while they were being created).
-            with step(f"Airflow 3 ({', '.join(AIRFLOW_RUNNING)})"):
-                self._start_airflow(AIRFLOW_RUNNING)
             expected = [dag.dag_id for pipeline in pipelines for dag in pipeline.dags]
             with step(f"Parsing DAGs ({len(expected)} expected)"):
                 self._wait_for_dags(api, expected)
@@ -244,15 +237,12 @@ class LocalStack:
     def _pipelines_dir(self) -> Path:
         return pipelines_folder(self.config.project_root / "include" / "pipelines")
 
-    def _start_airflow(self, components: tuple[str, ...]) -> None:
-        """Start `components`; wait for the API server to answer, and once every component
-        runs, for all of them to be healthy."""
-        if "api-server" in components:
-            if self.config.state.auth_manager == "fab":
-                set_up_fab(self.config, self.processes.log_file("airflow-fab-setup"))
-            else:
-                write_admin_login(self.config)
-        for component in components:
+    def _start_airflow(self) -> None:
+        if self.config.state.auth_manager == "fab":
+            set_up_fab(self.config, self.processes.log_file("airflow-fab-setup"))
+        else:
+            write_admin_login(self.config)
+        for component in AIRFLOW_COMPONENTS:
             self._start(
                 f"airflow-{component}",
                 [str(self.config.venv_bin / "airflow"), component],
@@ -261,21 +251,17 @@ class LocalStack:
         api = self.api()
         try:
             self._wait("airflow-api-server", api.responds, "the API server to answer")
-            if set(AIRFLOW_COMPONENTS) <= {*components, *self._running_airflow()}:
-                wait_until(
-                    api.healthy,
-                    timeout=BOOT_TIMEOUT,
-                    what="Airflow components to be healthy",
-                    alive=self._all_airflow_alive,
-                )
+            wait_until(
+                api.healthy,
+                timeout=BOOT_TIMEOUT,
+                what="Airflow components to be healthy",
+                alive=self._all_airflow_alive,
+            )
         except (TimeoutError, RuntimeError):
             self._print_logs(*(f"airflow-{c}" for c in AIRFLOW_COMPONENTS))
             raise
         finally:
             api.close()
-
-    def _running_airflow(self) -> list[str]:
-        return [c for c in AIRFLOW_COMPONENTS if self.processes.pid(f"airflow-{c}")]
 
     def _apply_settings(self, api: AirflowApi) -> None:
         path = self.config.project_root / "airflow_settings.yaml"
